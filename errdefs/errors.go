@@ -1,0 +1,46 @@
+// Package errdefs defines the error kinds shared by every domain package and
+// the one place where they are translated to and from gRPC status codes.
+//
+// Packages wrap these values with context (fmt.Errorf("...: %w", err)) and
+// callers test them with the Is* helpers, never by matching strings.
+package errdefs
+
+import (
+	"context"
+	"errors"
+)
+
+// The error kinds. Each maps to exactly one gRPC code in grpc.go.
+var (
+	ErrUnknown            = errors.New("unknown")
+	ErrInvalidArgument    = errors.New("invalid argument")
+	ErrNotFound           = errors.New("not found")
+	ErrAlreadyExists      = errors.New("already exists")
+	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrUnavailable        = errors.New("unavailable")
+	ErrNotImplemented     = errors.New("not implemented")
+)
+
+// IsInvalidArgument reports whether err is, or wraps, ErrInvalidArgument.
+func IsInvalidArgument(err error) bool { return errors.Is(err, ErrInvalidArgument) }
+
+// IsNotFound reports whether err is, or wraps, ErrNotFound.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// IsAlreadyExists reports whether err is, or wraps, ErrAlreadyExists.
+func IsAlreadyExists(err error) bool { return errors.Is(err, ErrAlreadyExists) }
+
+// IsFailedPrecondition reports whether err is, or wraps, ErrFailedPrecondition.
+func IsFailedPrecondition(err error) bool { return errors.Is(err, ErrFailedPrecondition) }
+
+// IsUnavailable reports whether err is, or wraps, ErrUnavailable.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
+
+// IsNotImplemented reports whether err is, or wraps, ErrNotImplemented.
+func IsNotImplemented(err error) bool { return errors.Is(err, ErrNotImplemented) }
+
+// IsCanceled reports whether err is, or wraps, a context cancellation.
+func IsCanceled(err error) bool { return errors.Is(err, context.Canceled) }
+
+// IsDeadlineExceeded reports whether err is, or wraps, a context deadline.
+func IsDeadlineExceeded(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
