@@ -93,4 +93,3 @@ func FromGRPC(err error) error {
 	}
 	return fmt.Errorf("%s: %w", msg, kind)
 }
-
