@@ -1,0 +1,54 @@
+# The daemon's build, tests and benchmarks. `make run` starts it, `make test`
+# passes on a fresh Debian machine as root (it installs what tests need).
+
+GO        ?= go
+PREFIX    ?= /usr/local
+VERSION   ?= $(shell git describe --match 'v[0-9]*' --dirty='.m' --always 2>/dev/null || echo unknown)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell if ! git diff --no-ext-diff --quiet --exit-code 2>/dev/null; then echo .m; fi)
+PKG       := github.com/llitfkitfk/containerd
+LDFLAGS   := -X $(PKG)/version.Version=$(VERSION) -X $(PKG)/version.Revision=$(REVISION)
+# Where `make run` keeps its data; the defaults are containerd's.
+RUN_ARGS  ?=
+
+.PHONY: all build binaries test test-deps unit integration bench install protos check-protos clean run fuzz
+
+all: build
+
+build binaries: bin/containerd
+
+bin/containerd: FORCE
+	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
+
+FORCE:
+
+# What the tests drive the daemon with: the distribution's ctr, its
+# containerd-shim-runc-v2 and runc. Installed only when missing.
+test-deps:
+	@script/test-deps.sh
+
+test: test-deps build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	CONTAINERD_BINARY=$(CURDIR)/bin/containerd $(GO) test -count=1 -tags integration -v ./integration/...
+
+bench: test-deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./cmd/containerd-bench -ours $(CURDIR)/bin/containerd
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./filters/
+
+install: build
+	install -D -m 0755 bin/containerd $(DESTDIR)$(PREFIX)/bin/containerd
+
+protos:
+	script/protos.sh
+
+check-protos:
+	script/protos.sh check
+
+run: build
+	./bin/containerd $(RUN_ARGS)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,293 @@
+package api_test
+
+// These checks pin the parts of the schema that containerd clients (ctr 1.6
+// and 2.x) depend on on the wire: full service and method names, streaming
+// kinds, and field numbers. They read the descriptors registered by the
+// generated packages, so they fail if a .proto edit changes any of them.
+
+import (
+	"testing"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	_ "github.com/llitfkitfk/containerd/api/events"
+	_ "github.com/llitfkitfk/containerd/api/runtime/task/v2"
+	_ "github.com/llitfkitfk/containerd/api/services/containers/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/content/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/diff/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/events/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/images/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/introspection/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/leases/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/namespaces/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/snapshots/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/tasks/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/ttrpc/events/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/version/v1"
+	_ "github.com/llitfkitfk/containerd/api/types"
+	_ "github.com/llitfkitfk/containerd/api/types/task"
+)
+
+type streaming int
+
+const (
+	unary streaming = iota
+	serverStream
+	clientStream
+	bidi
+)
+
+func TestMethods(t *testing.T) {
+	const (
+		version    = "containerd.services.version.v1.Version"
+		intro      = "containerd.services.introspection.v1.Introspection"
+		ns         = "containerd.services.namespaces.v1.Namespaces"
+		events     = "containerd.services.events.v1.Events"
+		ttrpcEv    = "containerd.services.events.ttrpc.v1.Events"
+		content    = "containerd.services.content.v1.Content"
+		images     = "containerd.services.images.v1.Images"
+		leases     = "containerd.services.leases.v1.Leases"
+		snapshots  = "containerd.services.snapshots.v1.Snapshots"
+		diff       = "containerd.services.diff.v1.Diff"
+		containers = "containerd.services.containers.v1.Containers"
+		tasks      = "containerd.services.tasks.v1.Tasks"
+		shim       = "containerd.task.v2.Task"
+	)
+	for _, tc := range []struct {
+		service, method, in, out string
+		kind                     streaming
+	}{
+		{version, "Version", "google.protobuf.Empty", "containerd.services.version.v1.VersionResponse", unary},
+		{intro, "Plugins", "containerd.services.introspection.v1.PluginsRequest", "containerd.services.introspection.v1.PluginsResponse", unary},
+		{intro, "Server", "google.protobuf.Empty", "containerd.services.introspection.v1.ServerResponse", unary},
+		{intro, "PluginInfo", "", "", unary},
+		{ns, "Get", "", "", unary},
+		{ns, "List", "", "", unary},
+		{ns, "Create", "", "", unary},
+		{ns, "Update", "", "", unary},
+		{ns, "Delete", "", "google.protobuf.Empty", unary},
+		{events, "Publish", "", "google.protobuf.Empty", unary},
+		{events, "Forward", "", "google.protobuf.Empty", unary},
+		{events, "Subscribe", "containerd.services.events.v1.SubscribeRequest", "containerd.types.Envelope", serverStream},
+		{ttrpcEv, "Forward", "containerd.services.events.ttrpc.v1.ForwardRequest", "google.protobuf.Empty", unary},
+		{content, "Info", "", "", unary},
+		{content, "Update", "", "", unary},
+		{content, "List", "", "", serverStream},
+		{content, "Delete", "", "", unary},
+		{content, "Read", "", "containerd.services.content.v1.ReadContentResponse", serverStream},
+		{content, "Status", "", "", unary},
+		{content, "ListStatuses", "", "", unary},
+		{content, "Write", "containerd.services.content.v1.WriteContentRequest", "containerd.services.content.v1.WriteContentResponse", bidi},
+		{content, "Abort", "", "", unary},
+		{images, "Get", "", "", unary},
+		{images, "List", "", "", unary},
+		{images, "Create", "", "", unary},
+		{images, "Update", "", "", unary},
+		{images, "Delete", "", "google.protobuf.Empty", unary},
+		{leases, "Create", "", "", unary},
+		{leases, "Delete", "", "", unary},
+		{leases, "List", "", "", unary},
+		{leases, "AddResource", "", "", unary},
+		{leases, "DeleteResource", "", "", unary},
+		{leases, "ListResources", "", "", unary},
+		{snapshots, "Prepare", "", "", unary},
+		{snapshots, "View", "", "", unary},
+		{snapshots, "Mounts", "", "", unary},
+		{snapshots, "Commit", "", "", unary},
+		{snapshots, "Remove", "", "", unary},
+		{snapshots, "Stat", "", "", unary},
+		{snapshots, "Update", "", "", unary},
+		{snapshots, "List", "", "containerd.services.snapshots.v1.ListSnapshotsResponse", serverStream},
+		{snapshots, "Usage", "", "", unary},
+		{snapshots, "Cleanup", "", "", unary},
+		{diff, "Apply", "", "", unary},
+		{diff, "Diff", "", "", unary},
+		{containers, "Get", "", "", unary},
+		{containers, "List", "", "", unary},
+		{containers, "ListStream", "containerd.services.containers.v1.ListContainersRequest", "containerd.services.containers.v1.ListContainerMessage", serverStream},
+		{containers, "Create", "", "", unary},
+		{containers, "Update", "", "", unary},
+		{containers, "Delete", "", "", unary},
+		{tasks, "Create", "containerd.services.tasks.v1.CreateTaskRequest", "containerd.services.tasks.v1.CreateTaskResponse", unary},
+		{tasks, "Start", "", "", unary},
+		{tasks, "Delete", "containerd.services.tasks.v1.DeleteTaskRequest", "containerd.services.tasks.v1.DeleteResponse", unary},
+		{tasks, "DeleteProcess", "", "containerd.services.tasks.v1.DeleteResponse", unary},
+		{tasks, "Get", "", "", unary},
+		{tasks, "List", "", "", unary},
+		{tasks, "Kill", "", "", unary},
+		{tasks, "Exec", "", "google.protobuf.Empty", unary},
+		{tasks, "ResizePty", "", "", unary},
+		{tasks, "CloseIO", "", "", unary},
+		{tasks, "Pause", "", "", unary},
+		{tasks, "Resume", "", "", unary},
+		{tasks, "ListPids", "", "", unary},
+		{tasks, "Checkpoint", "", "", unary},
+		{tasks, "Update", "", "", unary},
+		{tasks, "Metrics", "", "", unary},
+		{tasks, "Wait", "", "", unary},
+		{shim, "State", "", "", unary},
+		{shim, "Create", "containerd.task.v2.CreateTaskRequest", "containerd.task.v2.CreateTaskResponse", unary},
+		{shim, "Start", "", "", unary},
+		{shim, "Delete", "", "", unary},
+		{shim, "Pids", "", "", unary},
+		{shim, "Pause", "containerd.task.v2.PauseRequest", "google.protobuf.Empty", unary},
+		{shim, "Resume", "", "", unary},
+		{shim, "Checkpoint", "", "", unary},
+		{shim, "Kill", "", "", unary},
+		{shim, "Exec", "", "", unary},
+		{shim, "ResizePty", "", "", unary},
+		{shim, "CloseIO", "", "", unary},
+		{shim, "Update", "", "", unary},
+		{shim, "Wait", "", "", unary},
+		{shim, "Stats", "", "", unary},
+		{shim, "Connect", "", "", unary},
+		{shim, "Shutdown", "", "google.protobuf.Empty", unary},
+	} {
+		name := tc.service + "/" + tc.method
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(tc.service))
+		if err != nil {
+			t.Errorf("%s: service not registered: %v", name, err)
+			continue
+		}
+		sd, ok := d.(protoreflect.ServiceDescriptor)
+		if !ok {
+			t.Errorf("%s: %s is not a service", name, tc.service)
+			continue
+		}
+		md := sd.Methods().ByName(protoreflect.Name(tc.method))
+		if md == nil {
+			t.Errorf("%s: method missing", name)
+			continue
+		}
+		got := unary
+		switch {
+		case md.IsStreamingClient() && md.IsStreamingServer():
+			got = bidi
+		case md.IsStreamingServer():
+			got = serverStream
+		case md.IsStreamingClient():
+			got = clientStream
+		}
+		if got != tc.kind {
+			t.Errorf("%s: streaming kind %d, want %d", name, got, tc.kind)
+		}
+		if tc.in != "" && string(md.Input().FullName()) != tc.in {
+			t.Errorf("%s: input %s, want %s", name, md.Input().FullName(), tc.in)
+		}
+		if tc.out != "" && string(md.Output().FullName()) != tc.out {
+			t.Errorf("%s: output %s, want %s", name, md.Output().FullName(), tc.out)
+		}
+	}
+}
+
+// TestMethodCounts catches methods added that upstream does not have.
+func TestMethodCounts(t *testing.T) {
+	for service, n := range map[string]int{
+		"containerd.services.version.v1.Version":             1,
+		"containerd.services.introspection.v1.Introspection": 3,
+		"containerd.services.namespaces.v1.Namespaces":       5,
+		"containerd.services.events.v1.Events":               3,
+		"containerd.services.events.ttrpc.v1.Events":         1,
+		"containerd.services.content.v1.Content":             9,
+		"containerd.services.images.v1.Images":               5,
+		"containerd.services.leases.v1.Leases":               6,
+		"containerd.services.snapshots.v1.Snapshots":         10,
+		"containerd.services.diff.v1.Diff":                   2,
+		"containerd.services.containers.v1.Containers":       6,
+		"containerd.services.tasks.v1.Tasks":                 17,
+		"containerd.task.v2.Task":                            17,
+	} {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
+		if err != nil {
+			t.Errorf("%s: %v", service, err)
+			continue
+		}
+		if got := d.(protoreflect.ServiceDescriptor).Methods().Len(); got != n {
+			t.Errorf("%s: %d methods, want %d", service, got, n)
+		}
+	}
+}
+
+func TestFields(t *testing.T) {
+	for _, tc := range []struct {
+		message, field string
+		number         protoreflect.FieldNumber
+		kind           protoreflect.Kind
+		list           bool
+	}{
+		{"containerd.types.Envelope", "timestamp", 1, protoreflect.MessageKind, false},
+		{"containerd.types.Envelope", "namespace", 2, protoreflect.StringKind, false},
+		{"containerd.types.Envelope", "topic", 3, protoreflect.StringKind, false},
+		{"containerd.types.Envelope", "event", 4, protoreflect.MessageKind, false},
+		{"containerd.services.introspection.v1.Plugin", "init_err", 7, protoreflect.MessageKind, false},
+		{"containerd.services.introspection.v1.Plugin", "capabilities", 6, protoreflect.StringKind, true},
+		{"containerd.services.introspection.v1.ServerResponse", "deprecations", 4, protoreflect.MessageKind, true},
+		{"containerd.types.Descriptor", "annotations", 5, protoreflect.MessageKind, true},
+		{"containerd.types.Platform", "os_version", 4, protoreflect.StringKind, false},
+		{"containerd.types.Mount", "options", 4, protoreflect.StringKind, true},
+		{"containerd.v1.types.Process", "status", 4, protoreflect.EnumKind, false},
+		{"containerd.v1.types.Process", "exited_at", 10, protoreflect.MessageKind, false},
+		{"containerd.services.content.v1.WriteContentRequest", "action", 1, protoreflect.EnumKind, false},
+		{"containerd.services.content.v1.WriteContentRequest", "data", 6, protoreflect.BytesKind, false},
+		{"containerd.services.content.v1.WriteContentRequest", "labels", 7, protoreflect.MessageKind, true},
+		{"containerd.services.images.v1.Image", "created_at", 7, protoreflect.MessageKind, false},
+		{"containerd.services.images.v1.Image", "updated_at", 8, protoreflect.MessageKind, false},
+		{"containerd.services.images.v1.DeleteImageRequest", "target", 3, protoreflect.MessageKind, false},
+		{"containerd.services.leases.v1.CreateRequest", "labels", 3, protoreflect.MessageKind, true},
+		{"containerd.services.diff.v1.DiffResponse", "diff", 3, protoreflect.MessageKind, false},
+		{"containerd.services.containers.v1.Container", "extensions", 10, protoreflect.MessageKind, true},
+		{"containerd.services.containers.v1.Container", "sandbox", 11, protoreflect.StringKind, false},
+		{"containerd.services.tasks.v1.CreateTaskRequest", "rootfs", 3, protoreflect.MessageKind, true},
+		{"containerd.services.tasks.v1.CreateTaskRequest", "runtime_path", 10, protoreflect.StringKind, false},
+		{"containerd.services.tasks.v1.KillRequest", "signal", 3, protoreflect.Uint32Kind, false},
+		{"containerd.task.v2.CreateTaskRequest", "options", 10, protoreflect.MessageKind, false},
+		{"containerd.task.v2.StateResponse", "status", 4, protoreflect.EnumKind, false},
+		{"containerd.task.v2.StateResponse", "exec_id", 11, protoreflect.StringKind, false},
+		{"containerd.task.v2.ConnectResponse", "version", 3, protoreflect.StringKind, false},
+		{"containerd.events.TaskExit", "exit_status", 4, protoreflect.Uint32Kind, false},
+		{"containerd.events.TaskDelete", "id", 5, protoreflect.StringKind, false},
+		{"containerd.events.SnapshotPrepare", "snapshotter", 5, protoreflect.StringKind, false},
+		{"containerd.events.ContentCreate", "mediaType", 3, protoreflect.StringKind, false},
+		// Image events live in the images service package upstream; their
+		// full names appear in event type URLs.
+		{"containerd.services.images.v1.ImageCreate", "name", 1, protoreflect.StringKind, false},
+	} {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(tc.message))
+		if err != nil {
+			t.Errorf("%s: message not registered: %v", tc.message, err)
+			continue
+		}
+		fd := d.(protoreflect.MessageDescriptor).Fields().ByName(protoreflect.Name(tc.field))
+		if fd == nil {
+			t.Errorf("%s.%s: field missing", tc.message, tc.field)
+			continue
+		}
+		if fd.Number() != tc.number {
+			t.Errorf("%s.%s: number %d, want %d", tc.message, tc.field, fd.Number(), tc.number)
+		}
+		if fd.Kind() != tc.kind {
+			t.Errorf("%s.%s: kind %v, want %v", tc.message, tc.field, fd.Kind(), tc.kind)
+		}
+		if isList := fd.IsList() || fd.IsMap(); isList != tc.list {
+			t.Errorf("%s.%s: repeated/map %v, want %v", tc.message, tc.field, isList, tc.list)
+		}
+	}
+}
+
+// The shim's Status enum values travel as numbers; ctr maps them to names.
+func TestTaskStatusEnum(t *testing.T) {
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName("containerd.v1.types.Status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := d.(protoreflect.EnumDescriptor).Values()
+	for name, n := range map[protoreflect.Name]protoreflect.EnumNumber{
+		"UNKNOWN": 0, "CREATED": 1, "RUNNING": 2, "STOPPED": 3, "PAUSED": 4, "PAUSING": 5,
+	} {
+		v := values.ByName(name)
+		if v == nil || v.Number() != n {
+			t.Errorf("Status.%s: want %d", name, n)
+		}
+	}
+}

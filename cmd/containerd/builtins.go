@@ -1,0 +1,12 @@
+package main
+
+// The plugins compiled into the daemon; each registers itself in init().
+import (
+	_ "github.com/llitfkitfk/containerd/events/exchange"
+	_ "github.com/llitfkitfk/containerd/metadata"
+	_ "github.com/llitfkitfk/containerd/services/events"
+	_ "github.com/llitfkitfk/containerd/services/healthcheck"
+	_ "github.com/llitfkitfk/containerd/services/introspection"
+	_ "github.com/llitfkitfk/containerd/services/namespaces"
+	_ "github.com/llitfkitfk/containerd/services/version"
+)

@@ -1,0 +1,112 @@
+// Package metadata keeps the daemon's namespaced records (namespaces, images,
+// containers, content and snapshot references, leases) in one bolt database.
+//
+// The bucket layout is the one containerd uses for its schema "v1", so that a
+// database written here reads the same there. A "/" separates buckets:
+//
+//	v1/version                          varint minor revision of the schema
+//	v1/<namespace>/labels/<key>         namespace labels
+//	v1/<namespace>/images/<name>/...    images
+//	v1/<namespace>/containers/<id>/...  containers
+//	v1/<namespace>/content/blob/<dgst>  content blobs
+//	v1/<namespace>/content/ingests/<r>  content ingests in progress
+//	v1/<namespace>/snapshots/<sn>/<key> snapshots, per snapshotter
+//	v1/<namespace>/leases/<id>/...      leases
+//	v1/<namespace>/sandboxes/<id>/...   sandboxes
+//
+// Because "version" is a plain key beside the namespace buckets, no namespace
+// may be named "version".
+package metadata
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket and key names. Changing any of them breaks existing databases.
+var (
+	bucketKeyVersion   = []byte(schemaVersion)
+	bucketKeyDBVersion = []byte("version")
+
+	bucketKeyObjectLabels     = []byte("labels")
+	bucketKeyObjectImages     = []byte("images")
+	bucketKeyObjectContainers = []byte("containers")
+	bucketKeyObjectSnapshots  = []byte("snapshots")
+	bucketKeyObjectContent    = []byte("content")
+	bucketKeyObjectBlob       = []byte("blob")
+	bucketKeyObjectLeases     = []byte("leases")
+)
+
+// getBucket walks keys from the root and returns nil if any step is missing
+// or is a plain key rather than a bucket.
+func getBucket(tx *bolt.Tx, keys ...[]byte) *bolt.Bucket {
+	bkt := tx.Bucket(keys[0])
+	for _, key := range keys[1:] {
+		if bkt == nil {
+			return nil
+		}
+		bkt = bkt.Bucket(key)
+	}
+	return bkt
+}
+
+// createBucketIfNotExists walks keys from the root, creating each missing
+// bucket; tx must be writable.
+func createBucketIfNotExists(tx *bolt.Tx, keys ...[]byte) (*bolt.Bucket, error) {
+	bkt, err := tx.CreateBucketIfNotExists(keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %q: %w", keys[0], err)
+	}
+	for _, key := range keys[1:] {
+		if bkt, err = bkt.CreateBucketIfNotExists(key); err != nil {
+			return nil, fmt.Errorf("create bucket %q: %w", key, err)
+		}
+	}
+	return bkt, nil
+}
+
+// namespacePath returns the bucket path of keys below namespace, the form
+// every namespaced store builds its paths in.
+func namespacePath(namespace string, keys ...[]byte) [][]byte {
+	return append([][]byte{bucketKeyVersion, []byte(namespace)}, keys...)
+}
+
+func getNamespaceBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace)...)
+}
+
+func getNamespaceLabelsBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectLabels)...)
+}
+
+func getImagesBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectImages)...)
+}
+
+func getContainersBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectContainers)...)
+}
+
+func getBlobsBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectContent, bucketKeyObjectBlob)...)
+}
+
+// getSnapshottersBucket returns the bucket holding one bucket per
+// snapshotter.
+func getSnapshottersBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectSnapshots)...)
+}
+
+func getLeasesBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectLeases)...)
+}
+
+// isBucketEmpty reports whether bkt is missing or has no entries.
+func isBucketEmpty(bkt *bolt.Bucket) bool {
+	if bkt == nil {
+		return true
+	}
+	k, _ := bkt.Cursor().First()
+	return k == nil
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the integration tests and benchmarks drive the daemon with:
+# ctr and containerd-shim-runc-v2 (Debian's containerd package), runc, and
+# systemd-analyze for checking the unit file. Only what is missing.
+set -euo pipefail
+
+missing=()
+command -v ctr >/dev/null || missing+=(containerd)
+command -v runc >/dev/null || missing+=(runc)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "test-deps: need ${missing[*]}; run as root or install them" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's package would start its own daemon where systemd runs; the tests
+# never use it, and it must not hold the default paths.
+if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
+	systemctl stop containerd || true
+fi

@@ -1,0 +1,104 @@
+// Package events serves the events API: clients publish and forward events
+// into the daemon's exchange and subscribe to it with filters.
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	api "github.com/llitfkitfk/containerd/api/services/events/v1"
+	"github.com/llitfkitfk/containerd/api/types"
+	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/events"
+	"github.com/llitfkitfk/containerd/namespaces"
+	"github.com/llitfkitfk/containerd/plugin"
+)
+
+func init() {
+	plugin.Register(&plugin.Registration{
+		Type: plugin.GRPCPlugin,
+		ID:   "events",
+		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
+			return &service{events: ic.Events, stop: ic.Context.Done()}, nil
+		},
+	})
+}
+
+type service struct {
+	api.UnimplementedEventsServer
+	events plugin.Exchange
+	// stop closes when the daemon shuts down, ending subscriptions so that
+	// they do not hold up a graceful stop.
+	stop <-chan struct{}
+}
+
+func (s *service) Register(server *grpc.Server) error {
+	api.RegisterEventsServer(server, s)
+	return nil
+}
+
+// Publish takes an event already packed in an Any, so it is forwarded in an
+// envelope made here rather than packed a second time.
+func (s *service) Publish(ctx context.Context, req *api.PublishRequest) (*emptypb.Empty, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	if req.Event == nil {
+		return nil, errdefs.ToGRPC(fmt.Errorf("event is required: %w", errdefs.ErrInvalidArgument))
+	}
+	env := &events.Envelope{Timestamp: time.Now().UTC(), Namespace: ns, Topic: req.Topic, Event: req.Event}
+	if err := s.events.Forward(ctx, env); err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (s *service) Forward(ctx context.Context, req *api.ForwardRequest) (*emptypb.Empty, error) {
+	e := req.GetEnvelope()
+	if e == nil {
+		return nil, errdefs.ToGRPC(fmt.Errorf("envelope is required: %w", errdefs.ErrInvalidArgument))
+	}
+	env := &events.Envelope{Namespace: e.Namespace, Topic: e.Topic, Event: e.Event}
+	if e.Timestamp != nil {
+		env.Timestamp = e.Timestamp.AsTime()
+	}
+	if err := s.events.Forward(ctx, env); err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (s *service) Subscribe(req *api.SubscribeRequest, stream api.Events_SubscribeServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	eventq, errq := s.events.Subscribe(ctx, req.Filters...)
+	for {
+		select {
+		case ev, ok := <-eventq:
+			if !ok {
+				return nil
+			}
+			if err := stream.Send(&types.Envelope{
+				Timestamp: timestamppb.New(ev.Timestamp),
+				Namespace: ev.Namespace,
+				Topic:     ev.Topic,
+				Event:     ev.Event,
+			}); err != nil {
+				return err // the client went away
+			}
+		case err, ok := <-errq:
+			if ok && err != nil {
+				return errdefs.ToGRPC(err)
+			}
+			return nil
+		case <-s.stop:
+			return nil
+		}
+	}
+}
