@@ -38,16 +38,16 @@ func (o object) Field(fieldpath []string) (string, bool) {
 }
 
 var corpus = []object{
-	0: {name: "foo", labels: map[string]string{"foo": "true"}},
-	1: {name: "bar"},
-	2: {name: "foo", labels: map[string]string{"foo": "present", "more complex label": "present"}},
-	3: {name: "bar", labels: map[string]string{"bar": "true"}},
-	4: {name: "fooer", labels: map[string]string{`more complex label with \ and "`: "present"}},
-	5: {name: "baz", other: "too complex, yo"},
-	6: {name: "bazo", other: "abc"},
-	7: {name: "compound", labels: map[string]string{"foo": "omg_asdf.asdf-qwer", "foo.bar": "baz"}},
-	8: {name: "busybox", image: "docker.io/library/busybox:latest"},
-	9: {topic: "/tasks/exit", namespace: "default"},
+	0:  {name: "foo", labels: map[string]string{"foo": "true"}},
+	1:  {name: "bar"},
+	2:  {name: "foo", labels: map[string]string{"foo": "present", "more complex label": "present"}},
+	3:  {name: "bar", labels: map[string]string{"bar": "true"}},
+	4:  {name: "fooer", labels: map[string]string{`more complex label with \ and "`: "present"}},
+	5:  {name: "baz", other: "too complex, yo"},
+	6:  {name: "bazo", other: "abc"},
+	7:  {name: "compound", labels: map[string]string{"foo": "omg_asdf.asdf-qwer", "foo.bar": "baz"}},
+	8:  {name: "busybox", image: "docker.io/library/busybox:latest"},
+	9:  {topic: "/tasks/exit", namespace: "default"},
 	10: {topic: "/tasks/exit", namespace: "other"},
 	11: {topic: "/namespaces/create", namespace: "default"},
 }

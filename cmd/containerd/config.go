@@ -12,7 +12,8 @@ import (
 	"github.com/llitfkitfk/containerd/server"
 )
 
-const defaultConfigPath = server.DefaultConfigPath
+// defaultConfigPath is a variable so tests can point it elsewhere.
+var defaultConfigPath = server.DefaultConfigPath
 
 var configCommand = cli.Command{
 	Name:  "config",

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	versionapi "github.com/llitfkitfk/containerd/api/services/version/v1"
+)
+
+const (
+	// readyTimeout bounds how long a daemon may take to answer Version.
+	readyTimeout = 30 * time.Second
+	// stopTimeout is how long a daemon gets to exit after SIGTERM before
+	// it is killed.
+	stopTimeout = 10 * time.Second
+	// pollInterval is how often the socket is tried during start-up; it
+	// sets the resolution of the start-up times.
+	pollInterval = time.Millisecond
+	// logTail is how many lines of a failed daemon's log are shown.
+	logTail = 30
+	// maxSocketPath is what fits in sockaddr_un's sun_path.
+	maxSocketPath = 107
+)
+
+// A flavor is one of the two daemons under comparison.
+type flavor struct {
+	name string // "ours" or "theirs"
+	path string
+	// distro marks the distribution's containerd, which needs its CRI
+	// plugin off and its opt directory moved out of /opt.
+	distro bool
+}
+
+// baseConfig is the config every daemon starts with: everything it writes
+// lives under dir, and nothing is read from /etc/containerd.
+func (f *flavor) baseConfig(dir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version = 2\nroot = %q\nstate = %q\n", filepath.Join(dir, "root"), filepath.Join(dir, "state"))
+	if f.distro {
+		// CRI needs CNI and has no counterpart in our daemon.
+		b.WriteString("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n")
+	}
+	fmt.Fprintf(&b, "\n[grpc]\n  address = %q\n", filepath.Join(dir, "containerd.sock"))
+	fmt.Fprintf(&b, "\n[debug]\n  address = %q\n", filepath.Join(dir, "debug.sock"))
+	if f.distro {
+		// The default is /opt/containerd.
+		fmt.Fprintf(&b, "\n[plugins]\n  [plugins.%q]\n    path = %q\n", "io.containerd.internal.v1.opt", filepath.Join(dir, "opt"))
+	}
+	return b.String()
+}
+
+// A daemon is one running instance with a directory of its own.
+type daemon struct {
+	flavor       *flavor
+	dir          string
+	address      string // the gRPC socket
+	debugAddress string // pprof and expvar over HTTP
+	logPath      string
+
+	// ready is the time from exec to the first answered Version call.
+	ready time.Duration
+	// version is what Version answered, "version revision".
+	version string
+
+	cmd     *exec.Cmd
+	logFile *os.File
+	exited  chan struct{} // closed once the process has been reaped
+	waitErr error
+	stopped sync.Once
+	stopErr error
+}
+
+// start runs a daemon of flavor f in a fresh directory under b's temp dir
+// and returns once it answers Version. extra is TOML appended to the base
+// config; since it follows tables, it may hold only tables.
+func (b *bench) start(ctx context.Context, f *flavor, extra string) (*daemon, error) {
+	dir, err := b.newDir(f.name)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{
+		flavor:       f,
+		dir:          dir,
+		address:      filepath.Join(dir, "containerd.sock"),
+		debugAddress: filepath.Join(dir, "debug.sock"),
+		logPath:      filepath.Join(dir, "daemon.log"),
+		exited:       make(chan struct{}),
+	}
+	// The ttrpc socket is the longest path a daemon binds.
+	if n := len(d.address + ".ttrpc"); n > maxSocketPath {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("socket path %s.ttrpc is %d bytes, over the %d that unix sockets allow: set TMPDIR to a shorter directory", d.address, n, maxSocketPath)
+	}
+	config := filepath.Join(dir, "config.toml")
+	text := f.baseConfig(dir)
+	if extra != "" {
+		text += "\n" + extra
+	}
+	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("write config for %s: %w", f.name, err)
+	}
+	if d.logFile, err = os.Create(d.logPath); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("create log for %s: %w", f.name, err)
+	}
+
+	d.cmd = exec.Command(f.path, "--config", config)
+	d.cmd.Dir = dir
+	d.cmd.Stdout = d.logFile
+	d.cmd.Stderr = d.logFile
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Out of the terminal's process group, so that ^C reaches only the
+		// bench, which then stops its daemons in order.
+		Setpgid: true,
+		// Should the bench die without cleaning up, its daemons die too.
+		Pdeathsig: syscall.SIGKILL,
+	}
+
+	b.track(d)
+	t0 := time.Now()
+	if err := d.cmd.Start(); err != nil {
+		d.logFile.Close()
+		b.untrack(d)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("exec %s: %w", f.path, err)
+	}
+	go func() {
+		d.waitErr = d.cmd.Wait()
+		close(d.exited)
+	}()
+	if err := d.waitReady(ctx, t0); err != nil {
+		tail := d.tail()
+		d.stop()
+		return nil, fmt.Errorf("%s daemon (%s) did not become ready: %w\n--- last lines of %s ---\n%s", f.name, f.path, err, d.logPath, tail)
+	}
+	return d, nil
+}
+
+// waitReady polls the socket until Version answers. A plain dial goes
+// first because it fails in microseconds and costs the starting daemon
+// nothing, while a gRPC client would back off after a refused connection.
+func (d *daemon) waitReady(ctx context.Context, t0 time.Time) error {
+	deadline := time.NewTimer(readyTimeout)
+	defer deadline.Stop()
+	for {
+		if c, err := net.DialTimeout("unix", d.address, 100*time.Millisecond); err == nil {
+			c.Close()
+			v, err := d.probe(ctx)
+			if err == nil {
+				d.ready = time.Since(t0)
+				d.version = v
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("exited early: %v", d.waitErr)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("no answer on %s within %v", d.address, readyTimeout)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// probe makes one Version call on a connection of its own.
+func (d *daemon) probe(ctx context.Context) (string, error) {
+	conn, err := d.dial()
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	r, err := versionapi.NewVersionClient(conn).Version(ctx, &emptypb.Empty{})
+	if err != nil {
+		return "", fmt.Errorf("Version: %w", err)
+	}
+	return strings.TrimSpace(r.Version + " " + r.Revision), nil
+}
+
+// dial returns a gRPC client connection to the daemon's socket. It
+// connects lazily, on the first call.
+func (d *daemon) dial() (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient("unix://"+d.address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", d.address, err)
+	}
+	return conn, nil
+}
+
+// stop ends the daemon, SIGTERM first and SIGKILL after stopTimeout, and
+// removes its directory. It may be called more than once.
+func (d *daemon) stop() error {
+	d.stopped.Do(func() {
+		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			d.stopErr = fmt.Errorf("signal %s daemon: %w", d.flavor.name, err)
+		}
+		select {
+		case <-d.exited:
+		case <-time.After(stopTimeout):
+			// The whole group, in case the daemon started children.
+			syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+			<-d.exited
+			d.stopErr = fmt.Errorf("%s daemon ignored SIGTERM for %v and was killed", d.flavor.name, stopTimeout)
+		}
+		d.logFile.Close()
+		if err := os.RemoveAll(d.dir); err != nil && d.stopErr == nil {
+			d.stopErr = fmt.Errorf("remove %s: %w", d.dir, err)
+		}
+	})
+	return d.stopErr
+}
+
+// tail returns the last lines of the daemon's log.
+func (d *daemon) tail() string {
+	data, err := os.ReadFile(d.logPath)
+	if err != nil {
+		return fmt.Sprintf("(cannot read log: %v)", err)
+	}
+	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
+	if len(lines) > logTail {
+		lines = lines[len(lines)-logTail:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// newDir makes a fresh directory for one daemon under the bench's temp dir.
+func (b *bench) newDir(name string) (string, error) {
+	b.mu.Lock()
+	b.seq++
+	n := b.seq
+	b.mu.Unlock()
+	dir := filepath.Join(b.tmp, name+"-"+strconv.Itoa(n))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create daemon dir: %w", err)
+	}
+	return dir, nil
+}
+
+// track and untrack keep the set of daemons that stopAll must end.
+func (b *bench) track(d *daemon) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.live[d] = true
+}
+
+func (b *bench) untrack(d *daemon) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.live, d)
+}
+
+// stopAll stops every daemon still running; it is the bench's last word on
+// any path out, error and interrupt included.
+func (b *bench) stopAll() {
+	b.mu.Lock()
+	live := make([]*daemon, 0, len(b.live))
+	for d := range b.live {
+		live = append(live, d)
+	}
+	b.mu.Unlock()
+	for _, d := range live {
+		if err := d.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "containerd-bench:", err)
+		}
+	}
+}
