@@ -1,0 +1,139 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCtrVersion(t *testing.T) {
+	d := newDaemon(t, "")
+	d.start()
+	out := d.ctr("version")
+	server := out[strings.Index(out, "Server:"):]
+	if !regexp.MustCompile(`UUID: [0-9a-f-]{36}`).MatchString(server) {
+		t.Fatalf("ctr version shows no server UUID:\n%s", out)
+	}
+	// The UUID is the daemon's identity and survives a restart.
+	d.kill()
+	d2 := &daemon{t: t, dir: d.dir, root: d.root, state: d.state, address: d.address, debug: d.debug, config: d.config, log: d.log}
+	d2.start()
+	if out2 := d2.ctr("version"); !strings.Contains(out2, regexp.MustCompile(`UUID: \S+`).FindString(server)) {
+		t.Fatalf("UUID changed across restart:\n%s\n%s", server, out2)
+	}
+}
+
+func TestCtrPluginsLs(t *testing.T) {
+	d := newDaemon(t, "")
+	d.start()
+	out := d.ctr("plugins", "ls")
+	want := []string{
+		"io.containerd.event.v1 exchange",
+		"io.containerd.metadata.v1 bolt",
+		"io.containerd.grpc.v1 version",
+		"io.containerd.grpc.v1 healthcheck",
+		"io.containerd.grpc.v1 introspection",
+		"io.containerd.grpc.v1 namespaces",
+		"io.containerd.grpc.v1 events",
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			t.Fatalf("odd plugins line %q", line)
+		}
+		if status := f[len(f)-1]; status != "ok" {
+			t.Errorf("plugin %s.%s has status %s", f[0], f[1], status)
+		}
+		seen[f[0]+" "+f[1]] = true
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Errorf("plugins ls lacks %s:\n%s", w, out)
+		}
+	}
+	// Filters reach the daemon: only the gRPC services.
+	filtered := d.ctr("plugins", "ls", "type==io.containerd.grpc.v1")
+	if strings.Contains(filtered, "bolt") || !strings.Contains(filtered, "introspection") {
+		t.Errorf("filtered plugins ls:\n%s", filtered)
+	}
+}
+
+func TestCtrNamespaces(t *testing.T) {
+	d := newDaemon(t, "")
+	d.start()
+	d.ctr("namespaces", "create", "t1", "a=b")
+	if out := d.ctr("namespaces", "ls"); !regexp.MustCompile(`(?m)^t1\s+a=b\s*$`).MatchString(out) {
+		t.Fatalf("namespaces ls after create:\n%s", out)
+	}
+	if out, err := d.ctrErr("namespaces", "create", "t1"); err == nil || !strings.Contains(out, "already exists") {
+		t.Fatalf("duplicate create: %v\n%s", err, out)
+	}
+	if out, err := d.ctrErr("namespaces", "create", "bad/name"); err == nil || !strings.Contains(out, "invalid") {
+		t.Fatalf("invalid name: %v\n%s", err, out)
+	}
+	d.ctr("namespaces", "label", "t1", "a=c", "x=y")
+	if out := d.ctr("namespaces", "ls"); !regexp.MustCompile(`(?m)^t1\s+a=c,x=y\s*$`).MatchString(out) {
+		t.Fatalf("namespaces ls after label:\n%s", out)
+	}
+	d.ctr("namespaces", "label", "t1", "x=")
+	if out := d.ctr("namespaces", "ls"); !regexp.MustCompile(`(?m)^t1\s+a=c\s*$`).MatchString(out) {
+		t.Fatalf("namespaces ls after removing a label:\n%s", out)
+	}
+	d.ctr("namespaces", "rm", "t1")
+	if out := d.ctr("namespaces", "ls"); strings.Contains(out, "t1") {
+		t.Fatalf("t1 still listed after rm:\n%s", out)
+	}
+}
+
+func TestCtrEvents(t *testing.T) {
+	d := newDaemon(t, "")
+	d.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events := exec.CommandContext(ctx, "ctr", "-a", d.address, "events")
+	stdout, err := events.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer events.Wait()
+	defer cancel()
+
+	lines := make(chan string)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	// The subscription may not be in place yet when ctr starts: create
+	// namespaces until one is seen.
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("ctr events ended: %v", ctx.Err())
+			}
+			if strings.Contains(line, "/namespaces/create") && strings.Contains(line, `"name":"ev`) {
+				return
+			}
+		case <-tick.C:
+			i++
+			d.ctr("namespaces", "create", "ev"+string(rune('a'+i%26))+strings.Repeat("x", i/26))
+		case <-ctx.Done():
+			t.Fatalf("no /namespaces/create event seen\n%s", d.log)
+		}
+	}
+}

@@ -1,0 +1,228 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	d := newDaemon(t, "")
+	d.start()
+	d.ctr("namespaces", "create", "kept")
+	for _, sock := range []string{d.address, d.address + ".ttrpc", d.debug} {
+		fi, err := os.Stat(sock)
+		if err != nil || fi.Mode()&os.ModeSocket == 0 {
+			t.Fatalf("%s is not a socket while serving: %v", sock, err)
+		}
+		if fi.Mode().Perm() != 0o660 {
+			t.Errorf("%s has mode %v, want 0660", sock, fi.Mode().Perm())
+		}
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM\n%s", code, d.log)
+	}
+	for _, sock := range []string{d.address, d.address + ".ttrpc", d.debug} {
+		if _, err := os.Stat(sock); !os.IsNotExist(err) {
+			t.Errorf("%s left behind after SIGTERM (%v)", sock, err)
+		}
+	}
+	// What was written before the stop is there after a restart.
+	d2 := &daemon{t: t, dir: d.dir, root: d.root, state: d.state, address: d.address, debug: d.debug, config: d.config, log: d.log}
+	d2.start()
+	if out := d2.ctr("namespaces", "ls", "-q"); !strings.Contains(out, "kept") {
+		t.Fatalf("namespace lost across restart:\n%s", out)
+	}
+}
+
+func TestSecondDaemonOnLiveSocketRefuses(t *testing.T) {
+	first := newDaemon(t, "")
+	first.start()
+	// A second daemon with its own root but the first one's socket.
+	second := newDaemon(t, "")
+	cfg, _ := os.ReadFile(second.config)
+	cfg = []byte(strings.Replace(string(cfg), second.address, first.address, 1))
+	os.WriteFile(second.config, cfg, 0o644)
+	second.startNoWait()
+	if code := second.wait(30 * time.Second); code == 0 {
+		t.Fatalf("second daemon exited 0\n%s", second.log)
+	}
+	if !strings.Contains(second.log.String(), "in use") {
+		t.Errorf("second daemon's error does not say the socket is in use:\n%s", second.log)
+	}
+	// The first one is untouched.
+	first.ctr("version")
+}
+
+func TestStaleSocketIsReplaced(t *testing.T) {
+	d := newDaemon(t, "")
+	os.MkdirAll(filepath.Dir(d.address), 0o711)
+	l, err := net.Listen("unix", d.address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // as after a kill -9: the file stays, nobody answers
+	d.start()
+}
+
+func TestMalformedConfigExitsWithError(t *testing.T) {
+	d := newDaemon(t, "[ttrpc]\n  uid = \"root\"\n")
+	d.startNoWait()
+	if code := d.wait(10 * time.Second); code != 1 {
+		t.Fatalf("exit status %d, want 1\n%s", code, d.log)
+	}
+	for _, want := range []string{d.config, "line 3", "uid"} {
+		if !strings.Contains(d.log.String(), want) {
+			t.Errorf("error output lacks %q:\n%s", want, d.log)
+		}
+	}
+}
+
+// The distribution's own config names plugins this daemon lacks (CRI);
+// it must start, and say what it ignored.
+func TestDistributionConfigStarts(t *testing.T) {
+	d := newDaemon(t, `
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/var/lib/containerd/opt"
+`)
+	d.start()
+	if !strings.Contains(d.log.String(), `io.containerd.grpc.v1.cri`) {
+		t.Errorf("unknown plugin section not reported:\n%s", d.log)
+	}
+}
+
+func TestConfigDefaultRoundTrip(t *testing.T) {
+	def, err := exec.Command(daemonBinary, "config", "default").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"version = 2", `root = "/var/lib/containerd"`, `address = "/run/containerd/containerd.sock"`} {
+		if !strings.Contains(string(def), want) {
+			t.Errorf("config default lacks %q", want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(path, def, 0o644)
+	dump, err := exec.Command(daemonBinary, "--config", path, "config", "dump").CombinedOutput()
+	if err != nil {
+		t.Fatalf("config dump: %v\n%s", err, dump)
+	}
+	if string(dump) != string(def) {
+		t.Fatalf("default config does not load back unchanged:\n--- default\n%s\n--- dump\n%s", def, dump)
+	}
+	// Flags show in the dump.
+	dump, _ = exec.Command(daemonBinary, "--config", path, "--root", "/elsewhere", "config", "dump").Output()
+	if !strings.Contains(string(dump), `root = "/elsewhere"`) {
+		t.Errorf("dump does not show the --root flag:\n%s", dump)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	out, err := exec.Command(daemonBinary, "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(out))
+	// containerd PACKAGE VERSION [REVISION]; `make` sets the revision.
+	if len(f) < 3 || f[0] != "containerd" || f[1] != "github.com/llitfkitfk/containerd" {
+		t.Fatalf("--version printed %q", out)
+	}
+}
+
+func TestSIGUSR1DumpsStacks(t *testing.T) {
+	d := newDaemon(t, "")
+	d.start()
+	d.signal(syscall.SIGUSR1)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.log.String(), "goroutine stack dump") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no stack dump in the log\n%s", d.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.ctr("version") // and it keeps serving
+}
+
+func TestSystemdNotify(t *testing.T) {
+	d := newDaemon(t, "")
+	path := filepath.Join(d.dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d.start("NOTIFY_SOCKET=" + path)
+	read := func() string {
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 128)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	if got := read(); got != "READY=1" {
+		t.Fatalf("first notification %q, want READY=1", got)
+	}
+	d.signal(syscall.SIGTERM)
+	if got := read(); got != "STOPPING=1" {
+		t.Fatalf("notification on stop %q, want STOPPING=1", got)
+	}
+	d.wait(15 * time.Second)
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	d := newDaemon(t, "[metrics]\n  address = \""+addr+"\"\n")
+	d.start()
+	d.ctr("version")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	want := `grpc_server_handled_total{grpc_code="OK",grpc_method="Version",grpc_service="containerd.services.version.v1.Version",grpc_type="unary"}`
+	if !strings.Contains(string(body), want) {
+		t.Fatalf("metrics lack %s", want)
+	}
+}
+
+func TestOOMScoreApplied(t *testing.T) {
+	// Raising the score needs no privilege, so this holds in any sandbox.
+	d := newDaemon(t, "oom_score = 500\n")
+	d.start()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(d.cmd.Process.Pid), "oom_score_adj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(b)) != "500" {
+		t.Fatalf("oom_score_adj = %s, want 500", b)
+	}
+}
