@@ -287,7 +287,7 @@ func (c *Config) merge(file *Config, md *toml.MetaData, path string) {
 		"grpc.uid": {&c.GRPC.UID, &file.GRPC.UID}, "grpc.gid": {&c.GRPC.GID, &file.GRPC.GID},
 		"grpc.max_recv_message_size": {&c.GRPC.MaxRecvMsgSize, &file.GRPC.MaxRecvMsgSize},
 		"grpc.max_send_message_size": {&c.GRPC.MaxSendMsgSize, &file.GRPC.MaxSendMsgSize},
-		"ttrpc.uid": {&c.TTRPC.UID, &file.TTRPC.UID}, "ttrpc.gid": {&c.TTRPC.GID, &file.TTRPC.GID},
+		"ttrpc.uid":                  {&c.TTRPC.UID, &file.TTRPC.UID}, "ttrpc.gid": {&c.TTRPC.GID, &file.TTRPC.GID},
 		"debug.uid": {&c.Debug.UID, &file.Debug.UID}, "debug.gid": {&c.Debug.GID, &file.Debug.GID},
 		"oom_score": {&c.OOMScore, &file.OOMScore},
 	} {
@@ -399,7 +399,6 @@ func (c *Config) Unknown(known func(key string) bool) []string {
 	sort.Strings(out)
 	return out
 }
-
 
 // Encode writes c as TOML, with every registered plugin's section showing
 // its effective config, so that the output loads back to the same config.
