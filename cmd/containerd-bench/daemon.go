@@ -81,6 +81,7 @@ type daemon struct {
 	logFile *os.File
 	exited  chan struct{} // closed once the process has been reaped
 	waitErr error
+	keep    bool // leave dir in place for a look afterwards
 	stopped sync.Once
 	stopErr error
 }
@@ -100,6 +101,7 @@ func (b *bench) start(ctx context.Context, f *flavor, extra string) (*daemon, er
 		debugAddress: filepath.Join(dir, "debug.sock"),
 		logPath:      filepath.Join(dir, "daemon.log"),
 		exited:       make(chan struct{}),
+		keep:         b.opts.keep,
 	}
 	// The ttrpc socket is the longest path a daemon binds.
 	if n := len(d.address + ".ttrpc"); n > maxSocketPath {
@@ -225,6 +227,9 @@ func (d *daemon) stop() error {
 			d.stopErr = fmt.Errorf("%s daemon ignored SIGTERM for %v and was killed", d.flavor.name, stopTimeout)
 		}
 		d.logFile.Close()
+		if d.keep {
+			return
+		}
 		if err := os.RemoveAll(d.dir); err != nil && d.stopErr == nil {
 			d.stopErr = fmt.Errorf("remove %s: %w", d.dir, err)
 		}

@@ -89,7 +89,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 		return sorted[lo]
 	}
 	frac := pos - float64(lo)
-	return sorted[lo] + time.Duration(frac*float64(sorted[lo+1]-sorted[lo]))
+	return sorted[lo] + time.Duration(math.Round(frac*float64(sorted[lo+1]-sorted[lo])))
 }
 
 // summary is what the tables report of a set of samples.

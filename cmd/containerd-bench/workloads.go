@@ -11,6 +11,9 @@ import (
 type workload struct {
 	name  string
 	about string // one line, for -h and the table's heading
+	// params, when set, tells the options that shaped a run, for the
+	// heading.
+	params func(options) string
 	// config is extra TOML for both daemons, tables only.
 	config string
 	// measure runs the workload against a running daemon. It must return

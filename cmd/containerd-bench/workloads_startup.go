@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
 var startupWorkload = &workload{
 	name:  "startup",
 	about: "exec to first answered Version call, fresh root each time",
+	params: func(o options) string {
+		return fmt.Sprintf("%d runs each, alternating", o.runs)
+	},
 	compare: func(ctx context.Context, b *bench) ([]row, error) {
 		var ours, theirs []time.Duration
 		for i := 0; i < b.opts.runs; i++ {

@@ -13,8 +13,11 @@ import (
 )
 
 var versionWorkload = &workload{
-	name:    "version",
-	about:   "Version round trips from parallel callers, over one shared connection and over one connection each",
+	name:  "version",
+	about: "Version round trips from parallel callers, over one shared connection and over one connection each",
+	params: func(o options) string {
+		return fmt.Sprintf("%d callers x %d calls", o.callers, o.calls)
+	},
 	measure: measureVersion,
 }
 
