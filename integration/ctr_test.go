@@ -3,13 +3,10 @@
 package integration
 
 import (
-	"bufio"
-	"context"
-	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestCtrVersion(t *testing.T) {
@@ -95,45 +92,11 @@ func TestCtrNamespaces(t *testing.T) {
 func TestCtrEvents(t *testing.T) {
 	d := newDaemon(t, "")
 	d.start()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	events := exec.CommandContext(ctx, "ctr", "-a", d.address, "events")
-	stdout, err := events.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := events.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer events.Wait()
-	defer cancel()
-
-	lines := make(chan string)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			lines <- s.Text()
-		}
-		close(lines)
-	}()
-	// The subscription may not be in place yet when ctr starts: create
-	// namespaces until one is seen.
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for i := 0; ; {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("ctr events ended: %v", ctx.Err())
-			}
-			if strings.Contains(line, "/namespaces/create") && strings.Contains(line, `"name":"ev`) {
-				return
-			}
-		case <-tick.C:
-			i++
-			d.ctr("namespaces", "create", "ev"+string(rune('a'+i%26))+strings.Repeat("x", i/26))
-		case <-ctx.Done():
-			t.Fatalf("no /namespaces/create event seen\n%s", d.log)
-		}
-	}
+	i := 0
+	d.awaitEvent(func(line string) bool {
+		return strings.Contains(line, "/namespaces/create") && strings.Contains(line, `"name":"ev`)
+	}, func() {
+		i++
+		d.ctr("namespaces", "create", "ev"+strconv.Itoa(i))
+	})
 }

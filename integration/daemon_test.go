@@ -5,6 +5,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -199,4 +200,53 @@ func dialUnix(path string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// awaitEvent runs `ctr events` and calls trigger every 200ms until a line
+// that match accepts appears. Retrying covers the moment before ctr's
+// subscription is in place, which ctr does not announce.
+func (d *daemon) awaitEvent(match func(line string) bool, trigger func()) {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events := exec.CommandContext(ctx, "ctr", "-a", d.address, "events")
+	stdout, err := events.StdoutPipe()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := events.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	defer events.Wait()
+	defer cancel()
+
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			select {
+			case lines <- s.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				d.t.Fatalf("ctr events ended: %v", ctx.Err())
+			}
+			if match(line) {
+				return
+			}
+		case <-tick.C:
+			trigger()
+		case <-ctx.Done():
+			d.t.Fatalf("no matching event seen\n%s", d.log)
+		}
+	}
 }

@@ -3,13 +3,10 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"net"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/containerd/ttrpc"
 	"google.golang.org/protobuf/proto"
@@ -27,24 +24,6 @@ func TestTTRPCEventForwarding(t *testing.T) {
 	d := newDaemon(t, "")
 	d.start()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	events := exec.CommandContext(ctx, "ctr", "-a", d.address, "events")
-	stdout, _ := events.StdoutPipe()
-	if err := events.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer events.Wait()
-	defer cancel()
-	lines := make(chan string)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			lines <- s.Text()
-		}
-		close(lines)
-	}()
-
 	conn, err := net.Dial("unix", d.address+".ttrpc")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +32,7 @@ func TestTTRPCEventForwarding(t *testing.T) {
 	defer client.Close()
 	exit, _ := proto.Marshal(&eventstypes.TaskExit{ContainerId: "c1", Id: "c1", Pid: 42, ExitStatus: 7})
 	forward := func() {
-		_, err := ttrpcevents.NewEventsClient(client).Forward(ctx, &ttrpcevents.ForwardRequest{Envelope: &types.Envelope{
+		_, err := ttrpcevents.NewEventsClient(client).Forward(context.Background(), &ttrpcevents.ForwardRequest{Envelope: &types.Envelope{
 			Timestamp: timestamppb.Now(),
 			Namespace: "default",
 			Topic:     "/tasks/exit",
@@ -63,21 +42,7 @@ func TestTTRPCEventForwarding(t *testing.T) {
 			t.Fatalf("ttrpc Forward: %v", err)
 		}
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatal("ctr events ended")
-			}
-			if strings.Contains(line, "/tasks/exit") && strings.Contains(line, `"exit_status":7`) {
-				return
-			}
-		case <-tick.C:
-			forward() // until ctr's subscription is in place
-		case <-ctx.Done():
-			t.Fatalf("forwarded event never reached ctr events\n%s", d.log)
-		}
-	}
+	d.awaitEvent(func(line string) bool {
+		return strings.Contains(line, "/tasks/exit") && strings.Contains(line, `"exit_status":7`)
+	}, forward)
 }
