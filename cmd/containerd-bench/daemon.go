@@ -149,7 +149,7 @@ func (b *bench) start(ctx context.Context, f *flavor, extra string) (*daemon, er
 	if err := d.waitReady(ctx, t0); err != nil {
 		tail := d.tail()
 		d.stop()
-		return nil, fmt.Errorf("%s daemon (%s) did not become ready: %w\n--- last lines of %s ---\n%s", f.name, f.path, err, d.logPath, tail)
+		return nil, fmt.Errorf("%s daemon (%s) did not become ready: %w\n--- end of its log ---\n%s", f.name, f.path, err, tail)
 	}
 	return d, nil
 }

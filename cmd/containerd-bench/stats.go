@@ -92,6 +92,20 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[lo] + time.Duration(math.Round(frac*float64(sorted[lo+1]-sorted[lo])))
 }
 
+// median returns the median of vs, which it sorts in place; of an even
+// count it is the mean of the middle two.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2]
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2
+}
+
 // summary is what the tables report of a set of samples.
 type summary struct {
 	n             int

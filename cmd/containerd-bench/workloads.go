@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -57,36 +58,77 @@ type row struct {
 	ours, theirs float64
 }
 
-// run measures w on both daemons.
+// run measures w on both daemons. By default both are started, then
+// measured in turn for -rounds rounds, alternating who goes first so that
+// both share the machine's noise; each metric is the median of its rounds.
+// A measure func must therefore cope with being called again on the same
+// daemon.
 func (w *workload) run(ctx context.Context, b *bench) ([]row, error) {
 	if w.compare != nil {
 		return w.compare(ctx, b)
 	}
-	ours, err := b.measureOne(ctx, w, b.ours)
+	running := map[*flavor]*daemon{}
+	for _, f := range []*flavor{b.ours, b.theirs} {
+		d, err := b.start(ctx, f, w.config)
+		if err != nil {
+			return nil, err
+		}
+		defer d.stop()
+		running[f] = d
+	}
+	rounds := map[*flavor][][]metric{}
+	for i := range b.opts.rounds {
+		for _, f := range b.order(i) {
+			ms, err := w.measure(ctx, b, running[f])
+			if err != nil {
+				return nil, fmt.Errorf("%s, round %d: %w", f.name, i+1, err)
+			}
+			rounds[f] = append(rounds[f], ms)
+		}
+	}
+	for _, f := range []*flavor{b.ours, b.theirs} {
+		if err := running[f].stop(); err != nil {
+			return nil, err
+		}
+	}
+	ours, err := medianMetrics(rounds[b.ours])
 	if err != nil {
 		return nil, err
 	}
-	theirs, err := b.measureOne(ctx, w, b.theirs)
+	theirs, err := medianMetrics(rounds[b.theirs])
 	if err != nil {
 		return nil, err
 	}
 	return pair(ours, theirs)
 }
 
-// measureOne runs w against a daemon of flavor f started for it alone.
-func (b *bench) measureOne(ctx context.Context, w *workload, f *flavor) ([]metric, error) {
-	d, err := b.start(ctx, f, w.config)
-	if err != nil {
-		return nil, err
+// order is who goes first in round i: ours in even rounds, theirs in odd,
+// so that neither always gets the warmer or the quieter machine.
+func (b *bench) order(i int) []*flavor {
+	if i%2 == 1 {
+		return []*flavor{b.theirs, b.ours}
 	}
-	ms, err := w.measure(ctx, b, d)
-	if serr := d.stop(); err == nil && serr != nil {
-		err = serr
+	return []*flavor{b.ours, b.theirs}
+}
+
+// medianMetrics folds several rounds of the same metrics into one, each
+// value the median of its rounds.
+func medianMetrics(rounds [][]metric) ([]metric, error) {
+	if len(rounds) == 0 {
+		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", w.name, f.name, err)
+	out := slices.Clone(rounds[0])
+	for i := range out {
+		vs := make([]float64, len(rounds))
+		for r, ms := range rounds {
+			if len(ms) != len(out) || ms[i].name != out[i].name {
+				return nil, fmt.Errorf("round %d returned different metrics than round 1", r+1)
+			}
+			vs[r] = ms[i].value
+		}
+		out[i].value = median(vs)
 	}
-	return ms, nil
+	return out, nil
 }
 
 // pair lines up the metrics of both daemons into rows.

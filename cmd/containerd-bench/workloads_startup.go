@@ -15,13 +15,7 @@ var startupWorkload = &workload{
 	compare: func(ctx context.Context, b *bench) ([]row, error) {
 		var ours, theirs []time.Duration
 		for i := 0; i < b.opts.runs; i++ {
-			// Alternating who goes first spreads the machine's noise, and any
-			// advantage of going second, over both.
-			order := []*flavor{b.ours, b.theirs}
-			if i%2 == 1 {
-				order[0], order[1] = order[1], order[0]
-			}
-			for _, f := range order {
+			for _, f := range b.order(i) {
 				d, err := b.start(ctx, f, "")
 				if err != nil {
 					return nil, err

@@ -16,7 +16,7 @@ var versionWorkload = &workload{
 	name:  "version",
 	about: "Version round trips from parallel callers, over one shared connection and over one connection each",
 	params: func(o options) string {
-		return fmt.Sprintf("%d callers x %d calls", o.callers, o.calls)
+		return fmt.Sprintf("%d callers x %d calls, median of %d rounds", o.callers, o.calls, o.rounds)
 	},
 	measure: measureVersion,
 }
