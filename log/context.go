@@ -29,27 +29,34 @@ func WithLogger(ctx context.Context, logger *logrus.Entry) context.Context {
 	return context.WithValue(ctx, loggerKey{}, logger)
 }
 
-// GetLogger returns the context's logger, or L when it has none.
+// GetLogger returns the context's logger, or L when it has none, tagged
+// with the context's module path.
 func GetLogger(ctx context.Context) *logrus.Entry {
-	if logger, ok := ctx.Value(loggerKey{}).(*logrus.Entry); ok {
-		return logger
+	logger, ok := ctx.Value(loggerKey{}).(*logrus.Entry)
+	if !ok {
+		logger = L.WithContext(ctx)
 	}
-	return L.WithContext(ctx)
+	if module := GetModulePath(ctx); module != "" && logger.Data["module"] != module {
+		logger = logger.WithField("module", module)
+	}
+	return logger
 }
 
 // WithModule nests module under the context's module path ("containerd" then
-// "tasks" gives "containerd/tasks") and tags the logger with the result.
-// Naming the module the context is already in changes nothing, so a request
-// passing through the same layer twice is not tagged twice.
+// "tasks" gives "containerd/tasks"); the logger shows it as the "module"
+// field. Naming the module the context is already in changes nothing, so a
+// request passing through the same layer twice is not tagged twice.
+//
+// Only the path is stored: the tagged logger is made when something logs,
+// which keeps tagging every gRPC call cheap.
 func WithModule(ctx context.Context, module string) context.Context {
 	parent := GetModulePath(ctx)
 	if parent != "" {
 		if path.Base(parent) == module {
 			return ctx
 		}
-		module = path.Join(parent, module)
+		module = parent + "/" + module
 	}
-	ctx = WithLogger(ctx, GetLogger(ctx).WithField("module", module))
 	return context.WithValue(ctx, moduleKey{}, module)
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 
@@ -30,12 +31,20 @@ func moduleOf(fullMethod string) string {
 	return name
 }
 
+// modules caches each method's module path, so that tagging a call costs
+// one context value and no string work.
+var modules sync.Map // full method -> module path
+
 func withModule(ctx context.Context, fullMethod string) context.Context {
-	ctx = log.WithModule(ctx, "containerd")
-	if m := moduleOf(fullMethod); m != "" {
-		ctx = log.WithModule(ctx, m)
+	m, ok := modules.Load(fullMethod)
+	if !ok {
+		path := "containerd"
+		if name := moduleOf(fullMethod); name != "" {
+			path += "/" + name
+		}
+		m, _ = modules.LoadOrStore(fullMethod, path)
 	}
-	return ctx
+	return log.WithModule(ctx, m.(string))
 }
 
 func unaryInterceptor(ctx context.Context, req interface{}, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (interface{}, error) {
