@@ -30,6 +30,8 @@ type workload struct {
 var workloads = []*workload{
 	startupWorkload,
 	versionWorkload,
+	contentWriteWorkload,
+	imageListWorkload,
 }
 
 // A metric is one measured value of one daemon.
