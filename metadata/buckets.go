@@ -16,11 +16,35 @@
 //
 // Because "version" is a plain key beside the namespace buckets, no namespace
 // may be named "version".
+//
+// The records this package writes look like this; times are
+// time.MarshalBinary, integers signed varints, and an empty map is an
+// absent bucket:
+//
+//	images/<name>/createdat, updatedat
+//	images/<name>/labels/<key>            image labels
+//	images/<name>/annotations/<key>       the target's annotations
+//	images/<name>/target/digest, mediatype, size
+//
+//	content/blob/<dgst>/createdat, updatedat, size
+//	content/blob/<dgst>/labels/<key>      labels, per namespace
+//	content/ingests/<ref>/ref             the backing store's ref
+//	content/ingests/<ref>/expireat        set when no lease holds the ingest
+//	content/ingests/<ref>/expected        digest of an existing blob being
+//	                                      shared rather than written
+//
+//	leases/<id>/createdat
+//	leases/<id>/labels/<key>
+//	leases/<id>/content/<dgst>            resources the lease holds, each
+//	leases/<id>/ingests/<ref>             an empty value
+//	leases/<id>/images/<name>
+//	leases/<id>/snapshots/<sn>/<key>
 package metadata
 
 import (
 	"fmt"
 
+	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -35,7 +59,21 @@ var (
 	bucketKeyObjectSnapshots  = []byte("snapshots")
 	bucketKeyObjectContent    = []byte("content")
 	bucketKeyObjectBlob       = []byte("blob")
+	bucketKeyObjectIngests    = []byte("ingests")
 	bucketKeyObjectLeases     = []byte("leases")
+
+	bucketKeyAnnotations = []byte("annotations")
+	bucketKeyCreatedAt   = []byte("createdat")
+	bucketKeyUpdatedAt   = []byte("updatedat")
+	bucketKeyTarget      = []byte("target")
+	bucketKeyDigest      = []byte("digest")
+	bucketKeyMediaType   = []byte("mediatype")
+	bucketKeySize        = []byte("size")
+	bucketKeyRef         = []byte("ref")
+	bucketKeyExpected    = []byte("expected")
+	bucketKeyExpireAt    = []byte("expireat")
+	bucketKeySnapshotter = []byte("snapshotter")
+	bucketKeySnapshotKey = []byte("snapshotKey")
 )
 
 // getBucket walks keys from the root and returns nil if any step is missing
@@ -92,6 +130,18 @@ func getBlobsBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
 	return getBucket(tx, namespacePath(namespace, bucketKeyObjectContent, bucketKeyObjectBlob)...)
 }
 
+func getBlobBucket(tx *bolt.Tx, namespace string, dgst digest.Digest) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectContent, bucketKeyObjectBlob, []byte(dgst))...)
+}
+
+func getIngestsBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectContent, bucketKeyObjectIngests)...)
+}
+
+func getIngestBucket(tx *bolt.Tx, namespace, ref string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectContent, bucketKeyObjectIngests, []byte(ref))...)
+}
+
 // getSnapshottersBucket returns the bucket holding one bucket per
 // snapshotter.
 func getSnapshottersBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
@@ -100,6 +150,10 @@ func getSnapshottersBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
 
 func getLeasesBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
 	return getBucket(tx, namespacePath(namespace, bucketKeyObjectLeases)...)
+}
+
+func getLeaseBucket(tx *bolt.Tx, namespace, id string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectLeases, []byte(id))...)
 }
 
 // isBucketEmpty reports whether bkt is missing or has no entries.

@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/gc"
 )
 
 const (
@@ -31,19 +35,46 @@ const (
 const openTimeout = 5 * time.Second
 
 // DB is the metadata database. Stores are bound to the transactions it runs.
+//
+// It also fronts the backing content store, whose blobs it shares between
+// namespaces, and collects what no namespace references any more.
 type DB struct {
 	db *bolt.DB
+	cs *contentStore // nil when the DB has no backing store
+
+	// wlock keeps records from changing while a collection marks and
+	// sweeps them: every write transaction holds it shared, a collection
+	// exclusively. Reads go on regardless.
+	wlock sync.RWMutex
+
+	// dirty counts the deletions since the last collection; dirtyContent
+	// says whether any removed a blob or ingest record, so that the backing
+	// store needs a look.
+	dirty        atomic.Uint32
+	dirtyContent atomic.Bool
+
+	// mutationCallbacks, guarded by wlock, hear of every committed write.
+	mutationCallbacks []func(dirty bool)
+
+	schedulerMu sync.Mutex
+	scheduler   gc.Scheduler
 }
 
-// NewDB wraps an open bolt database. Call Init before using it.
-func NewDB(db *bolt.DB) *DB {
-	return &DB{db: db}
+// NewDB wraps an open bolt database and the content store whose blobs the
+// namespaces share; cs may be nil for a DB that keeps no content. Call Init
+// before using it.
+func NewDB(db *bolt.DB, cs content.Store) *DB {
+	m := &DB{db: db}
+	if cs != nil {
+		m.cs = newContentStore(m, cs)
+	}
+	return m
 }
 
 // Open opens or creates the bolt database at path and brings its schema up
 // to date. It waits for the file lock until openTimeout or the deadline of
 // ctx, whichever comes first.
-func Open(ctx context.Context, path string) (*DB, error) {
+func Open(ctx context.Context, path string, cs content.Store) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return nil, fmt.Errorf("create metadata directory: %w", err)
 	}
@@ -65,7 +96,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open metadata database %s: %w", path, err)
 	}
 
-	db := NewDB(bdb)
+	db := NewDB(bdb, cs)
 	if err := db.Init(ctx); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("initialize metadata database %s: %w", path, err)
@@ -73,9 +104,21 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
-// Close closes the underlying bolt database, releasing its file lock.
+// Close closes the underlying bolt database, releasing its file lock. It
+// waits for a collection in progress.
 func (m *DB) Close() error {
+	m.wlock.Lock()
+	defer m.wlock.Unlock()
 	return m.db.Close()
+}
+
+// ContentStore returns the namespaced view of the backing content store,
+// or nil if the DB has none.
+func (m *DB) ContentStore() content.Store {
+	if m.cs == nil {
+		return nil
+	}
+	return m.cs
 }
 
 // View runs fn in a read-only transaction.
@@ -86,8 +129,68 @@ func (m *DB) View(fn func(*bolt.Tx) error) error {
 // Update runs fn in a read-write transaction. Everything fn changes is
 // committed together or, if fn fails, not at all; callers rely on this to
 // never leave half a change on disk.
+//
+// It waits while a collection marks and sweeps, and tells the mutation
+// callbacks of each commit. fn must not call Update itself.
 func (m *DB) Update(fn func(*bolt.Tx) error) error {
-	return m.db.Update(fn)
+	m.wlock.RLock()
+	defer m.wlock.RUnlock()
+	if err := m.db.Update(fn); err != nil {
+		return err
+	}
+	dirty := m.dirty.Load() > 0
+	for _, cb := range m.mutationCallbacks {
+		cb(dirty)
+	}
+	return nil
+}
+
+// RegisterMutationCallback has fn called after every committed Update,
+// told whether anything was deleted since the last collection. fn runs
+// while metadata is locked against collection, so it must be quick and must
+// not touch the DB.
+func (m *DB) RegisterMutationCallback(fn func(dirty bool)) {
+	m.wlock.Lock()
+	defer m.wlock.Unlock()
+	m.mutationCallbacks = append(m.mutationCallbacks, fn)
+}
+
+// SetScheduler routes the collections that synchronous deletes wait for
+// through s, so they count toward its pacing and share its runs. Without
+// one they call GarbageCollect directly.
+func (m *DB) SetScheduler(s gc.Scheduler) {
+	m.schedulerMu.Lock()
+	defer m.schedulerMu.Unlock()
+	m.scheduler = s
+}
+
+// collect runs a collection that starts after the caller's last change and
+// waits for it.
+func (m *DB) collect(ctx context.Context) error {
+	m.schedulerMu.Lock()
+	s := m.scheduler
+	m.schedulerMu.Unlock()
+
+	var err error
+	if s != nil {
+		_, err = s.ScheduleAndWait(ctx)
+	} else {
+		_, err = m.GarbageCollect(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("garbage collection: %w", err)
+	}
+	return nil
+}
+
+// markDirty records, from within a write transaction, that something was
+// deleted and the next collection has work; content says a blob or ingest
+// record went, which leaves work in the backing store too.
+func (m *DB) markDirty(content bool) {
+	m.dirty.Add(1)
+	if content {
+		m.dirtyContent.Store(true)
+	}
 }
 
 // Init creates the schema in an empty database, migrates an older one and

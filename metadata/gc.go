@@ -1,0 +1,466 @@
+package metadata
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/gc"
+	"github.com/llitfkitfk/containerd/leases"
+	"github.com/llitfkitfk/containerd/log"
+)
+
+// The resource types of the collection graph, numbered as in containerd.
+const (
+	resourceUnknown gc.ResourceType = iota
+	resourceContent
+	resourceSnapshot
+	resourceContainer
+	resourceTask
+	resourceImage
+	resourceLease
+	resourceIngest
+)
+
+// Flat variants are what a lease labelled containerd.io/gc.flat holds:
+// the resource itself, not what it references.
+const (
+	flat                 = 0x20
+	resourceContentFlat  = resourceContent | flat
+	resourceSnapshotFlat = resourceSnapshot | flat
+	resourceImageFlat    = resourceImage | flat
+)
+
+// The labels that steer collection.
+var (
+	// labelGCRoot on a blob makes it a root.
+	labelGCRoot = []byte("containerd.io/gc.root")
+	// labelGCContentRef, alone or followed by '.' or '/' and any name,
+	// refers to the blob whose digest is its value.
+	labelGCContentRef = []byte("containerd.io/gc.ref.content")
+	// labelGCSnapRef followed by a snapshotter's name (and optionally '/'
+	// and any name) refers to the snapshot whose key is its value.
+	labelGCSnapRef = []byte("containerd.io/gc.ref.snapshot.")
+	// labelGCExpire on a lease, in RFC 3339, ends it as a root.
+	labelGCExpire = []byte(leases.LabelExpire)
+	// labelGCFlat on a lease keeps only what it names, not their
+	// references.
+	labelGCFlat = []byte("containerd.io/gc.flat")
+)
+
+// GarbageCollect removes what no root reaches: blob and ingest records,
+// expired leases, then the blobs and ingests of the backing store that no
+// namespace refers to any more.
+//
+// The roots are images, containers, leases that have not expired, blobs
+// labelled containerd.io/gc.root and ingests that have not expired; what
+// they reach, through image targets, ingests' expected digests and
+// gc.ref labels, is kept.
+//
+// Marking and sweeping the records run with writes locked out, so nothing
+// can be linked in between. The backing store is cleaned afterwards, with
+// only content writes held off; see contentStore.cleanup.
+func (m *DB) GarbageCollect(ctx context.Context) (gc.Stats, error) {
+	m.wlock.Lock()
+	start := time.Now()
+	marked, err := m.mark(ctx)
+	if err == nil {
+		err = m.sweep(ctx, marked)
+	}
+	if err != nil {
+		m.wlock.Unlock()
+		return gc.Stats{}, fmt.Errorf("collect metadata: %w", err)
+	}
+	m.dirty.Store(0)
+	cleanContent := m.dirtyContent.Swap(false)
+	stats := gc.Stats{MetaD: time.Since(start)}
+	m.wlock.Unlock()
+
+	ctx = context.WithoutCancel(ctx) // a half-done cleanup only delays
+	if cleanContent && m.cs != nil {
+		start := time.Now()
+		if err := m.cs.cleanup(ctx); err != nil {
+			// What was left is found again next time.
+			m.dirtyContent.Store(true)
+			log.G(ctx).WithError(err).Warn("content garbage collection failed")
+		}
+		stats.ContentD = time.Since(start)
+	}
+	m.cleanupSnapshotters(ctx, &stats)
+
+	log.G(ctx).WithField("d", stats.MetaD).WithField("content", stats.ContentD).Debug("garbage collected")
+	return stats, nil
+}
+
+// cleanupSnapshotters will remove the snapshots of each snapshotter that
+// lost records in the sweep, once the DB fronts snapshotters. Snapshot
+// nodes are already marked, from gc.ref.snapshot labels, so that change
+// is to this hook, sweep and references alone.
+func (m *DB) cleanupSnapshotters(ctx context.Context, stats *gc.Stats) {}
+
+// mark returns every node the roots reach.
+func (m *DB) mark(ctx context.Context) (map[gc.Node]struct{}, error) {
+	var marked map[gc.Node]struct{}
+	err := m.db.View(func(tx *bolt.Tx) error {
+		roots, err := scanRoots(ctx, tx, time.Now())
+		if err != nil {
+			return err
+		}
+		marked, err = gc.Tricolor(roots, func(n gc.Node) ([]gc.Node, error) {
+			return references(tx, n)
+		})
+		return err
+	})
+	return marked, err
+}
+
+// forEachNamespace calls fn with each namespace bucket.
+func forEachNamespace(tx *bolt.Tx, fn func(ns string, bkt *bolt.Bucket) error) error {
+	top := tx.Bucket(bucketKeyVersion)
+	if top == nil {
+		return nil
+	}
+	return top.ForEachBucket(func(k []byte) error {
+		return fn(string(k), top.Bucket(k))
+	})
+}
+
+// forEachBucketIn calls fn with the name and bucket of each bucket under
+// keys below bkt, if there is such a bucket.
+func forEachBucketIn(bkt *bolt.Bucket, keys [][]byte, fn func(k []byte, b *bolt.Bucket) error) error {
+	for _, key := range keys {
+		if bkt = bkt.Bucket(key); bkt == nil {
+			return nil
+		}
+	}
+	return bkt.ForEachBucket(func(k []byte) error { return fn(k, bkt.Bucket(k)) })
+}
+
+var (
+	leasesPath     = [][]byte{bucketKeyObjectLeases}
+	imagesPath     = [][]byte{bucketKeyObjectImages}
+	containersPath = [][]byte{bucketKeyObjectContainers}
+	blobsPath      = [][]byte{bucketKeyObjectContent, bucketKeyObjectBlob}
+	ingestsPath    = [][]byte{bucketKeyObjectContent, bucketKeyObjectIngests}
+)
+
+// scanRoots returns the roots of every namespace as of now.
+func scanRoots(ctx context.Context, tx *bolt.Tx, now time.Time) ([]gc.Node, error) {
+	var roots []gc.Node
+	err := forEachNamespace(tx, func(ns string, nbkt *bolt.Bucket) error {
+		add := func(t gc.ResourceType, key string) {
+			roots = append(roots, gc.Node{Type: t, Namespace: ns, Key: key})
+		}
+
+		// A live lease is a root, and so is everything it holds. Holding
+		// is not referencing: nothing links to a lease, so its resources
+		// are listed here rather than followed as edges.
+		err := forEachBucketIn(nbkt, leasesPath, func(id []byte, lbkt *bolt.Bucket) error {
+			if leaseExpired(ctx, ns, string(id), lbkt, now) {
+				return nil
+			}
+			var isFlat gc.ResourceType
+			if lb := lbkt.Bucket(bucketKeyObjectLabels); lb != nil && lb.Get(labelGCFlat) != nil {
+				isFlat = flat
+			}
+			add(resourceLease, string(id))
+			return walkLeaseResources(lbkt, func(typ, key string) {
+				switch typ {
+				case string(bucketKeyObjectContent):
+					add(resourceContent|isFlat, key)
+				case string(bucketKeyObjectIngests):
+					add(resourceIngest, key)
+				case string(bucketKeyObjectImages):
+					add(resourceImage|isFlat, key)
+				default: // snapshots/<snapshotter>
+					add(resourceSnapshot|isFlat, typ[len(bucketKeyObjectSnapshots)+1:]+"/"+key)
+				}
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("namespace %q: scan leases: %w", ns, err)
+		}
+
+		err = forEachBucketIn(nbkt, imagesPath, func(name []byte, _ *bolt.Bucket) error {
+			add(resourceImage, string(name))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("namespace %q: scan images: %w", ns, err)
+		}
+
+		err = forEachBucketIn(nbkt, containersPath, func(id []byte, _ *bolt.Bucket) error {
+			add(resourceContainer, string(id))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("namespace %q: scan containers: %w", ns, err)
+		}
+
+		// An ingest without a lease is a root until it expires; one with
+		// a lease has no expiry and lives as long as the lease.
+		err = forEachBucketIn(nbkt, ingestsPath, func(ref []byte, ibkt *bolt.Bucket) error {
+			if ibkt.Get(bucketKeyExpireAt) == nil {
+				return nil
+			}
+			exp, err := readTime(ibkt, bucketKeyExpireAt)
+			if err != nil {
+				return err
+			}
+			if exp.After(now) {
+				add(resourceIngest, string(ref))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("namespace %q: scan ingests: %w", ns, err)
+		}
+
+		err = forEachBucketIn(nbkt, blobsPath, func(dgst []byte, bbkt *bolt.Bucket) error {
+			if lb := bbkt.Bucket(bucketKeyObjectLabels); lb != nil && lb.Get(labelGCRoot) != nil {
+				add(resourceContent, string(dgst))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("namespace %q: scan content: %w", ns, err)
+		}
+		return nil
+	})
+	return roots, err
+}
+
+// leaseExpired reports whether the lease's containerd.io/gc.expire time has
+// passed. A value that does not parse is ignored, as containerd does: the
+// lease then never expires.
+func leaseExpired(ctx context.Context, ns, id string, lbkt *bolt.Bucket, now time.Time) bool {
+	lb := lbkt.Bucket(bucketKeyObjectLabels)
+	if lb == nil {
+		return false
+	}
+	v := lb.Get(labelGCExpire)
+	if v == nil {
+		return false
+	}
+	exp, err := time.Parse(time.RFC3339, string(v))
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("namespace", ns).WithField("lease", id).
+			Infof("ignoring invalid lease expiry %q", v)
+		return false
+	}
+	return now.After(exp)
+}
+
+// references returns the nodes n links to.
+func references(tx *bolt.Tx, n gc.Node) ([]gc.Node, error) {
+	var refs []gc.Node
+	add := func(t gc.ResourceType, key string) {
+		refs = append(refs, gc.Node{Type: t, Namespace: n.Namespace, Key: key})
+	}
+	nsPath := func(keys ...[]byte) *bolt.Bucket {
+		return getBucket(tx, namespacePath(n.Namespace, keys...)...)
+	}
+
+	// A missing record is not an error: labels and leases may name
+	// things that were never there or are gone.
+	switch n.Type {
+	case resourceContent:
+		if bkt := nsPath(bucketKeyObjectContent, bucketKeyObjectBlob, []byte(n.Key)); bkt != nil {
+			labelRefs(bkt, add)
+		}
+	case resourceImage, resourceImageFlat:
+		bkt := nsPath(bucketKeyObjectImages, []byte(n.Key))
+		if bkt == nil {
+			break
+		}
+		if tbkt := bkt.Bucket(bucketKeyTarget); tbkt != nil {
+			if d := tbkt.Get(bucketKeyDigest); len(d) > 0 {
+				add(resourceContent|(n.Type&flat), string(d))
+			}
+		}
+		if n.Type&flat == 0 {
+			labelRefs(bkt, add)
+		}
+	case resourceIngest:
+		if bkt := nsPath(bucketKeyObjectContent, bucketKeyObjectIngests, []byte(n.Key)); bkt != nil {
+			if d := bkt.Get(bucketKeyExpected); len(d) > 0 {
+				add(resourceContent, string(d))
+			}
+		}
+	case resourceContainer:
+		bkt := nsPath(bucketKeyObjectContainers, []byte(n.Key))
+		if bkt == nil {
+			break
+		}
+		if sn := bkt.Get(bucketKeySnapshotter); len(sn) > 0 {
+			add(resourceSnapshot, string(sn)+"/"+string(bkt.Get(bucketKeySnapshotKey)))
+		}
+		labelRefs(bkt, add)
+	case resourceSnapshot, resourceSnapshotFlat:
+		// Snapshot records, with their parents and labels, are not kept
+		// yet; the node itself is marked, which is all a sweep will need.
+	}
+	return refs, nil
+}
+
+// labelRefs reports the gc.ref labels of the object in bkt.
+func labelRefs(bkt *bolt.Bucket, add func(gc.ResourceType, string)) {
+	lb := bkt.Bucket(bucketKeyObjectLabels)
+	if lb == nil {
+		return
+	}
+	c := lb.Cursor()
+	for k, v := c.Seek(labelGCContentRef); bytes.HasPrefix(k, labelGCContentRef); k, v = c.Next() {
+		// Allow "gc.ref.content", "gc.ref.content.<name>" and
+		// "gc.ref.content/<name>", not "gc.ref.contentfoo".
+		if rest := k[len(labelGCContentRef):]; len(rest) > 0 && rest[0] != '.' && rest[0] != '/' {
+			continue
+		}
+		add(resourceContent, string(v))
+	}
+	for k, v := c.Seek(labelGCSnapRef); bytes.HasPrefix(k, labelGCSnapRef); k, v = c.Next() {
+		sn, _, _ := bytes.Cut(k[len(labelGCSnapRef):], []byte("/"))
+		if len(sn) == 0 {
+			continue
+		}
+		add(resourceSnapshot, string(sn)+"/"+string(v))
+	}
+}
+
+// sweep deletes the lease, ingest and blob records marked does not hold.
+func (m *DB) sweep(ctx context.Context, marked map[gc.Node]struct{}) error {
+	return m.db.Update(func(tx *bolt.Tx) error {
+		return forEachNamespace(tx, func(ns string, nbkt *bolt.Bucket) error {
+			for _, s := range []struct {
+				path [][]byte
+				typ  gc.ResourceType
+			}{
+				{leasesPath, resourceLease},
+				{ingestsPath, resourceIngest},
+				{blobsPath, resourceContent},
+			} {
+				n, err := sweepBucket(ctx, nbkt, ns, s.path, s.typ, marked)
+				if err != nil {
+					return fmt.Errorf("namespace %q: %w", ns, err)
+				}
+				if n > 0 && s.typ != resourceLease {
+					m.dirtyContent.Store(true)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// sweepBucket deletes the buckets under path whose nodes are not marked,
+// and returns how many it deleted.
+func sweepBucket(ctx context.Context, nbkt *bolt.Bucket, ns string, path [][]byte, typ gc.ResourceType, marked map[gc.Node]struct{}) (int, error) {
+	bkt := nbkt
+	for _, key := range path {
+		if bkt = bkt.Bucket(key); bkt == nil {
+			return 0, nil
+		}
+	}
+	// Deleting under a cursor skips entries; collect the names first.
+	var unmarked [][]byte
+	err := bkt.ForEachBucket(func(k []byte) error {
+		if _, ok := marked[gc.Node{Type: typ, Namespace: ns, Key: string(k)}]; !ok {
+			unmarked = append(unmarked, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range unmarked {
+		if err := bkt.DeleteBucket(k); err != nil {
+			return 0, fmt.Errorf("remove %s %q: %w", bytes.Join(path, []byte("/")), k, err)
+		}
+		log.G(ctx).WithField("namespace", ns).WithField("key", string(k)).
+			Debugf("garbage collected %s", bytes.Join(path, []byte("/")))
+	}
+	return len(unmarked), nil
+}
+
+// cleanup removes the backing store's blobs that no namespace has a record
+// of or is sharing into an ingest, and its ingests no namespace ingest
+// refers to.
+//
+// It holds l exclusively, so nothing that links a namespace to backing
+// content (a commit, a new ingest) runs between reading the records and
+// deleting: a blob committed while a collection runs is either recorded
+// before the records are read, and kept, or committed after the deletes.
+func (cs *contentStore) cleanup(ctx context.Context) error {
+	cs.l.Lock()
+	defer cs.l.Unlock()
+
+	blobs := map[digest.Digest]struct{}{}
+	refs := map[string]struct{}{}
+	err := cs.db.View(func(tx *bolt.Tx) error {
+		return forEachNamespace(tx, func(ns string, nbkt *bolt.Bucket) error {
+			err := forEachBucketIn(nbkt, blobsPath, func(k []byte, _ *bolt.Bucket) error {
+				blobs[digest.Digest(k)] = struct{}{}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return forEachBucketIn(nbkt, ingestsPath, func(_ []byte, ibkt *bolt.Bucket) error {
+				// The expected blob may be another namespace's, which
+				// could drop it while this one takes it over.
+				if d := ibkt.Get(bucketKeyExpected); len(d) > 0 {
+					blobs[digest.Digest(d)] = struct{}{}
+				}
+				if r := ibkt.Get(bucketKeyRef); len(r) > 0 {
+					refs[string(r)] = struct{}{}
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read content records: %w", err)
+	}
+
+	var unused []digest.Digest
+	err = cs.backing.Walk(ctx, func(info content.Info) error {
+		if _, ok := blobs[info.Digest]; !ok {
+			unused = append(unused, info.Digest)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("walk backing content: %w", err)
+	}
+	var errs []error
+	for _, dgst := range unused {
+		if err := cs.backing.Delete(ctx, dgst); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove blob %v: %w", dgst, err))
+			continue
+		}
+		log.G(ctx).WithField("digest", dgst).Debug("removed content")
+	}
+
+	statuses, err := cs.backing.ListStatuses(ctx)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list backing ingests: %w", err))...)
+	}
+	for _, st := range statuses {
+		if _, ok := refs[st.Ref]; ok {
+			continue
+		}
+		if err := cs.backing.Abort(ctx, st.Ref); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("abort ingest %q: %w", st.Ref, err))
+			continue
+		}
+		log.G(ctx).WithField("ref", st.Ref).Debug("aborted ingest")
+	}
+	return errors.Join(errs...)
+}
