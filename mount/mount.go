@@ -57,7 +57,13 @@ func (m *Mount) Mount(target string) error {
 	if flags&unix.MS_BIND != 0 {
 		typ = ""
 	}
-	if err := mountRetry(m.Source, target, typ, flags&^unix.MS_RDONLY, data); err != nil {
+	var err error
+	if typ == "overlay" && len(data) >= pageSize {
+		err = mountLongOverlay(m.Source, target, flags&^unix.MS_RDONLY, m.Options)
+	} else {
+		err = mountRetry(m.Source, target, typ, flags&^unix.MS_RDONLY, data)
+	}
+	if err != nil {
 		return fmt.Errorf("mount %s on %s (type %q, options %q): %w", m.Source, target, m.Type, m.Options, err)
 	}
 	// A bind mount ignores MS_RDONLY on the first call; it takes a remount.

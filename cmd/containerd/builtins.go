@@ -14,4 +14,6 @@ import (
 	_ "github.com/llitfkitfk/containerd/services/leases"
 	_ "github.com/llitfkitfk/containerd/services/namespaces"
 	_ "github.com/llitfkitfk/containerd/services/version"
+	_ "github.com/llitfkitfk/containerd/snapshots/naive"
+	_ "github.com/llitfkitfk/containerd/snapshots/overlay"
 )
