@@ -1,0 +1,253 @@
+// Package content serves the Content API over the daemon's namespaced
+// content store: blobs are listed, read, labelled and deleted by digest and
+// written through resumable ingests named by a ref (see write.go).
+package content
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventstypes "github.com/llitfkitfk/containerd/api/events"
+	api "github.com/llitfkitfk/containerd/api/services/content/v1"
+	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/events"
+	"github.com/llitfkitfk/containerd/log"
+)
+
+const (
+	// listBatch is how many blobs one List message carries, as containerd.
+	listBatch = 100
+	// readChunk is the most data one Read message carries.
+	readChunk = 1 << 20
+)
+
+// readBufs holds Read's chunk buffers. A buffer is reused as soon as Send
+// returns: gRPC has encoded the message by then, and the daemon installs no
+// stats handler that keeps messages.
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, readChunk)
+	return &b
+}}
+
+type service struct {
+	api.UnimplementedContentServer
+	store     content.Store
+	publisher events.Publisher
+}
+
+// newService serves store; deletes are announced through publisher.
+func newService(store content.Store, publisher events.Publisher) *service {
+	return &service{store: store, publisher: publisher}
+}
+
+func (s *service) Register(server *grpc.Server) error {
+	api.RegisterContentServer(server, s)
+	return nil
+}
+
+func (s *service) Info(ctx context.Context, req *api.InfoRequest) (*api.InfoResponse, error) {
+	dgst, err := parseDigest(req.Digest)
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	info, err := s.store.Info(ctx, dgst)
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	return &api.InfoResponse{Info: infoToProto(info)}, nil
+}
+
+// Update changes a blob's labels; the field mask is passed to the store,
+// which treats no paths as "replace all labels".
+func (s *service) Update(ctx context.Context, req *api.UpdateRequest) (*api.UpdateResponse, error) {
+	if req.Info == nil {
+		return nil, errdefs.ToGRPC(fmt.Errorf("info is required: %w", errdefs.ErrInvalidArgument))
+	}
+	dgst, err := parseDigest(req.Info.Digest)
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	info := infoFromProto(req.Info)
+	info.Digest = dgst
+	updated, err := s.store.Update(ctx, info, req.GetUpdateMask().GetPaths()...)
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	return &api.UpdateResponse{Info: infoToProto(updated)}, nil
+}
+
+// List streams the matching blobs, listBatch to a message.
+func (s *service) List(req *api.ListContentRequest, stream api.Content_ListServer) error {
+	batch := make([]*api.Info, 0, listBatch)
+	send := func() error {
+		err := stream.Send(&api.ListContentResponse{Info: batch})
+		batch = batch[:0]
+		return err
+	}
+	err := s.store.Walk(stream.Context(), func(info content.Info) error {
+		batch = append(batch, infoToProto(info))
+		if len(batch) == listBatch {
+			return send()
+		}
+		return nil
+	}, req.Filters...)
+	if err == nil && len(batch) > 0 {
+		err = send()
+	}
+	return errdefs.ToGRPC(err)
+}
+
+// Delete removes a blob from the caller's namespace and announces it on
+// /content/delete.
+func (s *service) Delete(ctx context.Context, req *api.DeleteContentRequest) (*emptypb.Empty, error) {
+	dgst, err := parseDigest(req.Digest)
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	if err := s.store.Delete(ctx, dgst); err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	// The blob is gone; failing to announce it is logged, not returned.
+	if err := s.publisher.Publish(ctx, "/content/delete", &eventstypes.ContentDelete{Digest: dgst.String()}); err != nil {
+		log.G(ctx).WithError(err).WithField("digest", dgst).Error("failed to publish content delete event")
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// Read streams [offset, offset+size) of a blob in chunks of at most
+// readChunk bytes; size <= 0, or one reaching past the end, reads to the
+// end. As in containerd, each message's offset counts from the requested
+// offset, not from the start of the blob.
+func (s *service) Read(req *api.ReadContentRequest, stream api.Content_ReadServer) error {
+	return errdefs.ToGRPC(s.read(req, stream))
+}
+
+func (s *service) read(req *api.ReadContentRequest, stream api.Content_ReadServer) error {
+	dgst, err := parseDigest(req.Digest)
+	if err != nil {
+		return err
+	}
+	ra, err := s.store.ReaderAt(stream.Context(), ocispec.Descriptor{Digest: dgst})
+	if err != nil {
+		return err
+	}
+	defer ra.Close()
+
+	blobSize := ra.Size()
+	offset := max(req.Offset, 0)
+	if offset > blobSize {
+		return fmt.Errorf("read of %s at offset %d is past its size %d: %w", dgst, offset, blobSize, errdefs.ErrInvalidArgument)
+	}
+	remaining := req.Size
+	if remaining <= 0 || remaining > blobSize-offset {
+		remaining = blobSize - offset
+	}
+
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
+	var resp api.ReadContentResponse
+	for sent := int64(0); sent < remaining; {
+		p := buf[:min(int64(len(buf)), remaining-sent)]
+		n, err := ra.ReadAt(p, offset+sent)
+		if n < len(p) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("read %s at %d: %w", dgst, offset+sent, err)
+		}
+		resp.Offset, resp.Data = sent, p
+		if err := stream.Send(&resp); err != nil {
+			return err
+		}
+		sent += int64(n)
+	}
+	return nil
+}
+
+func (s *service) Status(ctx context.Context, req *api.StatusRequest) (*api.StatusResponse, error) {
+	st, err := s.store.Status(ctx, req.Ref)
+	if err != nil {
+		return nil, errdefs.ToGRPCf(err, "could not get status for ref %q", req.Ref)
+	}
+	return &api.StatusResponse{Status: statusToProto(st)}, nil
+}
+
+func (s *service) ListStatuses(ctx context.Context, req *api.ListStatusesRequest) (*api.ListStatusesResponse, error) {
+	statuses, err := s.store.ListStatuses(ctx, req.Filters...)
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	resp := &api.ListStatusesResponse{Statuses: make([]*api.Status, 0, len(statuses))}
+	for _, st := range statuses {
+		resp.Statuses = append(resp.Statuses, statusToProto(st))
+	}
+	return resp, nil
+}
+
+func (s *service) Abort(ctx context.Context, req *api.AbortRequest) (*emptypb.Empty, error) {
+	if err := s.store.Abort(ctx, req.Ref); err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// parseDigest checks a digest from a request; a malformed one is
+// InvalidArgument.
+func parseDigest(s string) (digest.Digest, error) {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("digest %q: %v: %w", s, err, errdefs.ErrInvalidArgument)
+	}
+	return d, nil
+}
+
+func infoToProto(info content.Info) *api.Info {
+	return &api.Info{
+		Digest:    info.Digest.String(),
+		Size:      info.Size,
+		CreatedAt: timestamppb.New(info.CreatedAt),
+		UpdatedAt: timestamppb.New(info.UpdatedAt),
+		Labels:    info.Labels,
+	}
+}
+
+func infoFromProto(info *api.Info) content.Info {
+	return content.Info{
+		Digest:    digest.Digest(info.Digest),
+		Size:      info.Size,
+		CreatedAt: fromTimestamp(info.CreatedAt),
+		UpdatedAt: fromTimestamp(info.UpdatedAt),
+		Labels:    info.Labels,
+	}
+}
+
+func statusToProto(st content.Status) *api.Status {
+	return &api.Status{
+		StartedAt: timestamppb.New(st.StartedAt),
+		UpdatedAt: timestamppb.New(st.UpdatedAt),
+		Ref:       st.Ref,
+		Offset:    st.Offset,
+		Total:     st.Total,
+		Expected:  st.Expected.String(),
+	}
+}
+
+// fromTimestamp is the inverse of timestamppb.New: an absent timestamp is
+// the zero time, not the Unix epoch.
+func fromTimestamp(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}

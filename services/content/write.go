@@ -1,0 +1,312 @@
+package content
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	api "github.com/llitfkitfk/containerd/api/services/content/v1"
+	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/log"
+)
+
+// writeBehind is how many received chunks may wait for the store while the
+// stream moves on; 0 writes every chunk before answering it.
+//
+// Clients send one chunk and wait for its answer before reading the next
+// one from their source. Answering a WRITE as soon as its chunk is queued
+// lets the store hash and write it while the client prepares and sends the
+// next, so a stream runs at the speed of the slower of the two instead of
+// their sum. The queue holds chunks gRPC has already allocated: nothing is
+// copied, and memory per stream is bounded by writeBehind+1 messages.
+var writeBehind = 4
+
+// Write drives one ingest for the life of the stream. The first message
+// names it (ref) and may declare the expected size (total) and digest
+// (expected); each message then asks for one action:
+//
+//   - STAT reports the ingest's offset, total, digest and times. A client
+//     resuming an ingest learns from it where to continue.
+//   - WRITE appends data. A positive offset must equal the current offset;
+//     offset 0 on an ingest that has data truncates it first, so a client
+//     that cannot resume starts over.
+//   - COMMIT appends any data, then commits the blob checked against total
+//     and expected, with the message's labels, and ends the stream.
+//
+// A message naming an expected digest that is already stored aborts the
+// ingest and fails with AlreadyExists, which clients take as success.
+// Every answer echoes the action and carries the offset after it; WRITE
+// answers carry no digest, since with write-behind the digest of the data
+// just received is not known yet (STAT and COMMIT answers do).
+//
+// However the stream ends, what was acknowledged is written and the
+// ingest's lock released; without a COMMIT the ingest stays, resumable.
+func (s *service) Write(stream api.Content_WriteServer) error {
+	err := s.write(stream)
+	switch code := errdefs.Code(err); code {
+	case codes.OK, codes.AlreadyExists, codes.Canceled:
+	case codes.Unknown:
+		log.G(stream.Context()).WithError(err).Error("content write failed")
+	default:
+		log.G(stream.Context()).WithError(err).Debug("content write failed")
+	}
+	return errdefs.ToGRPC(err)
+}
+
+func (s *service) write(stream api.Content_WriteServer) error {
+	ctx := stream.Context()
+	req, err := stream.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	ref := req.Ref
+	if ref == "" {
+		return fmt.Errorf("first message must have a reference: %w", errdefs.ErrInvalidArgument)
+	}
+	total := req.Total
+	var expected digest.Digest
+	if req.Expected != "" {
+		if expected, err = parseDigest(req.Expected); err != nil {
+			return err
+		}
+	}
+
+	// Opening the writer takes the ref's lock, held until w.close.
+	wr, err := s.store.Writer(ctx, content.WithRef(ref),
+		content.WithDescriptor(ocispec.Descriptor{Size: total, Digest: expected}))
+	if err != nil {
+		return err
+	}
+	w, err := newIngest(wr)
+	if err != nil {
+		wr.Close()
+		return err
+	}
+	defer w.close()
+
+	var resp api.WriteContentResponse
+	for {
+		if req.Expected != "" {
+			if expected, err = parseDigest(req.Expected); err != nil {
+				return err
+			}
+			if _, err := s.store.Info(ctx, expected); err == nil {
+				w.close()
+				if err := s.store.Abort(ctx, ref); err != nil && !errdefs.IsNotFound(err) {
+					log.G(ctx).WithError(err).WithField("ref", ref).Warn("failed to abort ingest of a blob that exists")
+				}
+				return fmt.Errorf("blob with expected digest %v exists: %w", expected, errdefs.ErrAlreadyExists)
+			}
+		}
+		if req.Total > 0 {
+			total = req.Total
+		}
+
+		resp.Reset()
+		resp.Action = req.Action
+		switch req.Action {
+		case api.WriteAction_STAT:
+			st, err := w.status()
+			if err != nil {
+				return err
+			}
+			resp.Offset = st.Offset
+			resp.Total = total
+			resp.Digest = w.wr.Digest().String()
+			resp.StartedAt = timestamppb.New(st.StartedAt)
+			resp.UpdatedAt = timestamppb.New(st.UpdatedAt)
+
+		case api.WriteAction_WRITE, api.WriteAction_COMMIT:
+			switch {
+			case req.Offset < 0:
+				return fmt.Errorf("write at negative offset %d: %w", req.Offset, errdefs.ErrInvalidArgument)
+			case req.Offset > 0 && req.Offset != w.offset:
+				return fmt.Errorf("write @%d must occur at current offset %d: %w", req.Offset, w.offset, errdefs.ErrFailedPrecondition)
+			case req.Offset == 0 && w.offset > 0:
+				if err := w.truncate(); err != nil {
+					return err
+				}
+			}
+			if len(req.Data) > 0 {
+				if err := w.write(req.Data); err != nil {
+					return err
+				}
+			}
+			resp.Offset = w.offset
+			if req.Action == api.WriteAction_COMMIT {
+				st, err := w.status()
+				if err != nil {
+					return err
+				}
+				var opts []content.Opt
+				if req.Labels != nil {
+					opts = append(opts, content.WithLabels(req.Labels))
+				}
+				if err := w.wr.Commit(ctx, total, expected, opts...); err != nil {
+					return err
+				}
+				resp.Offset = st.Offset
+				resp.Total = total
+				resp.Digest = w.wr.Digest().String()
+				resp.StartedAt = timestamppb.New(st.StartedAt)
+				resp.UpdatedAt = timestamppb.New(st.UpdatedAt)
+			}
+
+		default:
+			return fmt.Errorf("unknown write action %v: %w", req.Action, errdefs.ErrInvalidArgument)
+		}
+
+		if err := stream.Send(&resp); err != nil {
+			return err
+		}
+		if req.Action == api.WriteAction_COMMIT {
+			return nil
+		}
+		if req, err = stream.Recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// ingest is an open content.Writer with the write-behind queue in front of
+// it. Only the stream's goroutine calls its methods; while chunks are
+// queued the writer belongs to the worker goroutine, so every method that
+// touches the writer directly drains the queue first.
+type ingest struct {
+	wr content.Writer
+	// offset counts the bytes accepted: written or queued.
+	offset int64
+
+	queue   chan []byte
+	pending sync.WaitGroup // chunks queued and not yet written
+	failed  atomic.Pointer[error]
+	done    chan struct{} // closed when the worker has exited
+	closed  bool
+}
+
+func newIngest(wr content.Writer) (*ingest, error) {
+	st, err := wr.Status()
+	if err != nil {
+		return nil, err
+	}
+	w := &ingest{wr: wr, offset: st.Offset}
+	if writeBehind > 0 {
+		w.queue = make(chan []byte, writeBehind)
+		w.done = make(chan struct{})
+		go w.run()
+	}
+	return w, nil
+}
+
+// run writes queued chunks in order. After a failure it discards the rest;
+// the stream sees the error on its next call.
+func (w *ingest) run() {
+	defer close(w.done)
+	for p := range w.queue {
+		if w.failed.Load() == nil {
+			if err := writeFull(w.wr, p); err != nil {
+				w.fail(err)
+			}
+		}
+		w.pending.Done()
+	}
+}
+
+// fail records the first write error. It is apart from run so that only
+// a failure puts an error on the heap, not every chunk.
+func (w *ingest) fail(err error) {
+	w.failed.CompareAndSwap(nil, &err)
+}
+
+func writeFull(wr io.Writer, p []byte) error {
+	n, err := wr.Write(p)
+	if err == nil && n != len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return fmt.Errorf("write ingest: %w", err)
+	}
+	return nil
+}
+
+func (w *ingest) err() error {
+	if e := w.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// write accepts p, which the caller must not change afterwards.
+func (w *ingest) write(p []byte) error {
+	if w.queue == nil {
+		if err := writeFull(w.wr, p); err != nil {
+			return err
+		}
+		w.offset += int64(len(p))
+		return nil
+	}
+	if err := w.err(); err != nil {
+		return err
+	}
+	w.pending.Add(1)
+	w.queue <- p
+	w.offset += int64(len(p))
+	return nil
+}
+
+// drain waits until every queued chunk is written.
+func (w *ingest) drain() error {
+	if w.queue == nil {
+		return nil
+	}
+	w.pending.Wait()
+	return w.err()
+}
+
+func (w *ingest) status() (content.Status, error) {
+	if err := w.drain(); err != nil {
+		return content.Status{}, err
+	}
+	return w.wr.Status()
+}
+
+func (w *ingest) truncate() error {
+	if err := w.drain(); err != nil {
+		return err
+	}
+	if err := w.wr.Truncate(0); err != nil {
+		return fmt.Errorf("truncate ingest: %w", err)
+	}
+	w.offset = 0
+	return nil
+}
+
+// close writes what is queued, stops the worker and closes the writer,
+// releasing the ref's lock. It may be called more than once.
+func (w *ingest) close() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	if w.queue != nil {
+		close(w.queue)
+		<-w.done
+	}
+	if err := w.wr.Close(); err != nil {
+		log.L.WithError(err).Warn("failed to close content writer")
+	}
+}

@@ -1,0 +1,22 @@
+package leases
+
+import (
+	"github.com/llitfkitfk/containerd/metadata"
+	"github.com/llitfkitfk/containerd/plugin"
+)
+
+func init() {
+	plugin.Register(&plugin.Registration{
+		Type: plugin.GRPCPlugin,
+		ID:   "leases",
+		// After the collector too, which synchronous deletes wait for.
+		Requires: []plugin.Type{plugin.MetadataPlugin, plugin.GCPlugin},
+		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
+			m, err := ic.Get(plugin.MetadataPlugin)
+			if err != nil {
+				return nil, err
+			}
+			return newService(metadata.NewLeaseManager(m.(*metadata.DB))), nil
+		},
+	})
+}
