@@ -44,7 +44,7 @@ func newApp() *cli.App {
 		cli.StringFlag{Name: "root", Usage: "containerd root directory"},
 		cli.StringFlag{Name: "state", Usage: "containerd state directory"},
 	}
-	app.Commands = []cli.Command{configCommand}
+	app.Commands = []cli.Command{configCommand, publishCommand}
 	app.Action = func(c *cli.Context) error {
 		return run(context.Background(), c)
 	}

@@ -1,0 +1,131 @@
+package v2
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/identifiers"
+	"github.com/llitfkitfk/containerd/mount"
+)
+
+// Files in a bundle besides the OCI config.json and rootfs/. The shim
+// writes "address" (its socket), "log" is the fifo it logs to, and
+// "shim-binary-path" records which shim to run for cleanup after a
+// restart, so that nothing outside the bundle is needed to recover it.
+const (
+	configFile     = "config.json"
+	addressFile    = "address"
+	logFifo        = "log"
+	shimBinaryFile = "shim-binary-path"
+)
+
+// bundle is a task's OCI bundle, <state>/<ns>/<id>, which lives in tmpfs
+// and goes with a reboot, and its work directory <root>/<ns>/<id>, which
+// persists and is linked from the bundle as "work".
+type bundle struct {
+	id        string
+	namespace string
+	path      string
+	work      string
+}
+
+func bundlePaths(root, state, ns, id string) *bundle {
+	return &bundle{
+		id:        id,
+		namespace: ns,
+		path:      filepath.Join(state, ns, id),
+		work:      filepath.Join(root, ns, id),
+	}
+}
+
+// newBundle creates the bundle for id with spec as its config.json. The
+// namespace and id become path components, so both are validated here.
+func newBundle(root, state, ns, id string, spec []byte) (_ *bundle, err error) {
+	if err := identifiers.Validate(ns); err != nil {
+		return nil, fmt.Errorf("invalid namespace: %w", err)
+	}
+	if err := identifiers.Validate(id); err != nil {
+		return nil, fmt.Errorf("invalid task id: %w", err)
+	}
+	b := bundlePaths(root, state, ns, id)
+	if err := os.MkdirAll(filepath.Dir(b.path), 0o711); err != nil {
+		return nil, fmt.Errorf("create bundle parent: %w", err)
+	}
+	if err := os.Mkdir(b.path, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("bundle for task %s: %w", id, errdefs.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			b.delete()
+		}
+	}()
+	if err := os.Mkdir(filepath.Join(b.path, "rootfs"), 0o711); err != nil {
+		return nil, fmt.Errorf("create bundle rootfs: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(b.work), 0o711); err != nil {
+		return nil, fmt.Errorf("create work parent: %w", err)
+	}
+	// A work directory left from a task of the same id whose bundle went
+	// with a reboot is stale; the new task starts with an empty one.
+	if err := os.RemoveAll(b.work); err != nil {
+		return nil, fmt.Errorf("remove stale work dir: %w", err)
+	}
+	if err := os.Mkdir(b.work, 0o711); err != nil {
+		return nil, fmt.Errorf("create work dir: %w", err)
+	}
+	if err := os.Symlink(b.work, filepath.Join(b.path, "work")); err != nil {
+		return nil, fmt.Errorf("link work dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(b.path, configFile), spec, 0o666); err != nil {
+		return nil, fmt.Errorf("write spec: %w", err)
+	}
+	return b, nil
+}
+
+// file returns the path of name in the bundle.
+func (b *bundle) file(name string) string { return filepath.Join(b.path, name) }
+
+// delete removes the bundle and the work directory. The rootfs is unmounted
+// first and then removed with os.Remove, which fails rather than delete the
+// contents of a filesystem still mounted there.
+func (b *bundle) delete() error {
+	rootfs := b.file("rootfs")
+	if err := mount.UnmountAll(rootfs, 0); err != nil {
+		return fmt.Errorf("unmount bundle rootfs: %w", err)
+	}
+	if err := os.Remove(rootfs); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove bundle rootfs: %w", err)
+	}
+	err := atomicDelete(b.path)
+	if werr := atomicDelete(b.work); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// atomicDelete renames path to a hidden name before removing it, so that
+// a crash part way leaves nothing that looks like a live bundle.
+func atomicDelete(path string) error {
+	hidden := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	// A hidden copy left by an earlier crash holds nothing mounted: the
+	// rootfs is unmounted and removed before a bundle is renamed.
+	if err := os.RemoveAll(hidden); err != nil {
+		return fmt.Errorf("delete %s: %w", hidden, err)
+	}
+	if err := os.Rename(path, hidden); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("delete %s: %w", path, err)
+	}
+	if err := os.RemoveAll(hidden); err != nil {
+		return fmt.Errorf("delete %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,347 @@
+// Package v2 is the shim v2 runtime: every task runs under a shim binary
+// of its own (containerd-shim-runc-v2 for io.containerd.runc.v2), which the
+// daemon starts and drives over ttrpc. Shims outlive the daemon; on start
+// the daemon finds them again by their bundles, and cleans up after those
+// that died meanwhile.
+package v2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/containerd/ttrpc"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
+	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/events"
+	"github.com/llitfkitfk/containerd/identifiers"
+	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/namespaces"
+	"github.com/llitfkitfk/containerd/plugin"
+	"github.com/llitfkitfk/containerd/runtime"
+)
+
+const (
+	// loadTimeout bounds the first calls to a shim, which tell whether it
+	// is alive.
+	loadTimeout = 5 * time.Second
+	// shutdownTimeout bounds asking a shim to exit.
+	shutdownTimeout = 3 * time.Second
+)
+
+// Events is what the runtime needs of the daemon's event exchange.
+type Events interface {
+	events.Publisher
+	events.Subscriber
+}
+
+// ManagerConfig is what a TaskManager is made from.
+type ManagerConfig struct {
+	// Root holds the tasks' work directories, State their bundles.
+	Root  string
+	State string
+	// Address is the daemon's gRPC address and TTRPCAddress its ttrpc
+	// address, which shims are given to reach the daemon.
+	Address      string
+	TTRPCAddress string
+	// Events gets the exits of tasks whose shims died, and is watched for
+	// the exits that shims publish themselves.
+	Events Events
+	// SchedCore asks shims to put their containers in a core scheduling
+	// group of their own.
+	SchedCore bool
+}
+
+// TaskManager is the shim v2 runtime.PlatformRuntime.
+type TaskManager struct {
+	root, state           string
+	address, ttrpcAddress string
+	schedCore             bool
+	events                Events
+
+	// ctx is for work that outlives a call: copying shim logs and
+	// cleaning up after dead shims. cancel ends watching for exits.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	tasks *taskList
+	shims sync.Map // runtime name -> shim binary path
+}
+
+var _ runtime.PlatformRuntime = (*TaskManager)(nil)
+
+// New returns a TaskManager that has taken back the tasks whose shims are
+// still running and cleaned up after the rest.
+func New(ctx context.Context, config *ManagerConfig) (*TaskManager, error) {
+	for _, dir := range []string{config.Root, config.State} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("create runtime directory: %w", err)
+		}
+	}
+	m := &TaskManager{
+		root:         config.Root,
+		state:        config.State,
+		address:      config.Address,
+		ttrpcAddress: config.TTRPCAddress,
+		schedCore:    config.SchedCore,
+		events:       config.Events,
+		ctx:          context.WithoutCancel(ctx),
+		tasks:        newTaskList(),
+	}
+	if m.events == nil {
+		return nil, errors.New("runtime needs an event exchange")
+	}
+	if err := m.loadExisting(ctx); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	m.cancel = cancel
+	go m.watchExits(wctx)
+	return m, nil
+}
+
+// ID returns the runtime's plugin URI.
+func (m *TaskManager) ID() string { return plugin.RuntimePluginV2.String() + ".task" }
+
+// Create starts a shim for the task and has it create the task.
+func (m *TaskManager) Create(ctx context.Context, id string, opts runtime.CreateOpts) (_ runtime.Task, retErr error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := identifiers.Validate(id); err != nil {
+		return nil, fmt.Errorf("invalid task id: %w", err)
+	}
+	if opts.Spec == nil {
+		return nil, fmt.Errorf("task %s has no spec: %w", id, errdefs.ErrInvalidArgument)
+	}
+	path, err := m.lookupShim(opts.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.tasks.reserve(ns, id); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			m.tasks.release(ns, id)
+		}
+	}()
+
+	b, err := newBundle(m.root, m.state, ns, id, opts.Spec.GetValue())
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			if err := b.delete(); err != nil {
+				log.G(ctx).WithError(err).WithField("id", id).Error("remove bundle of failed task")
+			}
+		}
+	}()
+	// Recorded before the shim starts, so that after a crash the daemon
+	// knows which shim's delete command cleans up after it.
+	if err := writeAtomic(b.file(shimBinaryFile), []byte(path)); err != nil {
+		return nil, err
+	}
+	bin := m.binary(b, path)
+	s, err := m.startShim(ctx, bin, shimOptions(opts))
+	if err != nil {
+		return nil, fmt.Errorf("start shim for task %s: %w", id, err)
+	}
+	if _, err := s.task.Create(ctx, createRequest(b, opts)); err != nil {
+		m.abandon(ctx, s)
+		return nil, fmt.Errorf("create task %s: %w", id, shimErr(err))
+	}
+	if err := m.tasks.add(s); err != nil {
+		m.abandon(ctx, s)
+		return nil, err
+	}
+	if !s.arm() {
+		m.tasks.unlist(s)
+		m.abandon(ctx, s)
+		return nil, fmt.Errorf("create task %s: shim exited: %w", id, errdefs.ErrUnavailable)
+	}
+	return s, nil
+}
+
+// Get returns the task id of the context's namespace.
+func (m *TaskManager) Get(ctx context.Context, id string) (runtime.Task, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m.tasks.get(ns, id)
+}
+
+// Tasks lists the tasks of the context's namespace, or all of them.
+func (m *TaskManager) Tasks(ctx context.Context, all bool) ([]runtime.Task, error) {
+	var ns string
+	if !all {
+		var err error
+		if ns, err = namespaces.NamespaceRequired(ctx); err != nil {
+			return nil, err
+		}
+	}
+	list := m.tasks.list(ns)
+	out := make([]runtime.Task, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out, nil
+}
+
+// Delete deletes the task in its shim, lets the shim go and removes the
+// bundle. It publishes nothing: that is for the caller, which knows why.
+func (m *TaskManager) Delete(ctx context.Context, id string) (*runtime.Exit, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.tasks.get(ns, id)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.task.Delete(ctx, &taskapi.DeleteRequest{Id: id})
+	if err != nil {
+		if errors.Is(err, ttrpc.ErrClosed) {
+			// The shim died; its disconnect handler cleans up and reports
+			// the exit. Wait for it, so the id is free on return.
+			s.client.UserOnCloseWait(ctx)
+			return nil, fmt.Errorf("delete task %s: shim disconnected: %w", id, errdefs.ErrNotFound)
+		}
+		if err = shimErr(err); !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("delete task %s: %w", id, err)
+		}
+		// The shim has no such task; let it go all the same.
+	}
+	// Half a teardown would leave the id taken: finish it regardless.
+	ctx = context.WithoutCancel(ctx)
+	m.stopShim(ctx, s)
+	if berr := s.bundle.delete(); berr != nil {
+		log.G(ctx).WithError(berr).WithField("id", id).Error("remove bundle")
+	}
+	m.tasks.remove(s)
+	if err != nil {
+		return nil, fmt.Errorf("delete task %s: %w", id, err)
+	}
+	return &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: timeOf(resp.GetExitedAt())}, nil
+}
+
+// Close lets go of every shim without stopping it, as the daemon does when
+// it exits: the tasks run on and are found again on the next start.
+func (m *TaskManager) Close() error {
+	m.cancel()
+	for _, s := range m.tasks.list("") {
+		s.detach()
+		s.client.Close()
+	}
+	return nil
+}
+
+func (m *TaskManager) lookupShim(runtime string) (string, error) {
+	if path, ok := m.shims.Load(runtime); ok {
+		return path.(string), nil
+	}
+	path, err := lookupShim(runtime)
+	if err != nil {
+		return "", err
+	}
+	m.shims.Store(runtime, path)
+	return path, nil
+}
+
+func (m *TaskManager) binary(b *bundle, path string) *shimBinary {
+	return &shimBinary{
+		path:         path,
+		address:      m.address,
+		ttrpcAddress: m.ttrpcAddress,
+		schedCore:    m.schedCore,
+		bundle:       b,
+	}
+}
+
+// startShim starts the task's shim and connects to it.
+func (m *TaskManager) startShim(ctx context.Context, bin *shimBinary, opts *anypb.Any) (*shimTask, error) {
+	b := bin.bundle
+	// The shim opens the log fifo as it starts; it must have a reader.
+	logs, err := copyShimLog(m.ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	address, err := bin.start(ctx, opts)
+	if err != nil {
+		logs.Close()
+		return nil, err
+	}
+	// Shims of 1.x write the address file themselves; others may not.
+	if _, err := os.Stat(b.file(addressFile)); errors.Is(err, os.ErrNotExist) {
+		if err := writeAtomic(b.file(addressFile), []byte(address)); err != nil {
+			logs.Close()
+			return nil, err
+		}
+	}
+	return m.connect(ctx, bin, address, logs)
+}
+
+// connect dials the shim at address and asks for its pid, which also
+// shows that it answers. On failure logs is closed.
+func (m *TaskManager) connect(ctx context.Context, bin *shimBinary, address string, logs io.Closer) (*shimTask, error) {
+	conn, err := dialShim(address)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("connect to shim at %s: %w", address, err)
+	}
+	s := &shimTask{bundle: bin.bundle, binary: bin, logs: logs}
+	s.client = ttrpc.NewClient(conn, ttrpc.WithOnClose(func() { m.shimDisconnected(s) }))
+	s.task = taskapi.NewTaskClient(s.client)
+
+	cctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
+	resp, err := s.task.Connect(cctx, &taskapi.ConnectRequest{Id: s.ID()})
+	if err != nil {
+		s.client.Close()
+		return nil, fmt.Errorf("connect to shim at %s: %w", address, shimErr(err))
+	}
+	s.shimPid = resp.GetShimPid()
+	s.child = isChild(s.shimPid)
+	return s, nil
+}
+
+// stopShim lets go of a shim whose task is deleted, or was never created:
+// it asks the shim to exit (which it does once it serves no task), closes
+// the connection and reaps the shim.
+func (m *TaskManager) stopShim(ctx context.Context, s *shimTask) {
+	s.detach()
+	sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+	_, err := s.task.Shutdown(sctx, &taskapi.ShutdownRequest{Id: s.ID()})
+	cancel()
+	if err != nil && !errors.Is(err, ttrpc.ErrClosed) {
+		log.G(ctx).WithError(shimErr(err)).WithField("id", s.ID()).Warn("shut down shim")
+	}
+	s.client.Close()
+	wctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+	s.client.UserOnCloseWait(wctx)
+	cancel()
+	s.reap()
+}
+
+// abandon undoes a task whose creation failed part way: whatever the shim
+// made of it is deleted, the shim let go, and the shim's delete command
+// run for what a dead shim may have left behind.
+func (m *TaskManager) abandon(ctx context.Context, s *shimTask) {
+	ctx = context.WithoutCancel(ctx)
+	dctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	s.task.Delete(dctx, &taskapi.DeleteRequest{Id: s.ID()})
+	cancel()
+	m.stopShim(ctx, s)
+	if _, err := s.binary.delete(ctx); err != nil {
+		log.G(ctx).WithError(err).WithField("id", s.ID()).Debug("clean up after failed create")
+	}
+}

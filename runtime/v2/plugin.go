@@ -1,0 +1,64 @@
+package v2
+
+import (
+	"fmt"
+	goruntime "runtime"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/plugin"
+)
+
+// Config is the plugin's section of the daemon's config, as containerd's
+// [plugins."io.containerd.runtime.v2.task"].
+type Config struct {
+	// Platforms are the platforms tasks can run on, "os/arch[/variant]";
+	// introspection reports them.
+	Platforms []string `toml:"platforms"`
+	// SchedCore has shims give containers a core scheduling group of
+	// their own (SCHED_CORE=1 in their environment).
+	SchedCore bool `toml:"sched_core"`
+}
+
+func init() {
+	plugin.Register(&plugin.Registration{
+		Type:   plugin.RuntimePluginV2,
+		ID:     "task",
+		Config: &Config{Platforms: []string{goruntime.GOOS + "/" + goruntime.GOARCH}},
+		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
+			config := ic.Config.(*Config)
+			platforms, err := parsePlatforms(config.Platforms)
+			if err != nil {
+				return nil, err
+			}
+			ic.Meta.Platforms = platforms
+			return New(ic.Context, &ManagerConfig{
+				Root:         ic.Root,
+				State:        ic.State,
+				Address:      ic.Address,
+				TTRPCAddress: ic.TTRPCAddress,
+				Events:       ic.Events,
+				SchedCore:    config.SchedCore,
+			})
+		},
+	})
+}
+
+// parsePlatforms parses "os/arch" and "os/arch/variant" specifiers.
+func parsePlatforms(specs []string) ([]ocispec.Platform, error) {
+	out := make([]ocispec.Platform, 0, len(specs))
+	for _, s := range specs {
+		parts := strings.Split(strings.ToLower(s), "/")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return nil, fmt.Errorf("platform %q: want os/arch[/variant]: %w", s, errdefs.ErrInvalidArgument)
+		}
+		p := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+		if len(parts) == 3 {
+			p.Variant = parts[2]
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

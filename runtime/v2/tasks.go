@@ -1,0 +1,127 @@
+package v2
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/llitfkitfk/containerd/errdefs"
+)
+
+// taskList holds the tasks by namespace and id. An id is reserved while
+// its task is being created, so that two creates of one id cannot race
+// for its bundle; a reserved id is taken but not yet visible.
+type taskList struct {
+	mu    sync.Mutex
+	tasks map[string]map[string]*shimTask // nil while reserved
+}
+
+func newTaskList() *taskList {
+	return &taskList{tasks: map[string]map[string]*shimTask{}}
+}
+
+// reserve takes id in ns for a task about to be created.
+func (l *taskList) reserve(ns, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ids := l.tasks[ns]
+	if ids == nil {
+		ids = map[string]*shimTask{}
+		l.tasks[ns] = ids
+	}
+	if _, ok := ids[id]; ok {
+		return fmt.Errorf("task %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	ids[id] = nil
+	return nil
+}
+
+// release gives up a reservation that did not become a task.
+func (l *taskList) release(ns, id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.tasks[ns][id]; ok && s == nil {
+		l.delete(ns, id)
+	}
+}
+
+// add lists s, in place of its reservation if there is one.
+func (l *taskList) add(s *shimTask) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ns, id := s.Namespace(), s.ID()
+	ids := l.tasks[ns]
+	if ids == nil {
+		ids = map[string]*shimTask{}
+		l.tasks[ns] = ids
+	}
+	if cur, ok := ids[id]; ok && cur != nil {
+		return fmt.Errorf("task %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	ids[id] = s
+	return nil
+}
+
+// remove unlists s and reports whether it was listed; a task of the same
+// id that has since taken its place stays.
+func (l *taskList) remove(s *shimTask) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ns, id := s.Namespace(), s.ID()
+	if cur, ok := l.tasks[ns][id]; !ok || cur != s {
+		return false
+	}
+	l.delete(ns, id)
+	return true
+}
+
+// unlist turns s back into a reservation, for a create that fails after
+// listing it: the id stays taken until the caller has cleaned up.
+func (l *taskList) unlist(s *shimTask) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cur, ok := l.tasks[s.Namespace()][s.ID()]; ok && cur == s {
+		l.tasks[s.Namespace()][s.ID()] = nil
+	}
+}
+
+func (l *taskList) delete(ns, id string) {
+	delete(l.tasks[ns], id)
+	if len(l.tasks[ns]) == 0 {
+		delete(l.tasks, ns)
+	}
+}
+
+func (l *taskList) get(ns, id string) (*shimTask, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.tasks[ns][id]; s != nil {
+		return s, nil
+	}
+	return nil, fmt.Errorf("task %s: %w", id, errdefs.ErrNotFound)
+}
+
+// list returns the tasks of ns, or of every namespace when ns is empty,
+// ordered by namespace and id.
+func (l *taskList) list(ns string) []*shimTask {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*shimTask
+	for n, ids := range l.tasks {
+		if ns != "" && n != ns {
+			continue
+		}
+		for _, s := range ids {
+			if s != nil {
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace() != out[j].Namespace() {
+			return out[i].Namespace() < out[j].Namespace()
+		}
+		return out[i].ID() < out[j].ID()
+	})
+	return out
+}

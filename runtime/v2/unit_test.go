@@ -1,0 +1,104 @@
+package v2
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/llitfkitfk/containerd/errdefs"
+)
+
+func TestBinaryName(t *testing.T) {
+	for runtime, want := range map[string]string{
+		"io.containerd.runc.v2":  "containerd-shim-runc-v2",
+		"io.containerd.runsc.v1": "containerd-shim-runsc-v1",
+		"runc.v2":                "containerd-shim-runc-v2",
+		"runc":                   "",
+		".runc.v2":               "",
+		"":                       "",
+	} {
+		if got := binaryName(runtime); got != want {
+			t.Errorf("binaryName(%q) = %q, want %q", runtime, got, want)
+		}
+	}
+}
+
+func TestParseAddress(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		is       func(error) bool
+	}{
+		{"unix:///run/containerd/s/abc", "unix:///run/containerd/s/abc", nil},
+		{"unix:///run/containerd/s/abc\n", "unix:///run/containerd/s/abc", nil},
+		{"@abstract", "@abstract", nil},
+		{`{"version":2,"address":"unix:///s/x","protocol":"ttrpc"}`, "unix:///s/x", nil},
+		{`{"address":"unix:///s/x","protocol":"ttrpc"}`, `{"address":"unix:///s/x","protocol":"ttrpc"}`, nil},
+		{`{"version":3,"address":"unix:///s/x","protocol":"ttrpc"}`, "", errdefs.IsNotImplemented},
+		{`{"version":2,"address":"unix:///s/x","protocol":"grpc"}`, "", errdefs.IsNotImplemented},
+		{"", "", func(err error) bool { return err != nil }},
+	} {
+		got, err := parseAddress([]byte(tc.in))
+		if tc.is != nil {
+			if !tc.is(err) {
+				t.Errorf("parseAddress(%q): %v", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("parseAddress(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestParsePlatforms(t *testing.T) {
+	ps, err := parsePlatforms([]string{"linux/amd64", "Linux/ARM64/v8"})
+	if err != nil || len(ps) != 2 || ps[0].OS != "linux" || ps[0].Architecture != "amd64" || ps[1].Variant != "v8" {
+		t.Errorf("parsePlatforms = %+v, %v", ps, err)
+	}
+	for _, bad := range []string{"linux", "/amd64", "linux/", "a/b/c/d"} {
+		if _, err := parsePlatforms([]string{bad}); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("parsePlatforms(%q): %v", bad, err)
+		}
+	}
+}
+
+func TestLogShimLine(t *testing.T) {
+	var buf bytes.Buffer
+	logger := logrus.New()
+	logger.SetOutput(&buf)
+	logger.SetLevel(logrus.DebugLevel)
+	logger.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
+	entry := logrus.NewEntry(logger).WithField("id", "t1")
+
+	logShimLine(entry, `time="2024-01-01T00:00:00Z" level=warning msg="shim says" runtime=io.containerd.runc.v2`)
+	logShimLine(entry, `time="2024-01-01T00:00:00Z" level=fatal msg="dying"`)
+	logShimLine(entry, `goroutine 1 [running]:`)
+	got := buf.String()
+	for _, want := range []string{
+		`level=warning msg="msg=\"shim says\" runtime=io.containerd.runc.v2" id=t1`,
+		`level=error msg="msg=\"dying\"" id=t1`,
+		`level=info msg="goroutine 1 [running]:" id=t1`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log lacks %s:\n%s", want, got)
+		}
+	}
+}
+
+func TestIsChild(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	if !isChild(uint32(cmd.Process.Pid)) {
+		t.Error("child not recognised")
+	}
+	if isChild(1) {
+		t.Error("init taken for a child")
+	}
+}
