@@ -37,6 +37,9 @@ type fakeStore struct {
 	discard bool
 	// failAfter, if > 0, makes writes fail once an ingest would pass it.
 	failAfter int64
+	// delay, if > 0, is how long each write takes without using the CPU,
+	// standing in for hashing on a core of its own.
+	delay time.Duration
 	// writers counts open writers.
 	writers int
 }
@@ -312,7 +315,11 @@ func (w *fakeWriter) Write(p []byte) (int, error) {
 	if full {
 		return 0, errors.New("disk full")
 	}
-	w.h.Write(p)
+	if w.s.delay > 0 {
+		time.Sleep(w.s.delay)
+	} else {
+		w.h.Write(p)
+	}
 	if !w.in.discard {
 		w.s.mu.Lock()
 		w.in.data = append(w.in.data, p...)

@@ -25,9 +25,11 @@ import (
 // one from their source. Answering a WRITE as soon as its chunk is queued
 // lets the store hash and write it while the client prepares and sends the
 // next, so a stream runs at the speed of the slower of the two instead of
-// their sum. The queue holds chunks gRPC has already allocated: nothing is
-// copied, and memory per stream is bounded by writeBehind+1 messages.
-var writeBehind = 4
+// their sum. One queued chunk is enough for that; the second absorbs
+// jitter. The queue holds the chunks gRPC allocated for the messages:
+// nothing is copied, and a stream holds at most writeBehind+2 messages
+// (queued, being written, being received).
+var writeBehind = 2
 
 // Write drives one ingest for the life of the stream. The first message
 // names it (ref) and may declare the expected size (total) and digest

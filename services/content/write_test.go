@@ -33,7 +33,7 @@ func randomBytes(n int, seed int64) []byte {
 
 // bothModes runs fn with write-behind on and off.
 func bothModes(t *testing.T, fn func(t *testing.T)) {
-	for _, depth := range []int{4, 0} {
+	for _, depth := range []int{2, 0} {
 		t.Run(fmt.Sprintf("writeBehind=%d", depth), func(t *testing.T) {
 			old := writeBehind
 			writeBehind = depth

@@ -1,0 +1,195 @@
+//go:build integration
+
+package integration
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+// ociImage is an image-layout archive made by buildOCIArchive and what is
+// in it.
+type ociImage struct {
+	path     string // the archive
+	name     string // the image name it carries
+	manifest ocispec.Descriptor
+	config   ocispec.Descriptor
+	layer    ocispec.Descriptor
+	// size is what `ctr images ls` reports: manifest, config and layer.
+	size int64
+}
+
+// buildOCIArchive writes an OCI image-layout tar to dir: one image for
+// linux on this machine's architecture (so platform matching picks it),
+// whose single gzip layer holds files. The index names the image with
+// both the ref name annotation (the tag) and containerd's own image name
+// annotation, which ctr uses verbatim whatever --base-name says.
+func buildOCIArchive(t *testing.T, dir, name string, files map[string]string) ociImage {
+	t.Helper()
+	blobs := map[digest.Digest][]byte{}
+	add := func(mediaType string, b []byte) ocispec.Descriptor {
+		d := digest.FromBytes(b)
+		blobs[d] = b
+		return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b))}
+	}
+
+	// The layer: a tar with the files in a stable order, gzipped.
+	var layerTar bytes.Buffer
+	tw := tar.NewWriter(&layerTar)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	mtime := time.Unix(1700000000, 0)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(files[n]))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var layerGz bytes.Buffer
+	gz := gzip.NewWriter(&layerGz)
+	gz.Write(layerTar.Bytes())
+	gz.Close()
+	layer := add(ocispec.MediaTypeImageLayerGzip, layerGz.Bytes())
+
+	config := add(ocispec.MediaTypeImageConfig, mustJSON(t, ocispec.Image{
+		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Config:   ocispec.ImageConfig{Cmd: []string{"/bin/true"}},
+		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layerTar.Bytes())}},
+	}))
+	manifest := add(ocispec.MediaTypeImageManifest, mustJSON(t, ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    config,
+		Layers:    []ocispec.Descriptor{layer},
+	}))
+
+	tag := name[strings.LastIndex(name, ":")+1:]
+	indexed := manifest
+	indexed.Annotations = map[string]string{
+		ocispec.AnnotationRefName:  tag,
+		"io.containerd.image.name": name,
+	}
+	index := mustJSON(t, ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{indexed},
+	})
+
+	path := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(name)+".tar")
+	var archive bytes.Buffer
+	aw := tar.NewWriter(&archive)
+	put := func(name string, b []byte) {
+		if err := aw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		aw.Write(b)
+	}
+	put(ocispec.ImageLayoutFile, mustJSON(t, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion}))
+	put("index.json", index)
+	for _, d := range []digest.Digest{config.Digest, layer.Digest, manifest.Digest} {
+		put("blobs/sha256/"+d.Encoded(), blobs[d])
+	}
+	if err := aw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, archive.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ociImage{path: path, name: name, manifest: manifest, config: config, layer: layer,
+		size: manifest.Size + config.Size + layer.Size}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// readArchiveIndex returns the index.json of an image-layout tar.
+func readArchiveIndex(t *testing.T, path string) ocispec.Index {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			t.Fatalf("%s has no index.json", path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == "index.json" {
+			var idx ocispec.Index
+			if err := json.NewDecoder(tr).Decode(&idx); err != nil {
+				t.Fatal(err)
+			}
+			return idx
+		}
+	}
+}
+
+// ctrIn runs ctr against the daemon with stdin.
+func (d *daemon) ctrIn(stdin io.Reader, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.address, "--timeout", "20s"}, args...)...)
+	cmd.Stdin = stdin
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// grpcConn dials the daemon for tests that call the API directly, with
+// ctr's defaults: the namespace travels in every call's metadata.
+func (d *daemon) grpcConn() *grpc.ClientConn {
+	d.t.Helper()
+	conn, err := grpc.NewClient("unix://"+d.address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// apiCtx is a context for direct API calls in namespace ns, under lease
+// if it is not empty.
+func apiCtx(t *testing.T, ns, lease string) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	kv := []string{"containerd-namespace", ns}
+	if lease != "" {
+		kv = append(kv, "containerd-lease", lease)
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
