@@ -320,3 +320,46 @@ func TestCtrEventsContentDelete(t *testing.T) {
 		d.ctr("content", "rm", dgst.String())
 	})
 }
+
+// A daemon killed with -9 in the middle of a write shows no partial blob
+// after it restarts, and the ingest resumes from what reached the disk.
+func TestContentResumeAfterDaemonKill(t *testing.T) {
+	d := newDaemon(t, noStartupGC)
+	d.start()
+	data := randomData(3<<20, 9)
+	dgst := digest.FromBytes(data)
+
+	cmd := exec.Command("ctr", "-a", d.address, "content", "ingest",
+		"--expected-size", strconv.Itoa(len(data)), "--expected-digest", dgst.String(), "crash")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	stdin.Write(data[:2<<20])
+	deadline := time.Now().Add(15 * time.Second)
+	for active := ""; !regexp.MustCompile(`(?m)^crash\s+2.097MB\s`).MatchString(active); active = d.ctr("content", "active") {
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest never had 2 MiB written:\n%s", active)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.cmd.Process.Kill() // SIGKILL: no chance to tidy up
+	d.wait(10 * time.Second)
+	cmd.Process.Kill()
+
+	d2 := d.restart()
+	if ls := d2.ctr("content", "ls", "-q"); strings.Contains(ls, dgst.String()) {
+		t.Fatal("a partial write became visible as a blob")
+	}
+	if active := d2.ctr("content", "active"); !regexp.MustCompile(`(?m)^crash\s+2.097MB\s`).MatchString(active) {
+		t.Fatalf("the ingest did not survive the crash with its offset:\n%s", active)
+	}
+	d2.ingest("default", "crash", data)
+	if !bytes.Equal(d2.ctrStdout("content", "get", dgst.String()), data) {
+		t.Fatal("resumed blob differs")
+	}
+}

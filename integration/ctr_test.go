@@ -19,8 +19,7 @@ func TestCtrVersion(t *testing.T) {
 	}
 	// The UUID is the daemon's identity and survives a restart.
 	d.kill()
-	d2 := &daemon{t: t, dir: d.dir, root: d.root, state: d.state, address: d.address, debug: d.debug, config: d.config, log: d.log}
-	d2.start()
+	d2 := d.restart()
 	if out2 := d2.ctr("version"); !strings.Contains(out2, regexp.MustCompile(`UUID: \S+`).FindString(server)) {
 		t.Fatalf("UUID changed across restart:\n%s\n%s", server, out2)
 	}

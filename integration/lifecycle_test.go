@@ -40,8 +40,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		}
 	}
 	// What was written before the stop is there after a restart.
-	d2 := &daemon{t: t, dir: d.dir, root: d.root, state: d.state, address: d.address, debug: d.debug, config: d.config, log: d.log}
-	d2.start()
+	d2 := d.restart()
 	if out := d2.ctr("namespaces", "ls", "-q"); !strings.Contains(out, "kept") {
 		t.Fatalf("namespace lost across restart:\n%s", out)
 	}
