@@ -83,7 +83,7 @@ func TestMalformedConfigExitsWithError(t *testing.T) {
 	if code := d.wait(10 * time.Second); code != 1 {
 		t.Fatalf("exit status %d, want 1\n%s", code, d.log)
 	}
-	for _, want := range []string{d.config, "line 3", "uid"} {
+	for _, want := range []string{d.config, "line 5", "uid"} {
 		if !strings.Contains(d.log.String(), want) {
 			t.Errorf("error output lacks %q:\n%s", want, d.log)
 		}

@@ -33,6 +33,13 @@
 //	content/ingests/<ref>/expected        digest of an existing blob being
 //	                                      shared rather than written
 //
+//	snapshots/<sn>/<key>/name             the backing snapshotter's key
+//	snapshots/<sn>/<key>/parent           the parent's key, if any
+//	snapshots/<sn>/<key>/children/<key>   the children's keys, each an
+//	                                      empty value
+//	snapshots/<sn>/<key>/createdat, updatedat
+//	snapshots/<sn>/<key>/labels/<k>       labels, per namespace
+//
 //	leases/<id>/createdat
 //	leases/<id>/labels/<key>
 //	leases/<id>/content/<dgst>            resources the lease holds, each
@@ -74,6 +81,9 @@ var (
 	bucketKeyExpireAt    = []byte("expireat")
 	bucketKeySnapshotter = []byte("snapshotter")
 	bucketKeySnapshotKey = []byte("snapshotKey")
+	bucketKeyName        = []byte("name")
+	bucketKeyParent      = []byte("parent")
+	bucketKeyChildren    = []byte("children")
 )
 
 // getBucket walks keys from the root and returns nil if any step is missing
@@ -146,6 +156,12 @@ func getIngestBucket(tx *bolt.Tx, namespace, ref string) *bolt.Bucket {
 // snapshotter.
 func getSnapshottersBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {
 	return getBucket(tx, namespacePath(namespace, bucketKeyObjectSnapshots)...)
+}
+
+// getSnapshotterBucket returns the bucket of one snapshotter's snapshots
+// in namespace.
+func getSnapshotterBucket(tx *bolt.Tx, namespace, snapshotter string) *bolt.Bucket {
+	return getBucket(tx, namespacePath(namespace, bucketKeyObjectSnapshots, []byte(snapshotter))...)
 }
 
 func getLeasesBucket(tx *bolt.Tx, namespace string) *bolt.Bucket {

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/gc"
+	"github.com/llitfkitfk/containerd/snapshots"
 )
 
 const (
@@ -37,10 +40,12 @@ const openTimeout = 5 * time.Second
 // DB is the metadata database. Stores are bound to the transactions it runs.
 //
 // It also fronts the backing content store, whose blobs it shares between
-// namespaces, and collects what no namespace references any more.
+// namespaces, and the backing snapshotters, whose snapshots it gives each
+// namespace apart, and collects what no namespace references any more.
 type DB struct {
 	db *bolt.DB
-	cs *contentStore // nil when the DB has no backing store
+	cs *contentStore           // nil when the DB has no backing store
+	ss map[string]*snapshotter // by snapshotter name; fixed after NewDB
 
 	// wlock keeps records from changing while a collection marks and
 	// sweeps them: every write transaction holds it shared, a collection
@@ -53,6 +58,12 @@ type DB struct {
 	dirty        atomic.Uint32
 	dirtyContent atomic.Bool
 
+	// dirtySS names the snapshotters that lost snapshot records since
+	// their last cleanup. It starts with all of them, so that the first
+	// collection also finds what a crash left in the backing stores.
+	dirtySSMu sync.Mutex
+	dirtySS   map[string]struct{}
+
 	// mutationCallbacks, guarded by wlock, hear of every committed write.
 	mutationCallbacks []func(dirty bool)
 
@@ -60,21 +71,32 @@ type DB struct {
 	scheduler   gc.Scheduler
 }
 
-// NewDB wraps an open bolt database and the content store whose blobs the
-// namespaces share; cs may be nil for a DB that keeps no content. Call Init
-// before using it.
-func NewDB(db *bolt.DB, cs content.Store) *DB {
-	m := &DB{db: db}
+// NewDB wraps an open bolt database, the content store whose blobs the
+// namespaces share and the snapshotters, by name, whose snapshots they
+// keep apart. cs may be nil for a DB that keeps no content, snapshotters
+// nil for one that keeps no snapshots. Call Init before using it.
+//
+// The DB does not own the backing stores: closing it closes neither.
+func NewDB(db *bolt.DB, cs content.Store, snapshotters map[string]snapshots.Snapshotter) *DB {
+	m := &DB{
+		db:      db,
+		ss:      make(map[string]*snapshotter, len(snapshotters)),
+		dirtySS: make(map[string]struct{}, len(snapshotters)),
+	}
 	if cs != nil {
 		m.cs = newContentStore(m, cs)
+	}
+	for name, sn := range snapshotters {
+		m.ss[name] = newSnapshotter(m, name, sn)
+		m.dirtySS[name] = struct{}{}
 	}
 	return m
 }
 
 // Open opens or creates the bolt database at path and brings its schema up
 // to date. It waits for the file lock until openTimeout or the deadline of
-// ctx, whichever comes first.
-func Open(ctx context.Context, path string, cs content.Store) (*DB, error) {
+// ctx, whichever comes first. cs and snapshotters are as for NewDB.
+func Open(ctx context.Context, path string, cs content.Store, snapshotters map[string]snapshots.Snapshotter) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return nil, fmt.Errorf("create metadata directory: %w", err)
 	}
@@ -96,7 +118,7 @@ func Open(ctx context.Context, path string, cs content.Store) (*DB, error) {
 		return nil, fmt.Errorf("open metadata database %s: %w", path, err)
 	}
 
-	db := NewDB(bdb, cs)
+	db := NewDB(bdb, cs, snapshotters)
 	if err := db.Init(ctx); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("initialize metadata database %s: %w", path, err)
@@ -119,6 +141,15 @@ func (m *DB) ContentStore() content.Store {
 		return nil
 	}
 	return m.cs
+}
+
+// Snapshotter returns the namespaced view of the backing snapshotter name,
+// or nil if the DB has no such snapshotter.
+func (m *DB) Snapshotter(name string) snapshots.Snapshotter {
+	if sn, ok := m.ss[name]; ok {
+		return sn
+	}
+	return nil
 }
 
 // View runs fn in a read-only transaction.
@@ -191,6 +222,25 @@ func (m *DB) markDirty(content bool) {
 	if content {
 		m.dirtyContent.Store(true)
 	}
+}
+
+// markSnapshotterDirty records, from within a write transaction, that a
+// snapshot record of snapshotter name was deleted, which leaves work in
+// that backing snapshotter.
+func (m *DB) markSnapshotterDirty(name string) {
+	m.dirty.Add(1)
+	m.dirtySSMu.Lock()
+	m.dirtySS[name] = struct{}{}
+	m.dirtySSMu.Unlock()
+}
+
+// takeDirtySnapshotters returns the dirty snapshotters and clears the set.
+func (m *DB) takeDirtySnapshotters() []string {
+	m.dirtySSMu.Lock()
+	defer m.dirtySSMu.Unlock()
+	names := slices.Sorted(maps.Keys(m.dirtySS))
+	clear(m.dirtySS)
+	return names
 }
 
 // Init creates the schema in an empty database, migrates an older one and

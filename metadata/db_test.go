@@ -21,7 +21,7 @@ import (
 func openTestDB(t *testing.T) (*DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "meta.db")
-	db, err := Open(context.Background(), path, nil)
+	db, err := Open(context.Background(), path, nil, nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -99,7 +99,7 @@ func TestInitRefusesNewerVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meta.db")
 	writeRaw(t, path, setVersion(dbVersion+1))
 
-	_, err := Open(context.Background(), path, nil)
+	_, err := Open(context.Background(), path, nil, nil)
 	if !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("Open = %v, want FailedPrecondition", err)
 	}
@@ -112,7 +112,7 @@ func TestInitRefusesNewerVersion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reopen after refusal: %v", err)
 	}
-	db := NewDB(bdb, nil)
+	db := NewDB(bdb, nil, nil)
 	defer db.Close()
 	if v := storedVersion(t, db); v != dbVersion+1 {
 		t.Errorf("version = %d, want %d", v, dbVersion+1)
@@ -128,7 +128,7 @@ func TestInitRejectsCorruptVersion(t *testing.T) {
 		}
 		return bkt.Put(bucketKeyDBVersion, []byte{0x80}) // truncated varint
 	})
-	if _, err := Open(context.Background(), path, nil); !errdefs.IsFailedPrecondition(err) {
+	if _, err := Open(context.Background(), path, nil, nil); !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("Open = %v, want FailedPrecondition", err)
 	}
 }
@@ -155,7 +155,7 @@ func TestInitMigratesOlderVersion(t *testing.T) {
 		return err
 	})
 
-	db, err := Open(context.Background(), path, nil)
+	db, err := Open(context.Background(), path, nil, nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -181,7 +181,7 @@ func TestInitFailedMigrationChangesNothing(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), "meta.db")
 	writeRaw(t, path, setVersion(3))
-	if _, err := Open(context.Background(), path, nil); err == nil || !strings.Contains(err.Error(), "boom") {
+	if _, err := Open(context.Background(), path, nil, nil); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("Open = %v, want the migration error", err)
 	}
 
@@ -190,7 +190,7 @@ func TestInitFailedMigrationChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := NewDB(bdb, nil)
+	db := NewDB(bdb, nil, nil)
 	defer db.Close()
 	if v := storedVersion(t, db); v != 3 {
 		t.Errorf("version = %d, want 3", v)
@@ -211,7 +211,7 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db, err = Open(ctx, path, nil)
+	db, err = Open(ctx, path, nil, nil)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -226,7 +226,7 @@ func TestOpenLockedFailsFast(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	db, err := Open(ctx, path, nil)
+	db, err := Open(ctx, path, nil, nil)
 	if err == nil {
 		db.Close()
 		t.Fatal("second Open of a locked database succeeded")

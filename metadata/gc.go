@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -15,6 +16,7 @@ import (
 	"github.com/llitfkitfk/containerd/gc"
 	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/snapshots"
 )
 
 // The resource types of the collection graph, numbered as in containerd.
@@ -40,7 +42,7 @@ const (
 
 // The labels that steer collection.
 var (
-	// labelGCRoot on a blob makes it a root.
+	// labelGCRoot on a blob or snapshot makes it a root.
 	labelGCRoot = []byte("containerd.io/gc.root")
 	// labelGCContentRef, alone or followed by '.' or '/' and any name,
 	// refers to the blob whose digest is its value.
@@ -55,18 +57,19 @@ var (
 	labelGCFlat = []byte("containerd.io/gc.flat")
 )
 
-// GarbageCollect removes what no root reaches: blob and ingest records,
-// expired leases, then the blobs and ingests of the backing store that no
-// namespace refers to any more.
+// GarbageCollect removes what no root reaches: blob, ingest and snapshot
+// records, expired leases, then the blobs and ingests of the backing store
+// and the backing snapshots that no namespace refers to any more.
 //
 // The roots are images, containers, leases that have not expired, blobs
-// labelled containerd.io/gc.root and ingests that have not expired; what
-// they reach, through image targets, ingests' expected digests and
-// gc.ref labels, is kept.
+// and snapshots labelled containerd.io/gc.root and ingests that have not
+// expired; what they reach, through image targets, ingests' expected
+// digests, snapshot parents and gc.ref labels, is kept.
 //
 // Marking and sweeping the records run with writes locked out, so nothing
-// can be linked in between. The backing store is cleaned afterwards, with
-// only content writes held off; see contentStore.cleanup.
+// can be linked in between. The backing stores are cleaned afterwards,
+// each with only its own writes held off; see contentStore.cleanup and
+// snapshotter.cleanup.
 func (m *DB) GarbageCollect(ctx context.Context) (gc.Stats, error) {
 	m.wlock.Lock()
 	start := time.Now()
@@ -99,11 +102,28 @@ func (m *DB) GarbageCollect(ctx context.Context) (gc.Stats, error) {
 	return stats, nil
 }
 
-// cleanupSnapshotters will remove the snapshots of each snapshotter that
-// lost records in the sweep, once the DB fronts snapshotters. Snapshot
-// nodes are already marked, from gc.ref.snapshot labels, so that change
-// is to this hook, sweep and references alone.
-func (m *DB) cleanupSnapshotters(ctx context.Context, stats *gc.Stats) {}
+// cleanupSnapshotters removes the backing snapshots that no record names
+// from each snapshotter that lost records since its last cleanup. One that
+// fails stays dirty, for the next collection to try again.
+func (m *DB) cleanupSnapshotters(ctx context.Context, stats *gc.Stats) {
+	for _, name := range m.takeDirtySnapshotters() {
+		s, ok := m.ss[name]
+		if !ok {
+			continue // records of a snapshotter this daemon lacks
+		}
+		start := time.Now()
+		if err := s.cleanup(ctx); err != nil {
+			m.dirtySSMu.Lock()
+			m.dirtySS[name] = struct{}{}
+			m.dirtySSMu.Unlock()
+			log.G(ctx).WithError(err).WithField("snapshotter", name).Warn("snapshot garbage collection failed")
+		}
+		if stats.SnapshotD == nil {
+			stats.SnapshotD = map[string]time.Duration{}
+		}
+		stats.SnapshotD[name] = time.Since(start)
+	}
+}
 
 // mark returns every node the roots reach.
 func (m *DB) mark(ctx context.Context) (map[gc.Node]struct{}, error) {
@@ -149,6 +169,7 @@ var (
 	containersPath = [][]byte{bucketKeyObjectContainers}
 	blobsPath      = [][]byte{bucketKeyObjectContent, bucketKeyObjectBlob}
 	ingestsPath    = [][]byte{bucketKeyObjectContent, bucketKeyObjectIngests}
+	snapshotsPath  = [][]byte{bucketKeyObjectSnapshots}
 )
 
 // scanRoots returns the roots of every namespace as of now.
@@ -232,6 +253,18 @@ func scanRoots(ctx context.Context, tx *bolt.Tx, now time.Time) ([]gc.Node, erro
 		if err != nil {
 			return fmt.Errorf("namespace %q: scan content: %w", ns, err)
 		}
+
+		err = forEachBucketIn(nbkt, snapshotsPath, func(sn []byte, snbkt *bolt.Bucket) error {
+			return snbkt.ForEachBucket(func(key []byte) error {
+				if lb := snbkt.Bucket(key).Bucket(bucketKeyObjectLabels); lb != nil && lb.Get(labelGCRoot) != nil {
+					add(resourceSnapshot, string(sn)+"/"+string(key))
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("namespace %q: scan snapshots: %w", ns, err)
+		}
 		return nil
 	})
 	return roots, err
@@ -304,8 +337,22 @@ func references(tx *bolt.Tx, n gc.Node) ([]gc.Node, error) {
 		}
 		labelRefs(bkt, add)
 	case resourceSnapshot, resourceSnapshotFlat:
-		// Snapshot records, with their parents and labels, are not kept
-		// yet; the node itself is marked, which is all a sweep will need.
+		sn, key, ok := strings.Cut(n.Key, "/")
+		if !ok {
+			break
+		}
+		bkt := nsPath(bucketKeyObjectSnapshots, []byte(sn), []byte(key))
+		if bkt == nil {
+			break
+		}
+		// A snapshot is nothing without its parents, so even a flat
+		// lease keeps them; only its labels' references are not followed.
+		if p := bkt.Get(bucketKeyParent); len(p) > 0 {
+			add(n.Type, sn+"/"+string(p))
+		}
+		if n.Type&flat == 0 {
+			labelRefs(bkt, add)
+		}
 	}
 	return refs, nil
 }
@@ -334,10 +381,14 @@ func labelRefs(bkt *bolt.Bucket, add func(gc.ResourceType, string)) {
 	}
 }
 
-// sweep deletes the lease, ingest and blob records marked does not hold.
+// sweep deletes the lease, ingest, blob and snapshot records marked does
+// not hold.
 func (m *DB) sweep(ctx context.Context, marked map[gc.Node]struct{}) error {
 	return m.db.Update(func(tx *bolt.Tx) error {
 		return forEachNamespace(tx, func(ns string, nbkt *bolt.Bucket) error {
+			if err := m.sweepSnapshots(ctx, nbkt, ns, marked); err != nil {
+				return fmt.Errorf("namespace %q: %w", ns, err)
+			}
 			for _, s := range []struct {
 				path [][]byte
 				typ  gc.ResourceType
@@ -356,6 +407,50 @@ func (m *DB) sweep(ctx context.Context, marked map[gc.Node]struct{}) error {
 			}
 			return nil
 		})
+	})
+}
+
+// sweepSnapshots deletes the namespace's snapshot records that are not
+// marked, and marks their snapshotters for cleanup.
+//
+// A marked snapshot's parent is marked too, so the children of a deleted
+// record are deleted with it; only its link in a kept parent needs undoing.
+func (m *DB) sweepSnapshots(ctx context.Context, nbkt *bolt.Bucket, ns string, marked map[gc.Node]struct{}) error {
+	return forEachBucketIn(nbkt, snapshotsPath, func(snb []byte, snbkt *bolt.Bucket) error {
+		sn := string(snb)
+		// Deleting under a cursor skips entries; collect the keys first.
+		var unmarked [][]byte
+		err := snbkt.ForEachBucket(func(k []byte) error {
+			if _, ok := marked[gc.Node{Type: resourceSnapshot, Namespace: ns, Key: sn + "/" + string(k)}]; !ok {
+				unmarked = append(unmarked, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range unmarked {
+			if p := snbkt.Bucket(k).Get(bucketKeyParent); len(p) > 0 {
+				if pbkt := snbkt.Bucket(p); pbkt != nil {
+					if err := unlinkChild(pbkt, string(k)); err != nil {
+						return fmt.Errorf("snapshot %s/%s: %w", sn, k, err)
+					}
+				}
+			}
+		}
+		for _, k := range unmarked {
+			if err := snbkt.DeleteBucket(k); err != nil {
+				return fmt.Errorf("remove snapshot %s/%s: %w", sn, k, err)
+			}
+			log.G(ctx).WithField("namespace", ns).WithField("snapshotter", sn).WithField("key", string(k)).
+				Debug("garbage collected snapshot")
+		}
+		if len(unmarked) > 0 {
+			m.dirtySSMu.Lock()
+			m.dirtySS[sn] = struct{}{}
+			m.dirtySSMu.Unlock()
+		}
+		return nil
 	})
 }
 
@@ -461,6 +556,88 @@ func (cs *contentStore) cleanup(ctx context.Context) error {
 			continue
 		}
 		log.G(ctx).WithField("ref", st.Ref).Debug("aborted ingest")
+	}
+	return errors.Join(errs...)
+}
+
+// cleanup removes the backing snapshots that no namespace's record names,
+// children before parents, then lets the snapshotter reclaim what earlier
+// removals left if it can.
+//
+// It holds l exclusively, so no snapshot is made or recorded between
+// reading the records and removing: one made while a cleanup waits is
+// either recorded before the records are read, and kept, or made after
+// the removals. A backing snapshot still under a kept one stays: the
+// backing snapshotter refuses to remove a parent, and that is not an error.
+func (s *snapshotter) cleanup(ctx context.Context) error {
+	s.l.Lock()
+	defer s.l.Unlock()
+
+	named := map[string]struct{}{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return forEachNamespace(tx, func(_ string, nbkt *bolt.Bucket) error {
+			keys := [][]byte{bucketKeyObjectSnapshots, []byte(s.name)}
+			return forEachBucketIn(nbkt, keys, func(_ []byte, sbkt *bolt.Bucket) error {
+				if bkey := sbkt.Get(bucketKeyName); len(bkey) > 0 {
+					named[string(bkey)] = struct{}{}
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read snapshot records: %w", err)
+	}
+
+	// The backing snapshots as a forest: how many children each has and
+	// each one's parent, so that leaves can be removed, then the parents
+	// they leave childless.
+	var (
+		children = map[string]int{}
+		parents  = map[string]string{}
+		all      []string
+	)
+	err = s.backing.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		all = append(all, info.Name)
+		if info.Parent != "" {
+			parents[info.Name] = info.Parent
+			children[info.Parent]++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("walk backing snapshots: %w", err)
+	}
+
+	var leaves []string
+	for _, key := range all {
+		if _, ok := named[key]; !ok && children[key] == 0 {
+			leaves = append(leaves, key)
+		}
+	}
+	var errs []error
+	for len(leaves) > 0 {
+		key := leaves[len(leaves)-1]
+		leaves = leaves[:len(leaves)-1]
+		if err := s.backing.Remove(ctx, key); err != nil {
+			if !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove snapshot %q: %w", key, err))
+			}
+			continue
+		}
+		log.G(ctx).WithField("snapshotter", s.name).WithField("key", key).Debug("removed snapshot")
+		if p, ok := parents[key]; ok {
+			children[p]--
+			if _, named := named[p]; !named && children[p] == 0 {
+				leaves = append(leaves, p)
+			}
+		}
+	}
+
+	if c, ok := s.backing.(snapshots.Cleaner); ok {
+		if err := c.Cleanup(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("clean up %s snapshotter: %w", s.name, err))
+		}
 	}
 	return errors.Join(errs...)
 }

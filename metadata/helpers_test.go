@@ -26,7 +26,7 @@ func openContentDB(t *testing.T) (*DB, content.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := Open(context.Background(), filepath.Join(dir, "meta.db"), backing)
+	db, err := Open(context.Background(), filepath.Join(dir, "meta.db"), backing, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

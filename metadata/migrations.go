@@ -16,9 +16,10 @@ type migration struct {
 // Bumping dbVersion means appending the step that gets older data there,
 // with a test.
 //
-// It is empty because this daemon has only ever written dbVersion; the
-// earlier revisions reshaped containerd data (snapshot child links, ingest
-// records, sandboxes) that it does not keep yet.
+// It is empty because this daemon has only ever written dbVersion. The
+// earlier revisions were containerd's own upgrades (snapshot child links,
+// ingest records, sandboxes); a database containerd left at an older
+// version is not migrated, only stamped.
 var migrations []migration
 
 // migrate runs, inside tx, every migration newer than from.

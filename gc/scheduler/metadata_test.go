@@ -26,7 +26,7 @@ func TestSchedulerCollectsMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := metadata.Open(context.Background(), filepath.Join(dir, "meta.db"), backing)
+	db, err := metadata.Open(context.Background(), filepath.Join(dir, "meta.db"), backing, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -140,7 +140,7 @@ func TestOrderAndOptions(t *testing.T) {
 	}
 
 	// The first differ's own failure is final.
-	failing := &fakeDiffer{name: "failing", err: errors.Join(errdefs.ErrNotFound)}
+	failing := &fakeDiffer{name: "failing", err: fmt.Errorf("no blob: %w", errdefs.ErrNotFound)}
 	c = serve(t, failing, second)
 	_, err = c.Apply(ctx, &api.ApplyRequest{Diff: layerDesc})
 	wantCode(t, "apply failing", err, codes.NotFound)

@@ -1,0 +1,46 @@
+package walking
+
+import (
+	"fmt"
+
+	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/diff"
+	"github.com/llitfkitfk/containerd/diff/apply"
+	"github.com/llitfkitfk/containerd/plugin"
+	"github.com/llitfkitfk/containerd/snapshots"
+)
+
+func init() {
+	plugin.Register(&plugin.Registration{
+		Type:     plugin.DiffPlugin,
+		ID:       "walking",
+		Requires: []plugin.Type{plugin.MetadataPlugin},
+		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
+			md, err := ic.Get(plugin.MetadataPlugin)
+			if err != nil {
+				return nil, err
+			}
+			// The metadata database's namespaced view of the content store,
+			// so that blobs are read and written in the caller's namespace.
+			db, ok := md.(interface{ ContentStore() content.Store })
+			if !ok {
+				return nil, fmt.Errorf("metadata plugin %T has no content store", md)
+			}
+			cs := db.ContentStore()
+			if cs == nil {
+				return nil, fmt.Errorf("metadata plugin has no content store: %w", plugin.ErrSkipPlugin)
+			}
+			ic.Meta.Platforms = append(ic.Meta.Platforms, snapshots.DefaultPlatform())
+			return Differ{
+				Comparer: NewWalkingDiff(cs),
+				Applier:  apply.NewFileSystemApplier(cs),
+			}, nil
+		},
+	})
+}
+
+// Differ is the plugin's instance: both halves of the diff service.
+type Differ struct {
+	diff.Comparer
+	diff.Applier
+}
