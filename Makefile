@@ -39,6 +39,7 @@ bench: test-deps build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./filters/
+	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 60s ./archive/
 
 install: build
 	install -D -m 0755 bin/containerd $(DESTDIR)$(PREFIX)/bin/containerd

@@ -121,6 +121,9 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 			log.G(ctx).Warnf("skip device %q: running in a user namespace", hdr.Name)
 			return nil
 		}
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
+	default:
+		return fmt.Errorf("unsupported tar entry type %q: %w", hdr.Typeflag, errInvalidArchive)
 	}
 
 	// Cleaning under "/" removes every ".." that could climb above root:
@@ -130,21 +133,21 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 	if name == "/" {
 		return nil // root itself is the caller's
 	}
-	dir, base := path.Split(name)
-	dir = path.Clean(dir)
+	parent, base := path.Split(name)
+	parent = path.Clean(parent)
 
 	if strings.HasPrefix(base, WhiteoutPrefix) {
-		return a.whiteout(hdr, dir, base)
+		return a.whiteout(hdr, parent, base)
 	}
 
-	h, err := a.res.dir(dir, true)
+	h, err := a.res.dir(parent, true)
 	if err != nil {
 		return err
 	}
 	defer a.res.release(h)
 
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // the reader turns TypeRegA into TypeReg
 		err = a.file(ctx, h, base, hdr, r)
 	case tar.TypeDir:
 		err = a.dir(ctx, h, name, base, hdr)
@@ -152,10 +155,8 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 		err = a.symlink(ctx, h, base, hdr)
 	case tar.TypeLink:
 		err = a.hardlink(ctx, h, base, hdr)
-	case tar.TypeBlock, tar.TypeChar, tar.TypeFifo:
+	default: // devices and fifos
 		err = a.special(ctx, h, base, hdr)
-	default:
-		return fmt.Errorf("unsupported tar entry type %q: %w", hdr.Typeflag, errInvalidArchive)
 	}
 	if err != nil {
 		return err

@@ -57,6 +57,9 @@ func TestApplyEntryKinds(t *testing.T) {
 		{Header: tar.Header{Typeflag: tar.TypeChar, Name: "dev/null", Mode: 0o666, Devmajor: 1, Devminor: 3}},
 		{Header: tar.Header{Typeflag: tar.TypeBlock, Name: "dev/loop9", Mode: 0o660, Devmajor: 7, Devminor: 9}},
 		fileEnt("implicit/parent/file", "p"),
+		// user.* xattrs cannot be set on these; they are skipped.
+		{Header: tar.Header{Typeflag: tar.TypeFifo, Name: "xfifo", Mode: 0o600, PAXRecords: map[string]string{"SCHILY.xattr.user.a": "b"}}},
+		{Header: tar.Header{Typeflag: tar.TypeSymlink, Name: "xlink", Linkname: "xattr", PAXRecords: map[string]string{"SCHILY.xattr.user.a": "b"}}},
 		{Header: tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": "x"}}},
 		dirEnt("./"),
 	}

@@ -48,9 +48,10 @@ func (a *applier) fillFile(ctx context.Context, fd int, hdr *tar.Header, r io.Re
 	if err := a.xattrsFd(fd, hdr); err != nil {
 		return err
 	}
-	// The create mode went through the umask, and chown clears the set-id
-	// bits; otherwise it is already right.
-	if perm := tarPerm(hdr); perm&a.res.umask != 0 || perm&(unix.S_ISUID|unix.S_ISGID) != 0 {
+	// The file was created with the permission bits alone, through the
+	// umask, and chown would clear set-id bits anyway; otherwise the mode
+	// is already right.
+	if perm := tarPerm(hdr); perm&a.res.umask != 0 || perm&0o7000 != 0 {
 		if err := unix.Fchmod(fd, perm); err != nil {
 			return fmt.Errorf("chmod: %w", err)
 		}

@@ -31,8 +31,10 @@ type Entry struct {
 }
 
 // File, Dir, Symlink and Whiteout make entries.
-func File(name, data string) Entry { return Entry{Name: name, Data: data, Type: tar.TypeReg, Mode: 0o644} }
-func Dir(name string) Entry         { return Entry{Name: name, Type: tar.TypeDir, Mode: 0o755} }
+func File(name, data string) Entry {
+	return Entry{Name: name, Data: data, Type: tar.TypeReg, Mode: 0o644}
+}
+func Dir(name string) Entry { return Entry{Name: name, Type: tar.TypeDir, Mode: 0o755} }
 func Symlink(name, target string) Entry {
 	return Entry{Name: name, Link: target, Type: tar.TypeSymlink, Mode: 0o777}
 }
