@@ -32,6 +32,8 @@ var workloads = []*workload{
 	versionWorkload,
 	contentWriteWorkload,
 	imageListWorkload,
+	unpackOverlayWorkload,
+	unpackCopyWorkload,
 }
 
 // A metric is one measured value of one daemon.
