@@ -24,6 +24,16 @@ import (
 var daemonBinary string
 
 func TestMain(m *testing.M) {
+	// As root the tests run with a /run of their own; see runIsolated.
+	switch {
+	case os.Getenv(privateRunEnv) != "":
+		if err := enterPrivateRun(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case os.Geteuid() == 0:
+		os.Exit(runIsolated())
+	}
 	daemonBinary = os.Getenv("CONTAINERD_BINARY")
 	var cleanup func()
 	if daemonBinary == "" {
@@ -48,6 +58,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if cleanup != nil {
 		cleanup()
+	}
+	if privateRun {
+		removeCgroupParents()
 	}
 	os.Exit(code)
 }
@@ -87,20 +100,40 @@ func newDaemon(t *testing.T, extra string) *daemon {
 		config:  filepath.Join(dir, "config.toml"),
 		log:     &bytes.Buffer{},
 	}
-	// extra comes first, so that it may hold top-level keys as well as tables.
-	config := "version = 2\n" + extra + fmt.Sprintf(`
-root = %q
-state = %q
+	// extra goes between the top-level keys and the tables, so that it may
+	// hold either; the daemon's own tables come after it.
+	config := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\n", d.root, d.state) + extra + fmt.Sprintf(`
 [grpc]
   address = %q
 [debug]
   address = %q
   level = "debug"
-`, d.root, d.state, d.address, d.debug)
+`, d.address, d.debug)
 	if err := os.WriteFile(d.config, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	d.checkPaths()
 	return d
+}
+
+// checkPaths fails the test unless the daemon's effective config keeps
+// every path under the test's directory: a test must never reach the
+// host's /var/lib/containerd or /run/containerd.
+func (d *daemon) checkPaths() {
+	d.t.Helper()
+	out, err := exec.Command(daemonBinary, "--config", d.config, "config", "dump").CombinedOutput()
+	if err != nil {
+		return // a config the daemon refuses starts nothing anywhere
+	}
+	for _, want := range []string{
+		fmt.Sprintf("root = %q", d.root),
+		fmt.Sprintf("state = %q", d.state),
+		fmt.Sprintf("address = %q", d.address),
+	} {
+		if !strings.Contains(string(out), want) {
+			d.t.Fatalf("the test's config does not set %s:\n%s", want, out)
+		}
+	}
 }
 
 // start runs the daemon and waits until it answers `ctr version`.
@@ -249,4 +282,13 @@ func (d *daemon) awaitEvent(match func(line string) bool, trigger func()) {
 			d.t.Fatalf("no matching event seen\n%s", d.log)
 		}
 	}
+}
+
+// restart starts a new daemon on d's paths and config, as after a reboot
+// of the service, and waits until it serves.
+func (d *daemon) restart() *daemon {
+	d.t.Helper()
+	d2 := &daemon{t: d.t, dir: d.dir, root: d.root, state: d.state, address: d.address, debug: d.debug, config: d.config, log: d.log}
+	d2.start()
+	return d2
 }

@@ -44,6 +44,10 @@ func run(ctx context.Context, c *cli.Context) error {
 
 	if err := sys.SetSubreaper(); err != nil {
 		log.G(ctx).WithError(err).Warn("failed to become a child subreaper")
+	} else {
+		// Orphans are re-parented here now: the processes of a container
+		// whose shim died, among others. Someone must reap them.
+		sys.StartReaper()
 	}
 	if config.OOMScore != 0 {
 		if err := sys.SetOOMScore(os.Getpid(), config.OOMScore); err != nil {

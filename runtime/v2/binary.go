@@ -22,6 +22,7 @@ import (
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/runtime"
+	"github.com/llitfkitfk/containerd/sys"
 )
 
 const (
@@ -105,6 +106,9 @@ func (b *shimBinary) command(ctx context.Context, args ...string) (*exec.Cmd, er
 	if b.schedCore {
 		cmd.Env = append(cmd.Env, "SCHED_CORE=1")
 	}
+	// Callers run it with sys.RunManaged, so that the daemon's reaper of
+	// orphans leaves its exit status to them.
+	//
 	// A group of its own keeps the shim out of signals sent to the
 	// daemon's group (a ^C in its terminal); nothing ties its life to the
 	// daemon's, so shims outlive a daemon restart.
@@ -141,7 +145,7 @@ func (b *shimBinary) start(ctx context.Context, opts *anypb.Any) (string, error)
 	// The shim it forks must not hold our pipes; if a shim leaks them
 	// anyway, do not wait for it to exit.
 	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil && !errors.Is(err, exec.ErrWaitDelay) {
+	if err := sys.RunManaged(cmd); err != nil && !errors.Is(err, exec.ErrWaitDelay) {
 		msg := strings.TrimSpace(stderr.String() + stdout.String())
 		return "", fmt.Errorf("start shim %s: %s: %w", b.path, msg, err)
 	}
@@ -200,7 +204,7 @@ func (b *shimBinary) delete(ctx context.Context) (*runtime.Exit, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil && !errors.Is(err, exec.ErrWaitDelay) {
+	if err := sys.RunManaged(cmd); err != nil && !errors.Is(err, exec.ErrWaitDelay) {
 		return nil, fmt.Errorf("shim delete: %s: %w", strings.TrimSpace(stderr.String()), err)
 	}
 	logger := log.G(ctx).WithFields(logrus.Fields{"id": b.bundle.id, "namespace": b.bundle.namespace})

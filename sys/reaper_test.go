@@ -1,0 +1,112 @@
+package sys
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startReaping makes the test binary what the daemon is: a child
+// subreaper that reaps its orphans.
+func startReaping(t *testing.T) {
+	t.Helper()
+	if err := SetSubreaper(); err != nil {
+		t.Skipf("cannot become a child subreaper: %v", err)
+	}
+	StartReaper()
+}
+
+// procState returns the state letter and parent pid of pid, or ok false
+// once the process is gone (reaped).
+func procState(pid int) (state string, ppid int, ok bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0, false
+	}
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	ppid, _ = strconv.Atoi(fields[1])
+	return fields[0], ppid, true
+}
+
+// An orphan re-parented to us that exits is reaped, not left a zombie.
+func TestReaperReapsOrphans(t *testing.T) {
+	startReaping(t)
+	// sh starts a grandchild and exits at once, orphaning it.
+	cmd := exec.Command("/bin/sh", "-c", "sleep 0.3 </dev/null >/dev/null 2>&1 & echo $!")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("orphan pid %q: %v", out, err)
+	}
+	if _, ppid, ok := procState(pid); ok && ppid != os.Getpid() {
+		t.Fatalf("orphan %d has parent %d, not us (%d)", pid, ppid, os.Getpid())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		state, _, ok := procState(pid)
+		if !ok {
+			return // reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orphan %d still there in state %s", pid, state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Managed processes keep their exit statuses for their own Wait, however
+// busy the reaper is with orphans exiting at the same time.
+func TestReaperLeavesManaged(t *testing.T) {
+	startReaping(t)
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each leaves an orphan that exits soon, raising SIGCHLD
+			// while other managed processes are starting and exiting.
+			code := 3 + i%5
+			cmd := exec.Command("/bin/sh", "-c", fmt.Sprintf("sleep 0.0%d & exit %d", i%10, code))
+			if err := StartManaged(cmd); err != nil {
+				errs <- err
+				return
+			}
+			// Wait only once the process has exited and its SIGCHLD has
+			// had the reaper scan: the zombie must still be ours.
+			time.Sleep(200 * time.Millisecond)
+			err := WaitManaged(cmd)
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != code {
+				errs <- fmt.Errorf("managed process %d: %v, want exit status %d", i, err, code)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// A start that fails registers nothing.
+	if err := RunManaged(exec.Command("/nonexistent/binary")); err == nil {
+		t.Error("starting a missing binary succeeded")
+	}
+	reaper.mu.Lock()
+	left := len(reaper.managed)
+	reaper.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d managed pids left registered", left)
+	}
+}
