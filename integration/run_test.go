@@ -50,7 +50,7 @@ func newRunner(t *testing.T, sn string) *runner {
 	}
 	for _, bin := range []string{"runc", "containerd-shim-runc-v2"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed", bin)
+			t.Fatalf("%s not installed (`make test` installs it)", bin)
 		}
 	}
 	archive := buildBusyboxArchive(t, t.TempDir(), busyboxImage)

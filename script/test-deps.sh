@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the integration tests and benchmarks drive the daemon with:
-# ctr and containerd-shim-runc-v2 (Debian's containerd package), runc, and
-# systemd-analyze for checking the unit file. Only what is missing.
+# ctr and containerd-shim-runc-v2 (Debian's containerd package), runc,
+# busybox-static for the test image, and systemd-analyze for checking the
+# unit file. Only what is missing.
 set -euo pipefail
 
 missing=()
 command -v ctr >/dev/null || missing+=(containerd)
 command -v runc >/dev/null || missing+=(runc)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+# The containers the tests run are built from the host's static busybox.
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
