@@ -55,6 +55,10 @@ type bench struct {
 var hostPaths = []string{"/var/lib/containerd", "/run/containerd", "/etc/containerd", "/opt/containerd"}
 
 func main() {
+	if err := isolate(); err != nil {
+		fmt.Fprintln(os.Stderr, "containerd-bench:", err)
+		os.Exit(1)
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "containerd-bench:", err)
 		os.Exit(1)

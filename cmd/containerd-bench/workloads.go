@@ -34,6 +34,8 @@ var workloads = []*workload{
 	imageListWorkload,
 	unpackOverlayWorkload,
 	unpackCopyWorkload,
+	runOverlayWorkload,
+	runCopyWorkload,
 }
 
 // A metric is one measured value of one daemon.

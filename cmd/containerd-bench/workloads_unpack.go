@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 )
@@ -200,10 +201,21 @@ func writeUnpackArchive(path string) error {
 		}},
 	})
 
+	m := make(map[string][]byte, len(blobs))
+	for _, bl := range blobs {
+		m[bl.digest] = bl.data
+	}
+	return writeOCIArchive(path, index, m)
+}
+
+// writeOCIArchive writes an OCI image layout as a tar, as `ctr images
+// import` reads it: the layout marker, the index and the blobs by digest.
+func writeOCIArchive(path string, index []byte, blobs map[string][]byte) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	tw := tar.NewWriter(f)
 	put := func(name string, data []byte) error {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
@@ -213,21 +225,17 @@ func writeUnpackArchive(path string) error {
 		return err
 	}
 	if err := put("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
-		f.Close()
 		return err
 	}
 	if err := put("index.json", index); err != nil {
-		f.Close()
 		return err
 	}
-	for _, bl := range blobs {
-		if err := put("blobs/sha256/"+bl.digest[len("sha256:"):], bl.data); err != nil {
-			f.Close()
+	for dgst, data := range blobs {
+		if err := put("blobs/sha256/"+strings.TrimPrefix(dgst, "sha256:"), data); err != nil {
 			return err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		f.Close()
 		return err
 	}
 	return f.Close()
