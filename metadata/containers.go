@@ -73,35 +73,7 @@ func (s *containerStore) Get(ctx context.Context, id string) (containers.Contain
 }
 
 func (s *containerStore) List(ctx context.Context, fs ...string) ([]containers.Container, error) {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return nil, err
-	}
-	filter, err := filters.ParseAll(fs...)
-	if err != nil {
-		return nil, err
-	}
-	var list []containers.Container
-	err = s.db.View(func(tx *bolt.Tx) error {
-		bkt := getContainersBucket(tx, ns)
-		if bkt == nil {
-			return nil
-		}
-		return bkt.ForEachBucket(func(k []byte) error {
-			c, err := readContainer(string(k), bkt.Bucket(k))
-			if err != nil {
-				return err
-			}
-			if filter.Match(adaptContainer(c)) {
-				list = append(list, c)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return list, nil
+	return listObjects(ctx, s.db, fs, getContainersBucket, readContainer, adaptContainer)
 }
 
 // Create adds the container, setting its times; the ones given are

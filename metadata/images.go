@@ -51,36 +51,7 @@ func (s *imageStore) Get(ctx context.Context, name string) (images.Image, error)
 }
 
 func (s *imageStore) List(ctx context.Context, fs ...string) ([]images.Image, error) {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return nil, err
-	}
-	filter, err := filters.ParseAll(fs...)
-	if err != nil {
-		return nil, err
-	}
-
-	var list []images.Image
-	err = s.db.View(func(tx *bolt.Tx) error {
-		bkt := getImagesBucket(tx, ns)
-		if bkt == nil {
-			return nil
-		}
-		return bkt.ForEachBucket(func(k []byte) error {
-			image, err := readImage(string(k), bkt.Bucket(k))
-			if err != nil {
-				return err
-			}
-			if filter.Match(adaptImage(image)) {
-				list = append(list, image)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return list, nil
+	return listObjects(ctx, s.db, fs, getImagesBucket, readImage, adaptImage)
 }
 
 // Create adds the image, setting its times; the ones given are ignored.

@@ -116,36 +116,7 @@ func (lm *leaseManager) Delete(ctx context.Context, lease leases.Lease, opts ...
 }
 
 func (lm *leaseManager) List(ctx context.Context, fs ...string) ([]leases.Lease, error) {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return nil, err
-	}
-	filter, err := filters.ParseAll(fs...)
-	if err != nil {
-		return nil, err
-	}
-
-	var ll []leases.Lease
-	err = lm.db.View(func(tx *bolt.Tx) error {
-		bkt := getLeasesBucket(tx, ns)
-		if bkt == nil {
-			return nil
-		}
-		return bkt.ForEachBucket(func(k []byte) error {
-			l, err := readLease(string(k), bkt.Bucket(k))
-			if err != nil {
-				return err
-			}
-			if filter.Match(adaptLease(l)) {
-				ll = append(ll, l)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return ll, nil
+	return listObjects(ctx, lm.db, fs, getLeasesBucket, readLease, adaptLease)
 }
 
 func (lm *leaseManager) AddResource(ctx context.Context, lease leases.Lease, r leases.Resource) error {
