@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/llitfkitfk/containerd/log"
 )
 
 // Event is any protobuf message published on a topic.
@@ -38,4 +40,13 @@ type Forwarder interface {
 // and both channels are closed.
 type Subscriber interface {
 	Subscribe(ctx context.Context, filters ...string) (ch <-chan *Envelope, errs <-chan error)
+}
+
+// Announce publishes an event about a change that has already been made.
+// The change stands whatever happens to the event, so a failure to publish
+// is logged rather than returned to the caller.
+func Announce(ctx context.Context, p Publisher, topic string, ev Event) {
+	if err := p.Publish(ctx, topic, ev); err != nil {
+		log.G(ctx).WithError(err).WithField("topic", topic).Error("failed to publish event")
+	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
-	"github.com/llitfkitfk/containerd/log"
 )
 
 type service struct {
@@ -83,7 +82,7 @@ func (s *service) Create(ctx context.Context, req *api.CreateContainerRequest) (
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	s.publish(ctx, "/containers/create", &eventstypes.ContainerCreate{
+	events.Announce(ctx, s.publisher, "/containers/create", &eventstypes.ContainerCreate{
 		Id:    created.ID,
 		Image: created.Image,
 		Runtime: &eventstypes.ContainerCreate_Runtime{
@@ -104,7 +103,7 @@ func (s *service) Update(ctx context.Context, req *api.UpdateContainerRequest) (
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	s.publish(ctx, "/containers/update", &eventstypes.ContainerUpdate{
+	events.Announce(ctx, s.publisher, "/containers/update", &eventstypes.ContainerUpdate{
 		Id:          updated.ID,
 		Image:       updated.Image,
 		Labels:      updated.Labels,
@@ -119,16 +118,8 @@ func (s *service) Delete(ctx context.Context, req *api.DeleteContainerRequest) (
 	if err := s.store.Delete(ctx, req.GetId()); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	s.publish(ctx, "/containers/delete", &eventstypes.ContainerDelete{Id: req.GetId()})
+	events.Announce(ctx, s.publisher, "/containers/delete", &eventstypes.ContainerDelete{Id: req.GetId()})
 	return &emptypb.Empty{}, nil
-}
-
-// publish announces a change that has been made; failing to announce it is
-// logged, not returned.
-func (s *service) publish(ctx context.Context, topic string, ev events.Event) {
-	if err := s.publisher.Publish(ctx, topic, ev); err != nil {
-		log.G(ctx).WithError(err).WithField("topic", topic).Error("failed to publish event")
-	}
 }
 
 func containerToProto(c containers.Container) *api.Container {

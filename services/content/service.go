@@ -21,7 +21,6 @@ import (
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
-	"github.com/llitfkitfk/containerd/log"
 )
 
 const (
@@ -117,10 +116,7 @@ func (s *service) Delete(ctx context.Context, req *api.DeleteContentRequest) (*e
 	if err := s.store.Delete(ctx, dgst); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	// The blob is gone; failing to announce it is logged, not returned.
-	if err := s.publisher.Publish(ctx, "/content/delete", &eventstypes.ContentDelete{Digest: dgst.String()}); err != nil {
-		log.G(ctx).WithError(err).WithField("digest", dgst).Error("failed to publish content delete event")
-	}
+	events.Announce(ctx, s.publisher, "/content/delete", &eventstypes.ContentDelete{Digest: dgst.String()})
 	return &emptypb.Empty{}, nil
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
 	"github.com/llitfkitfk/containerd/images"
-	"github.com/llitfkitfk/containerd/log"
 )
 
 type service struct {
@@ -66,7 +65,7 @@ func (s *service) Create(ctx context.Context, req *api.CreateImageRequest) (*api
 		return nil, errdefs.ToGRPC(err)
 	}
 	resp := &api.CreateImageResponse{Image: imageToProto(created)}
-	s.publish(ctx, "/images/create", &eventstypes.ImageCreate{Name: created.Name, Labels: created.Labels})
+	events.Announce(ctx, s.publisher, "/images/create", &eventstypes.ImageCreate{Name: created.Name, Labels: created.Labels})
 	return resp, nil
 }
 
@@ -82,7 +81,7 @@ func (s *service) Update(ctx context.Context, req *api.UpdateImageRequest) (*api
 		return nil, errdefs.ToGRPC(err)
 	}
 	resp := &api.UpdateImageResponse{Image: imageToProto(updated)}
-	s.publish(ctx, "/images/update", &eventstypes.ImageUpdate{Name: updated.Name, Labels: updated.Labels})
+	events.Announce(ctx, s.publisher, "/images/update", &eventstypes.ImageUpdate{Name: updated.Name, Labels: updated.Labels})
 	return resp, nil
 }
 
@@ -103,16 +102,8 @@ func (s *service) Delete(ctx context.Context, req *api.DeleteImageRequest) (*emp
 	if err := s.store.Delete(ctx, req.Name, opts...); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	s.publish(ctx, "/images/delete", &eventstypes.ImageDelete{Name: req.Name})
+	events.Announce(ctx, s.publisher, "/images/delete", &eventstypes.ImageDelete{Name: req.Name})
 	return &emptypb.Empty{}, nil
-}
-
-// publish announces a change that has been made; failing to announce it is
-// logged, not returned.
-func (s *service) publish(ctx context.Context, topic string, ev events.Event) {
-	if err := s.publisher.Publish(ctx, topic, ev); err != nil {
-		log.G(ctx).WithError(err).WithField("topic", topic).Error("failed to publish event")
-	}
 }
 
 // checkImage rejects what no store could take: no image, no name, or a

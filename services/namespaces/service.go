@@ -15,7 +15,6 @@ import (
 	api "github.com/llitfkitfk/containerd/api/services/namespaces/v1"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
-	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/metadata"
 	"github.com/llitfkitfk/containerd/namespaces"
 	"github.com/llitfkitfk/containerd/plugin"
@@ -160,10 +159,7 @@ func (s *service) Delete(ctx context.Context, req *api.DeleteNamespaceRequest) (
 	return &emptypb.Empty{}, nil
 }
 
-// publish announces a change in the namespace it is about. The change has
-// been made; a failure to announce it is logged, not returned.
+// publish announces a change in the namespace it is about.
 func (s *service) publish(ctx context.Context, ns, topic string, ev events.Event) {
-	if err := s.publisher.Publish(namespaces.WithNamespace(ctx, ns), topic, ev); err != nil {
-		log.G(ctx).WithError(err).WithField("topic", topic).Error("failed to publish event")
-	}
+	events.Announce(namespaces.WithNamespace(ctx, ns), s.publisher, topic, ev)
 }

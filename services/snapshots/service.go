@@ -17,7 +17,6 @@ import (
 	"github.com/llitfkitfk/containerd/api/types"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
-	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/mount"
 	"github.com/llitfkitfk/containerd/snapshots"
 )
@@ -54,14 +53,6 @@ func (s *service) get(name string) (snapshots.Snapshotter, error) {
 	return sn, nil
 }
 
-// publish announces an event; the change is made, so a failure is logged,
-// not returned.
-func (s *service) publish(ctx context.Context, topic string, ev events.Event) {
-	if err := s.publisher.Publish(ctx, topic, ev); err != nil {
-		log.G(ctx).WithError(err).WithField("topic", topic).Error("failed to publish snapshot event")
-	}
-}
-
 func labelOpts(labels map[string]string) []snapshots.Opt {
 	if len(labels) == 0 {
 		return nil
@@ -78,7 +69,7 @@ func (s *service) Prepare(ctx context.Context, req *api.PrepareSnapshotRequest) 
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	s.publish(ctx, "/snapshot/prepare", &eventstypes.SnapshotPrepare{
+	events.Announce(ctx, s.publisher, "/snapshot/prepare", &eventstypes.SnapshotPrepare{
 		Key: req.Key, Parent: req.Parent, Snapshotter: req.Snapshotter,
 	})
 	return &api.PrepareSnapshotResponse{Mounts: mountsToProto(mounts)}, nil
@@ -121,7 +112,7 @@ func (s *service) Commit(ctx context.Context, req *api.CommitSnapshotRequest) (*
 	if err := sn.Commit(ctx, req.Name, req.Key, labelOpts(req.Labels)...); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	s.publish(ctx, "/snapshot/commit", &eventstypes.SnapshotCommit{
+	events.Announce(ctx, s.publisher, "/snapshot/commit", &eventstypes.SnapshotCommit{
 		Key: req.Key, Name: req.Name, Snapshotter: req.Snapshotter,
 	})
 	return &emptypb.Empty{}, nil
@@ -135,7 +126,7 @@ func (s *service) Remove(ctx context.Context, req *api.RemoveSnapshotRequest) (*
 	if err := sn.Remove(ctx, req.Key); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	s.publish(ctx, "/snapshot/remove", &eventstypes.SnapshotRemove{
+	events.Announce(ctx, s.publisher, "/snapshot/remove", &eventstypes.SnapshotRemove{
 		Key: req.Key, Snapshotter: req.Snapshotter,
 	})
 	return &emptypb.Empty{}, nil
