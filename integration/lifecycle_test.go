@@ -225,3 +225,25 @@ func TestOOMScoreApplied(t *testing.T) {
 		t.Fatalf("oom_score_adj = %s, want 500", b)
 	}
 }
+
+// [cgroup] path places the daemon, and so the shims it starts, in the
+// cgroup the operator names.
+func TestCgroupPathJoined(t *testing.T) {
+	path := "/containerd-it-" + strconv.Itoa(os.Getpid())
+	d := newDaemon(t, "[cgroup]\n  path = \""+path+"\"\n")
+	d.start()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(d.cmd.Process.Pid), "cgroup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.kill()
+	defer func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + path)
+		for _, dir := range append(dirs, "/sys/fs/cgroup"+path) {
+			os.Remove(dir)
+		}
+	}()
+	if !strings.Contains(string(b), path) {
+		t.Fatalf("daemon is not in cgroup %s:\n%s", path, b)
+	}
+}

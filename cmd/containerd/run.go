@@ -49,6 +49,13 @@ func run(ctx context.Context, c *cli.Context) error {
 		// whose shim died, among others. Someone must reap them.
 		sys.StartReaper()
 	}
+	if config.Cgroup.Path != "" {
+		// Shims started from here begin in the same cgroup; systemd's
+		// Delegate=yes lets the daemon use the subtree it is given.
+		if err := sys.JoinCgroup(config.Cgroup.Path, os.Getpid()); err != nil {
+			log.G(ctx).WithError(err).Warn("failed to join the configured cgroup")
+		}
+	}
 	if config.OOMScore != 0 {
 		if err := sys.SetOOMScore(os.Getpid(), config.OOMScore); err != nil {
 			log.G(ctx).WithError(err).Warn("failed to apply oom score")
