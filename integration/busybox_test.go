@@ -91,31 +91,7 @@ func buildBusyboxArchive(t *testing.T, dir, name string) string {
 		Layers:    []ocispec.Descriptor{layer},
 	}))
 	manifest.Annotations = map[string]string{"io.containerd.image.name": name}
-	index := mustJSON(t, ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{manifest},
-	})
-
-	var archive bytes.Buffer
-	aw := tar.NewWriter(&archive)
-	put := func(name string, b []byte) {
-		if err := aw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		aw.Write(b)
-	}
-	put(ocispec.ImageLayoutFile, mustJSON(t, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion}))
-	put("index.json", index)
-	for _, d := range []ocispec.Descriptor{config, layer, manifest} {
-		put("blobs/sha256/"+d.Digest.Encoded(), blobs[d.Digest])
-	}
-	if err := aw.Close(); err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(dir, "busybox.tar")
-	if err := os.WriteFile(path, archive.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeImageLayout(t, path, manifest, blobs)
 	return path
 }

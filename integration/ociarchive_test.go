@@ -94,32 +94,8 @@ func buildOCIArchive(t *testing.T, dir, name string, files map[string]string) oc
 		ocispec.AnnotationRefName:  tag,
 		"io.containerd.image.name": name,
 	}
-	index := mustJSON(t, ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{indexed},
-	})
-
 	path := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(name)+".tar")
-	var archive bytes.Buffer
-	aw := tar.NewWriter(&archive)
-	put := func(name string, b []byte) {
-		if err := aw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		aw.Write(b)
-	}
-	put(ocispec.ImageLayoutFile, mustJSON(t, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion}))
-	put("index.json", index)
-	for _, d := range []digest.Digest{config.Digest, layer.Digest, manifest.Digest} {
-		put("blobs/sha256/"+d.Encoded(), blobs[d])
-	}
-	if err := aw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, archive.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeImageLayout(t, path, indexed, blobs)
 	return ociImage{path: path, name: name, manifest: manifest, config: config, layer: layer,
 		size: manifest.Size + config.Size + layer.Size}
 }
@@ -192,4 +168,36 @@ func apiCtx(t *testing.T, ns, lease string) context.Context {
 		kv = append(kv, "containerd-lease", lease)
 	}
 	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
+
+// writeImageLayout writes an OCI image layout archive at path, as `ctr
+// images import` reads it: the layout marker, an index of the one manifest
+// (annotated as the caller chose) and the blobs.
+func writeImageLayout(t *testing.T, path string, manifest ocispec.Descriptor, blobs map[digest.Digest][]byte) {
+	t.Helper()
+	index := mustJSON(t, ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{manifest},
+	})
+	mtime := time.Unix(1700000000, 0)
+	var archive bytes.Buffer
+	aw := tar.NewWriter(&archive)
+	put := func(name string, b []byte) {
+		if err := aw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		aw.Write(b)
+	}
+	put(ocispec.ImageLayoutFile, mustJSON(t, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion}))
+	put("index.json", index)
+	for d, b := range blobs {
+		put("blobs/sha256/"+d.Encoded(), b)
+	}
+	if err := aw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, archive.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

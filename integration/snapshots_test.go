@@ -103,32 +103,8 @@ func buildLayeredArchive(t *testing.T, dir, name string, layers [][]tarEntry) la
 		ocispec.AnnotationRefName:  name[strings.LastIndex(name, ":")+1:],
 		"io.containerd.image.name": name,
 	}
-	index := mustJSON(t, ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{indexed},
-	})
-
-	var archive bytes.Buffer
-	aw := tar.NewWriter(&archive)
-	put := func(name string, b []byte) {
-		if err := aw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		aw.Write(b)
-	}
-	put(ocispec.ImageLayoutFile, mustJSON(t, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion}))
-	put("index.json", index)
-	for d, b := range blobs {
-		put("blobs/sha256/"+d.Encoded(), b)
-	}
-	if err := aw.Close(); err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(dir, "layered.tar")
-	if err := os.WriteFile(path, archive.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeImageLayout(t, path, indexed, blobs)
 	return layeredImage{path: path, name: name, manifest: manifest, chainIDs: chainIDs}
 }
 
