@@ -68,6 +68,12 @@ func measureUnpack(ctx context.Context, b *bench, d *daemon, snapshotter string)
 	if err := ctr("images", "rm", "--sync", unpackImageName); err != nil {
 		return nil, err
 	}
+	// Flush the deletes now, so that writing back (and, on a filesystem
+	// mounted with discard, trimming) what this round freed does not land
+	// on the next round, which may be the other daemon's.
+	if err := exec.CommandContext(ctx, "sync").Run(); err != nil {
+		return nil, fmt.Errorf("sync: %w", err)
+	}
 	return []metric{duration("import+unpack", elapsed)}, nil
 }
 
