@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/sys"
 )
 
 // errInvalidArchive marks entries Apply refuses outright.
@@ -43,7 +44,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOpt) (int
 		res:      res,
 		opts:     o,
 		opaqued:  make(map[fileID]struct{}),
-		inUserNS: runningInUserNS(),
+		inUserNS: sys.RunningInUserNS(),
 	}
 	if o.ConvertWhiteout == nil {
 		a.unpacked = make(map[entryKey]struct{})

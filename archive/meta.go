@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/sys"
 )
 
 // tarPerm returns the permission and set-id/sticky bits of hdr, which tar
@@ -69,7 +70,7 @@ func (a *applier) chownFd(fd int, hdr *tar.Header) error {
 
 func chownError(hdr *tar.Header, err error) error {
 	err = fmt.Errorf("chown to %d:%d: %w", hdr.Uid, hdr.Gid, err)
-	if errors.Is(err, unix.EINVAL) && runningInUserNS() {
+	if errors.Is(err, unix.EINVAL) && sys.RunningInUserNS() {
 		err = fmt.Errorf("%w (the user namespace may map too few IDs)", err)
 	}
 	return err
@@ -207,26 +208,6 @@ func processUmask() uint32 {
 		}
 	}
 	return 0o777
-}
-
-var (
-	userNSOnce sync.Once
-	inUserNS   bool
-)
-
-// runningInUserNS reports whether the process runs in a user namespace
-// other than the initial one, where device nodes cannot be created.
-func runningInUserNS() bool {
-	userNSOnce.Do(func() {
-		b, err := os.ReadFile("/proc/self/uid_map")
-		if err != nil {
-			return
-		}
-		f := strings.Fields(string(b))
-		// The initial namespace maps all 2^32-1 IDs from 0 to 0.
-		inUserNS = !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
-	})
-	return inUserNS
 }
 
 // bufSize is the copy buffer: big enough that most files take one write.

@@ -7,13 +7,13 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/llitfkitfk/containerd/archive"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/mount"
+	"github.com/llitfkitfk/containerd/sys"
 )
 
 // apply writes the tar r onto mounts. An overlay with an upper directory
@@ -22,7 +22,7 @@ import (
 // else is mounted and written through.
 func apply(ctx context.Context, mounts []mount.Mount, r io.Reader, sync bool) (err error) {
 	// In a user namespace the whiteout devices cannot be made.
-	if len(mounts) == 1 && mounts[0].Type == "overlay" && !runningInUserNS() {
+	if len(mounts) == 1 && mounts[0].Type == "overlay" && !sys.RunningInUserNS() {
 		upper, lowers, err := overlayDirs(mounts[0].Options)
 		switch {
 		case err == nil:
@@ -78,25 +78,6 @@ func overlayDirs(options []string) (upper string, lowers []string, err error) {
 		return "", nil, fmt.Errorf("%w: no upperdir", errNotDirect)
 	}
 	return upper, lowers, nil
-}
-
-var (
-	userNSOnce sync.Once
-	inUserNS   bool
-)
-
-// runningInUserNS reports whether the process is in a user namespace other
-// than the initial one, which maps all 2^32-1 IDs from 0 to 0.
-func runningInUserNS() bool {
-	userNSOnce.Do(func() {
-		b, err := os.ReadFile("/proc/self/uid_map")
-		if err != nil {
-			return
-		}
-		f := strings.Fields(string(b))
-		inUserNS = !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
-	})
-	return inUserNS
 }
 
 func syncFs(dir string) error {
