@@ -120,26 +120,25 @@ func (lm *leaseManager) List(ctx context.Context, fs ...string) ([]leases.Lease,
 }
 
 func (lm *leaseManager) AddResource(ctx context.Context, lease leases.Lease, r leases.Resource) error {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return err
-	}
-	path, id, err := parseLeaseResource(r)
-	if err != nil {
-		return err
-	}
-	return lm.db.Update(func(tx *bolt.Tx) error {
-		bkt := getLeaseBucket(tx, ns, lease.ID)
-		if bkt == nil {
-			return fmt.Errorf("lease %q: %w", lease.ID, errdefs.ErrNotFound)
-		}
-		return putLeaseResource(bkt, path, id)
-	})
+	return lm.updateResource(ctx, lease, r, putLeaseResource)
 }
 
 // DeleteResource releases r from the lease; releasing one it does not hold
 // is not an error.
 func (lm *leaseManager) DeleteResource(ctx context.Context, lease leases.Lease, r leases.Resource) error {
+	return lm.updateResource(ctx, lease, r, func(bkt *bolt.Bucket, path [][]byte, id string) error {
+		if err := deleteLeaseResource(bkt, path, id); err != nil {
+			return fmt.Errorf("lease %q: %w", lease.ID, err)
+		}
+		lm.db.markDirty(false)
+		return nil
+	})
+}
+
+// updateResource applies change to the record of r in the lease's bucket,
+// once r is known to be a resource a lease can hold.
+func (lm *leaseManager) updateResource(ctx context.Context, lease leases.Lease, r leases.Resource,
+	change func(bkt *bolt.Bucket, path [][]byte, id string) error) error {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return err
@@ -153,11 +152,7 @@ func (lm *leaseManager) DeleteResource(ctx context.Context, lease leases.Lease, 
 		if bkt == nil {
 			return fmt.Errorf("lease %q: %w", lease.ID, errdefs.ErrNotFound)
 		}
-		if err := deleteLeaseResource(bkt, path, id); err != nil {
-			return fmt.Errorf("lease %q: %w", lease.ID, err)
-		}
-		lm.db.markDirty(false)
-		return nil
+		return change(bkt, path, id)
 	})
 }
 
