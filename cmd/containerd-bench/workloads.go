@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os/exec"
 	"slices"
 	"time"
 )
@@ -27,16 +28,12 @@ type workload struct {
 }
 
 // workloads are run in this order; -only picks one by name.
-var workloads = []*workload{
+var workloads = append([]*workload{
 	startupWorkload,
 	versionWorkload,
 	contentWriteWorkload,
 	imageListWorkload,
-	unpackOverlayWorkload,
-	unpackCopyWorkload,
-	runOverlayWorkload,
-	runCopyWorkload,
-}
+}, append(unpackWorkloads, runWorkloads...)...)
 
 // A metric is one measured value of one daemon.
 type metric struct {
@@ -151,4 +148,40 @@ func pair(ours, theirs []metric) ([]row, error) {
 		rows[i] = row{metric: o.name, unit: o.unit, ours: o.value, theirs: t.value}
 	}
 	return rows, nil
+}
+
+// snapshotterWorkloads makes a workload once per snapshotter pair: ours
+// and its counterpart in containerd, which calls its copying snapshotter
+// "native" where ours is "naive". measure gets the name for the daemon it
+// measures.
+func snapshotterWorkloads(name, about string,
+	measure func(ctx context.Context, b *bench, d *daemon, snapshotter string) ([]metric, error)) []*workload {
+	var out []*workload
+	for _, sn := range []struct{ ours, theirs string }{{"overlayfs", "overlayfs"}, {"naive", "native"}} {
+		sn := sn
+		out = append(out, &workload{
+			name:  name + "-" + sn.ours,
+			about: fmt.Sprintf("%s, on %s (theirs: %s)", about, sn.ours, sn.theirs),
+			params: func(o options) string {
+				return fmt.Sprintf("median of %d rounds", o.rounds)
+			},
+			measure: func(ctx context.Context, b *bench, d *daemon) ([]metric, error) {
+				if d.flavor.distro {
+					return measure(ctx, b, d, sn.theirs)
+				}
+				return measure(ctx, b, d, sn.ours)
+			},
+		})
+	}
+	return out
+}
+
+// ctr runs the distribution's ctr against d in the bench's namespace.
+func (d *daemon) ctr(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.address, "-n", "bench"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("ctr %v: %w\n%s", args, err, out)
+	}
+	return string(out), nil
 }

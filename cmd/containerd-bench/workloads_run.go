@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -19,51 +18,24 @@ import (
 
 // The run workloads time `ctr run --rm IMAGE ID true`, the whole life of a
 // trivial container, and the CPU the daemon itself spends on each.
-var (
-	runOverlayWorkload = runWorkload("run-overlayfs", "overlayfs", "overlayfs")
-	runCopyWorkload    = runWorkload("run-naive", "naive", "native")
-)
+var runWorkloads = snapshotterWorkloads("run",
+	fmt.Sprintf("ctr run --rm of `true` in a busybox image, %d runs a round", runsPerRound), measureRun)
 
 const (
 	runImageName = "bench.example.com/busybox:latest"
 	runsPerRound = 10
 )
 
-func runWorkload(name, ours, theirs string) *workload {
-	return &workload{
-		name:  name,
-		about: fmt.Sprintf("ctr run --rm of `true` in a busybox image on %s (theirs: %s), %d runs a round", ours, theirs, runsPerRound),
-		params: func(o options) string {
-			return fmt.Sprintf("median of %d rounds", o.rounds)
-		},
-		measure: func(ctx context.Context, b *bench, d *daemon) ([]metric, error) {
-			snapshotter := ours
-			if d.flavor.distro {
-				snapshotter = theirs
-			}
-			return measureRun(ctx, b, d, snapshotter)
-		},
-	}
-}
-
 func measureRun(ctx context.Context, b *bench, d *daemon, snapshotter string) ([]metric, error) {
 	if !privateRun {
 		return nil, errors.New("running containers needs root, for a private /run")
-	}
-	ctr := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.address, "-n", "bench"}, args...)...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("ctr %v: %w\n%s", args, err, out)
-		}
-		return string(out), nil
 	}
 	archive, err := b.busyboxArchive()
 	if err != nil {
 		return nil, err
 	}
 	// Importing again unpacks for this snapshotter if it has not yet.
-	if _, err := ctr("images", "import", "--snapshotter", snapshotter, archive); err != nil {
+	if _, err := d.ctr(ctx, "images", "import", "--snapshotter", snapshotter, archive); err != nil {
 		return nil, err
 	}
 
@@ -75,7 +47,7 @@ func measureRun(ctx context.Context, b *bench, d *daemon, snapshotter string) ([
 	for i := 0; i < runsPerRound; i++ {
 		id := fmt.Sprintf("run-%d-%d", time.Now().UnixNano(), i)
 		start := time.Now()
-		if _, err := ctr("run", "--rm", "--snapshotter", snapshotter, runImageName, id, "true"); err != nil {
+		if _, err := d.ctr(ctx, "run", "--rm", "--snapshotter", snapshotter, runImageName, id, "true"); err != nil {
 			return nil, err
 		}
 		walls = append(walls, time.Since(start))

@@ -21,51 +21,24 @@ import (
 // The unpack workloads import an image of several gzip layers, about 160 MB
 // and 10,500 files unpacked, and unpack it into a snapshotter: the work of
 // `ctr images import` behind a pull.
-var (
-	unpackOverlayWorkload = unpackWorkload("unpack-overlayfs", "overlayfs", "overlayfs")
-	// containerd calls its copying snapshotter "native"; ours is "naive".
-	unpackCopyWorkload = unpackWorkload("unpack-naive", "naive", "native")
-)
+var unpackWorkloads = snapshotterWorkloads("unpack",
+	"ctr images import of a 4-layer, ~160 MB, 10,500-file image, unpacked", measureUnpack)
 
 const unpackImageName = "bench.example.com/unpack:latest"
-
-func unpackWorkload(name, ours, theirs string) *workload {
-	return &workload{
-		name:  name,
-		about: fmt.Sprintf("ctr images import of a 4-layer, ~160 MB, 10,500-file image, unpacked into %s (theirs: %s)", ours, theirs),
-		params: func(o options) string {
-			return fmt.Sprintf("median of %d rounds", o.rounds)
-		},
-		measure: func(ctx context.Context, b *bench, d *daemon) ([]metric, error) {
-			snapshotter := ours
-			if d.flavor.distro {
-				snapshotter = theirs
-			}
-			return measureUnpack(ctx, b, d, snapshotter)
-		},
-	}
-}
 
 func measureUnpack(ctx context.Context, b *bench, d *daemon, snapshotter string) ([]metric, error) {
 	archive, err := b.unpackArchive()
 	if err != nil {
 		return nil, err
 	}
-	ctr := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.address, "-n", "bench"}, args...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("ctr %v: %w\n%s", args, err, out)
-		}
-		return nil
-	}
 	start := time.Now()
-	if err := ctr("images", "import", "--snapshotter", snapshotter, archive); err != nil {
+	if _, err := d.ctr(ctx, "images", "import", "--snapshotter", snapshotter, archive); err != nil {
 		return nil, err
 	}
 	elapsed := time.Since(start)
 	// Remove the image and let GC take its content and snapshots, so the
 	// next round unpacks from nothing again.
-	if err := ctr("images", "rm", "--sync", unpackImageName); err != nil {
+	if _, err := d.ctr(ctx, "images", "rm", "--sync", unpackImageName); err != nil {
 		return nil, err
 	}
 	// Flush the deletes now, so that writing back (and, on a filesystem
