@@ -10,11 +10,12 @@ import (
 )
 
 func TestJoinCgroup(t *testing.T) {
+	// Managed, so that a reaper started by another test leaves it alone.
 	cmd := exec.Command("sleep", "30")
-	if err := cmd.Start(); err != nil {
+	if err := StartManaged(cmd); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait()
+	defer WaitManaged(cmd)
 	defer cmd.Process.Kill()
 
 	path := "/containerd-test-" + filepath.Base(t.TempDir())
@@ -29,7 +30,7 @@ func TestJoinCgroup(t *testing.T) {
 		t.Fatalf("process is not in %s:\n%s", path, b)
 	}
 	cmd.Process.Kill()
-	cmd.Wait()
+	WaitManaged(cmd)
 	// Leave no cgroups behind: remove the directories, now empty.
 	filepath.Walk(cgroupRoot, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && fi.IsDir() && strings.HasSuffix(p, path) {

@@ -39,11 +39,15 @@ func procState(pid int) (state string, ppid int, ok bool) {
 func TestReaperReapsOrphans(t *testing.T) {
 	startReaping(t)
 	// sh starts a grandchild and exits at once, orphaning it.
+	// The shell is our own child, so it is started as a managed one: the
+	// reaper must not take its exit status from this test.
 	cmd := exec.Command("/bin/sh", "-c", "sleep 0.3 </dev/null >/dev/null 2>&1 & echo $!")
-	out, err := cmd.Output()
-	if err != nil {
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	if err := RunManaged(cmd); err != nil {
 		t.Fatal(err)
 	}
+	out := stdout.String()
 	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
 	if err != nil {
 		t.Fatalf("orphan pid %q: %v", out, err)
