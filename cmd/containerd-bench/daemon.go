@@ -68,6 +68,7 @@ func (f *flavor) baseConfig(dir string) string {
 type daemon struct {
 	flavor       *flavor
 	dir          string
+	fsImage      string // the filesystem image mounted on dir, if any
 	address      string // the gRPC socket
 	debugAddress string // pprof and expvar over HTTP
 	logPath      string
@@ -94,18 +95,83 @@ func (b *bench) start(ctx context.Context, f *flavor, extra string) (*daemon, er
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{
-		flavor:       f,
-		dir:          dir,
-		address:      filepath.Join(dir, "containerd.sock"),
-		debugAddress: filepath.Join(dir, "debug.sock"),
-		logPath:      filepath.Join(dir, "daemon.log"),
-		exited:       make(chan struct{}),
-		keep:         b.opts.keep,
+	return b.launch(ctx, &daemon{flavor: f, dir: dir}, extra)
+}
+
+// startOnFreshFS is start with the daemon's directory on an ext4
+// filesystem made for it in a sparse file, which stop unmounts and
+// deletes.
+func (b *bench) startOnFreshFS(ctx context.Context, f *flavor, extra string) (*daemon, error) {
+	dir, err := b.newDir(f.name)
+	if err != nil {
+		return nil, err
 	}
+	d := &daemon{flavor: f, dir: dir, fsImage: dir + ".ext4"}
+	if err := d.makeFS(ctx); err != nil {
+		d.removeDir()
+		return nil, err
+	}
+	return b.launch(ctx, d, extra)
+}
+
+// fsImageSize bounds a fresh filesystem; the file is sparse, so only what
+// is written takes space.
+const fsImageSize = 8 << 30
+
+// makeFS creates d's filesystem and mounts it on d.dir. The inode tables
+// and journal are initialised now rather than lazily, so that no kernel
+// thread zeroes them while the workload runs.
+func (d *daemon) makeFS(ctx context.Context) error {
+	f, err := os.Create(d.fsImage)
+	if err != nil {
+		return fmt.Errorf("create filesystem image: %w", err)
+	}
+	err = f.Truncate(fsImageSize)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("size filesystem image: %w", err)
+	}
+	for _, args := range [][]string{
+		{"mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", d.fsImage},
+		{"mount", "-o", "loop", d.fsImage, d.dir},
+	} {
+		if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+	}
+	return os.Chmod(d.dir, 0o700)
+}
+
+// removeDir deletes what d left on disk: its directory, or its filesystem
+// and the image behind it.
+func (d *daemon) removeDir() error {
+	if d.fsImage == "" {
+		return os.RemoveAll(d.dir)
+	}
+	// Unmounting detaches the loop device too, as mount -o loop sets it
+	// to clear itself on last close.
+	if err := syscall.Unmount(d.dir, 0); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("unmount %s: %w", d.dir, err)
+	}
+	if err := os.Remove(d.fsImage); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.Remove(d.dir)
+}
+
+// launch writes d's config into d.dir and starts the daemon.
+func (b *bench) launch(ctx context.Context, d *daemon, extra string) (_ *daemon, err error) {
+	f, dir := d.flavor, d.dir
+	d.address = filepath.Join(dir, "containerd.sock")
+	d.debugAddress = filepath.Join(dir, "debug.sock")
+	d.logPath = filepath.Join(dir, "daemon.log")
+	d.exited = make(chan struct{})
+	d.keep = b.opts.keep
 	// The ttrpc socket is the longest path a daemon binds.
 	if n := len(d.address + ".ttrpc"); n > maxSocketPath {
-		os.RemoveAll(dir)
+		d.removeDir()
 		return nil, fmt.Errorf("socket path %s.ttrpc is %d bytes, over the %d that unix sockets allow: set TMPDIR to a shorter directory", d.address, n, maxSocketPath)
 	}
 	config := filepath.Join(dir, "config.toml")
@@ -114,11 +180,11 @@ func (b *bench) start(ctx context.Context, f *flavor, extra string) (*daemon, er
 		text += "\n" + extra
 	}
 	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
-		os.RemoveAll(dir)
+		d.removeDir()
 		return nil, fmt.Errorf("write config for %s: %w", f.name, err)
 	}
 	if d.logFile, err = os.Create(d.logPath); err != nil {
-		os.RemoveAll(dir)
+		d.removeDir()
 		return nil, fmt.Errorf("create log for %s: %w", f.name, err)
 	}
 
@@ -139,7 +205,7 @@ func (b *bench) start(ctx context.Context, f *flavor, extra string) (*daemon, er
 	if err := d.cmd.Start(); err != nil {
 		d.logFile.Close()
 		b.untrack(d)
-		os.RemoveAll(dir)
+		d.removeDir()
 		return nil, fmt.Errorf("exec %s: %w", f.path, err)
 	}
 	go func() {
@@ -230,7 +296,7 @@ func (d *daemon) stop() error {
 		if d.keep {
 			return
 		}
-		if err := os.RemoveAll(d.dir); err != nil && d.stopErr == nil {
+		if err := d.removeDir(); err != nil && d.stopErr == nil {
 			d.stopErr = fmt.Errorf("remove %s: %w", d.dir, err)
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os/exec"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -18,6 +19,11 @@ type workload struct {
 	params func(options) string
 	// config is extra TOML for both daemons, tables only.
 	config string
+	// freshFS starts each round with new daemons, each on a filesystem
+	// made for it, so that no round pays for the blocks and inodes an
+	// earlier round freed: a workload that writes and deletes many files
+	// otherwise measures the disk's history more than the daemon.
+	freshFS bool
 	// measure runs the workload against a running daemon. It must return
 	// the same metrics, in the same order, for either flavor.
 	measure func(ctx context.Context, b *bench, d *daemon) ([]metric, error)
@@ -70,6 +76,9 @@ func (w *workload) run(ctx context.Context, b *bench) ([]row, error) {
 	if w.compare != nil {
 		return w.compare(ctx, b)
 	}
+	if w.freshFS {
+		return w.runFresh(ctx, b)
+	}
 	running := map[*flavor]*daemon{}
 	for _, f := range []*flavor{b.ours, b.theirs} {
 		d, err := b.start(ctx, f, w.config)
@@ -94,6 +103,38 @@ func (w *workload) run(ctx context.Context, b *bench) ([]row, error) {
 			return nil, err
 		}
 	}
+	return b.fold(rounds)
+}
+
+// runFresh is run for a workload with freshFS: every measurement gets a
+// daemon of its own on a new filesystem, started before and stopped after
+// it.
+func (w *workload) runFresh(ctx context.Context, b *bench) ([]row, error) {
+	rounds := map[*flavor][][]metric{}
+	for i := range b.opts.rounds {
+		for _, f := range b.order(i) {
+			d, err := b.startOnFreshFS(ctx, f, w.config)
+			if err != nil {
+				return nil, err
+			}
+			ms, err := w.measure(ctx, b, d)
+			if serr := d.stop(); err == nil {
+				err = serr
+			}
+			// Write back the discarded filesystem's deletion on the host
+			// now rather than during the next round.
+			syscall.Sync()
+			if err != nil {
+				return nil, fmt.Errorf("%s, round %d: %w", f.name, i+1, err)
+			}
+			rounds[f] = append(rounds[f], ms)
+		}
+	}
+	return b.fold(rounds)
+}
+
+// fold turns both daemons' rounds into rows of medians.
+func (b *bench) fold(rounds map[*flavor][][]metric) ([]row, error) {
 	ours, err := medianMetrics(rounds[b.ours])
 	if err != nil {
 		return nil, err
@@ -174,6 +215,15 @@ func snapshotterWorkloads(name, about string,
 		})
 	}
 	return out
+}
+
+// freshFS marks workloads to run each round on new daemons and
+// filesystems.
+func freshFS(ws []*workload) []*workload {
+	for _, w := range ws {
+		w.freshFS = true
+	}
+	return ws
 }
 
 // ctr runs the distribution's ctr against d in the bench's namespace.
