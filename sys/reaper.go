@@ -5,10 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,25 +21,35 @@ import (
 // So the reaper reaps only children it was not told about. Processes the
 // daemon starts and waits for go through StartManaged and WaitManaged,
 // which register them under the same lock the reaper holds while it
-// scans: it never sees one of them unregistered.
+// looks: it never sees one of them unregistered.
+//
+// The reaper peeks at exited children with waitid(WNOWAIT), which leaves
+// them unreaped, and reaps the first one if it is an orphan. A managed
+// child that has exited but is not yet waited for hides the ones behind
+// it, so WaitManaged wakes the reaper again once it has reaped its own.
 
 var reaper = struct {
 	mu      sync.Mutex
 	managed map[int]struct{}
 	once    sync.Once
-}{managed: map[int]struct{}{}}
+	wake    chan struct{}
+}{managed: map[int]struct{}{}, wake: make(chan struct{}, 1)}
 
 // StartReaper reaps, from now on and on every SIGCHLD, the exited children
 // of this process that were not started with StartManaged. Call it once
 // the process is a child subreaper; later calls do nothing.
 func StartReaper() {
 	reaper.once.Do(func() {
-		// One pending signal is enough: every scan looks at all children.
+		// One pending signal is enough: every pass reaps all it can.
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, unix.SIGCHLD)
 		go func() {
 			reapOrphans() // those that exited before we listened
-			for range ch {
+			for {
+				select {
+				case <-ch:
+				case <-reaper.wake:
+				}
 				reapOrphans()
 			}
 		}()
@@ -67,6 +75,11 @@ func WaitManaged(cmd *exec.Cmd) error {
 	reaper.mu.Lock()
 	delete(reaper.managed, cmd.Process.Pid)
 	reaper.mu.Unlock()
+	// Orphans that exited meanwhile may have been hidden behind it.
+	select {
+	case reaper.wake <- struct{}{}:
+	default:
+	}
 	return err
 }
 
@@ -78,19 +91,22 @@ func RunManaged(cmd *exec.Cmd) error {
 	return WaitManaged(cmd)
 }
 
-// reapOrphans reaps every exited child that is not managed. It holds the
-// lock throughout, so a managed start cannot come between reading the
-// children and reaping them.
+// reapOrphans reaps exited children that are not managed, until none has
+// exited or a managed one comes first. It holds the lock throughout, so a
+// managed start cannot come between peeking at a child and reaping it.
 func reapOrphans() {
 	reaper.mu.Lock()
 	defer reaper.mu.Unlock()
-	for _, pid := range children() {
+	for {
+		pid, err := exitedChild()
+		if err != nil || pid == 0 {
+			return // no children, or none has exited
+		}
 		if _, ok := reaper.managed[pid]; ok {
-			continue
+			return // its waiter reaps it, then wakes us
 		}
 		var ws unix.WaitStatus
 		for {
-			// WNOHANG: a child still running is left alone.
 			_, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 			if !errors.Is(err, unix.EINTR) {
 				break
@@ -99,51 +115,28 @@ func reapOrphans() {
 	}
 }
 
-// children lists this process's children, as the kernel's children files
-// of each thread do; it falls back to scanning every process's parent
-// where the kernel lacks those files.
-func children() []int {
-	tasks, _ := filepath.Glob("/proc/self/task/*/children")
-	if len(tasks) == 0 {
-		return childrenByParent()
-	}
-	var pids []int
-	for _, f := range tasks {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue // a thread that has exited
-		}
-		for _, s := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(s); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
+// siginfo is the start of the kernel's siginfo_t as waitid fills it for
+// SIGCHLD: the child's pid follows three ints and padding.
+type siginfo struct {
+	signo, errno, code int32
+	_                  int32
+	pid                int32
+	_                  [108]byte
 }
 
-func childrenByParent() []int {
-	self := strconv.Itoa(os.Getpid())
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var pids []int
-	for _, f := range stats {
-		data, err := os.ReadFile(f)
-		if err != nil {
+// exitedChild returns the pid of a child that has exited, without reaping
+// it, or 0 if none has.
+func exitedChild() (int, error) {
+	for {
+		var info siginfo
+		_, _, errno := unix.Syscall6(unix.SYS_WAITID, unix.P_ALL, 0, uintptr(unsafe.Pointer(&info)),
+			unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return int(info.pid), nil
+		case unix.EINTR:
 			continue
 		}
-		// The command name, in parentheses, may hold anything; the parent
-		// is the second field after it.
-		s := string(data)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(s[i+1:])
-		if len(fields) > 1 && fields[1] == self {
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
-				pids = append(pids, pid)
-			}
-		}
+		return 0, errno
 	}
-	return pids
 }

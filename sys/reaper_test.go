@@ -114,3 +114,45 @@ func TestReaperLeavesManaged(t *testing.T) {
 		t.Errorf("%d managed pids left registered", left)
 	}
 }
+
+// An orphan that exits while managed children wait, exited but not yet
+// waited for, is reaped once they are: they must not hide it for good.
+func TestReaperOrphanBehindManaged(t *testing.T) {
+	startReaping(t)
+	var managed []*exec.Cmd
+	for range 4 {
+		cmd := exec.Command("/bin/true")
+		if err := StartManaged(cmd); err != nil {
+			t.Fatal(err)
+		}
+		managed = append(managed, cmd)
+	}
+	cmd := exec.Command("/bin/sh", "-c", "sleep 0.2 </dev/null >/dev/null 2>&1 & echo $!")
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	if err := RunManaged(cmd); err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := strconv.Atoi(strings.TrimSpace(stdout.String()))
+	if err != nil {
+		t.Fatalf("orphan pid %q: %v", stdout.String(), err)
+	}
+	// Let the orphan exit while the managed ones are zombies still.
+	time.Sleep(500 * time.Millisecond)
+	for _, cmd := range managed {
+		if err := WaitManaged(cmd); err != nil {
+			t.Fatalf("managed process: %v", err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		state, _, ok := procState(orphan)
+		if !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orphan %d left in state %s after its managed siblings were waited for", orphan, state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
