@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -51,24 +52,68 @@ func copyShimLog(ctx context.Context, b *bundle) (io.Closer, error) {
 	return f, nil
 }
 
-// logShimLine logs one line the shim wrote, a logrus text line, at the
-// shim's level and without the shim's own timestamp and level, which would
-// only repeat what the daemon's logger adds.
+// logShimLine logs one line the shim wrote. A logrus text line (key=value
+// pairs, values quoted where needed) is logged at the shim's level with its
+// message and fields, less its own time, which would only repeat the
+// daemon's; anything else, a panic's stack say, is logged as it is.
 func logShimLine(logger *logrus.Entry, line string) {
+	pairs, ok := splitLogfmt(line)
+	if !ok {
+		logger.Info(line)
+		return
+	}
 	level := logrus.InfoLevel
-	var rest []string
-	for _, field := range strings.SplitN(line, " ", 3) {
-		switch {
-		case strings.HasPrefix(field, "time="):
-		case strings.HasPrefix(field, "level="):
-			if l, err := logrus.ParseLevel(strings.TrimPrefix(field, "level=")); err == nil {
+	var msg string
+	fields := make(logrus.Fields, len(pairs))
+	for _, kv := range pairs {
+		switch kv[0] {
+		case "time":
+		case "level":
+			if l, err := logrus.ParseLevel(kv[1]); err == nil {
 				level = l
 			}
+		case "msg":
+			msg = kv[1]
 		default:
-			rest = append(rest, field)
+			fields[kv[0]] = kv[1]
 		}
 	}
 	// Fatal and panic are the shim's, not the daemon's to act on.
 	level = max(level, logrus.ErrorLevel)
-	logger.Log(level, strings.Join(rest, " "))
+	logger.WithFields(fields).Log(level, msg)
+}
+
+// splitLogfmt splits a line of key=value pairs, where a value is bare or a
+// Go-quoted string. ok is false for a line that is not one.
+func splitLogfmt(line string) (pairs [][2]string, ok bool) {
+	for line = strings.TrimLeft(line, " "); line != ""; line = strings.TrimLeft(line, " ") {
+		eq := strings.IndexByte(line, '=')
+		if eq <= 0 || strings.ContainsAny(line[:eq], " \"\t") {
+			return nil, false
+		}
+		key, rest := line[:eq], line[eq+1:]
+		var value string
+		if strings.HasPrefix(rest, `"`) {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return nil, false
+			}
+			if value, err = strconv.Unquote(q); err != nil {
+				return nil, false
+			}
+			rest = rest[len(q):]
+		} else {
+			end := strings.IndexByte(rest, ' ')
+			if end < 0 {
+				end = len(rest)
+			}
+			value, rest = rest[:end], rest[end:]
+		}
+		if rest != "" && rest[0] != ' ' {
+			return nil, false
+		}
+		pairs = append(pairs, [2]string{key, value})
+		line = rest
+	}
+	return pairs, len(pairs) > 0
 }

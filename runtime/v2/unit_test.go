@@ -76,11 +76,15 @@ func TestLogShimLine(t *testing.T) {
 	logShimLine(entry, `time="2024-01-01T00:00:00Z" level=warning msg="shim says" runtime=io.containerd.runc.v2`)
 	logShimLine(entry, `time="2024-01-01T00:00:00Z" level=fatal msg="dying"`)
 	logShimLine(entry, `goroutine 1 [running]:`)
+	logShimLine(entry, `time="2024-01-01T00:00:00Z" level=debug msg="a \"quoted\" word" path="/a b" pid=7`)
+	logShimLine(entry, `level=info msg="unterminated`)
 	got := buf.String()
 	for _, want := range []string{
-		`level=warning msg="msg=\"shim says\" runtime=io.containerd.runc.v2" id=t1`,
-		`level=error msg="msg=\"dying\"" id=t1`,
+		`level=warning msg="shim says" id=t1 runtime=io.containerd.runc.v2`,
+		`level=error msg=dying id=t1`,
 		`level=info msg="goroutine 1 [running]:" id=t1`,
+		`level=debug msg="a \"quoted\" word" id=t1 path="/a b" pid=7`,
+		`level=info msg="level=info msg=\"unterminated" id=t1`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("log lacks %s:\n%s", want, got)
