@@ -23,7 +23,7 @@ var runWorkloads = snapshotterWorkloads("run",
 
 const (
 	runImageName = "bench.example.com/busybox:latest"
-	runsPerRound = 10
+	runsPerRound = 20
 )
 
 func measureRun(ctx context.Context, b *bench, d *daemon, snapshotter string) ([]metric, error) {
