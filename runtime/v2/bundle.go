@@ -3,8 +3,11 @@ package v2
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"syscall"
 
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/identifiers"
@@ -91,41 +94,69 @@ func newBundle(root, state, ns, id string, spec []byte) (_ *bundle, err error) {
 // file returns the path of name in the bundle.
 func (b *bundle) file(name string) string { return filepath.Join(b.path, name) }
 
-// delete removes the bundle and the work directory. The rootfs is unmounted
-// first and then removed with os.Remove, which fails rather than delete the
-// contents of a filesystem still mounted there.
+// delete removes the bundle and the work directory.
 func (b *bundle) delete() error {
-	rootfs := b.file("rootfs")
-	if err := mount.UnmountAll(rootfs, 0); err != nil {
-		return fmt.Errorf("unmount bundle rootfs: %w", err)
-	}
-	if err := os.Remove(rootfs); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove bundle rootfs: %w", err)
-	}
-	err := atomicDelete(b.path)
-	if werr := atomicDelete(b.work); err == nil {
-		err = werr
+	retired, err := b.retire()
+	if rerr := removeRetired(retired); err == nil {
+		err = rerr
 	}
 	return err
 }
 
-// atomicDelete renames path to a hidden name before removing it, so that
-// a crash part way leaves nothing that looks like a live bundle.
-func atomicDelete(path string) error {
-	hidden := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
-	// A hidden copy left by an earlier crash holds nothing mounted: the
-	// rootfs is unmounted and removed before a bundle is renamed.
-	if err := os.RemoveAll(hidden); err != nil {
-		return fmt.Errorf("delete %s: %w", hidden, err)
+// retire takes the bundle and the work directory out of use: the rootfs is
+// unmounted and removed, with os.Remove, which fails rather than delete
+// the contents of a filesystem still mounted there; then both directories
+// are renamed to hidden names, which a restart removes should the daemon
+// die before removeRetired has. It returns the hidden paths.
+func (b *bundle) retire() ([]string, error) {
+	rootfs := b.file("rootfs")
+	if err := mount.UnmountAll(rootfs, 0); err != nil {
+		return nil, fmt.Errorf("unmount bundle rootfs: %w", err)
 	}
-	if err := os.Rename(path, hidden); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
+	if err := os.Remove(rootfs); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove bundle rootfs: %w", err)
+	}
+	var retired []string
+	for _, path := range []string{b.path, b.work} {
+		hidden, err := hide(path)
+		if err != nil {
+			return retired, err
 		}
-		return fmt.Errorf("delete %s: %w", path, err)
+		if hidden != "" {
+			retired = append(retired, hidden)
+		}
 	}
-	if err := os.RemoveAll(hidden); err != nil {
-		return fmt.Errorf("delete %s: %w", path, err)
+	return retired, nil
+}
+
+// hide renames path to a hidden name of its own in the same directory, so
+// that the name is free at once and a task of the same id may follow
+// while the old tree is still being removed. It returns "" if path does
+// not exist.
+func hide(path string) (string, error) {
+	dir, base := filepath.Split(path)
+	for {
+		hidden := filepath.Join(dir, "."+base+"."+strconv.FormatUint(rand.Uint64(), 36))
+		err := os.Rename(path, hidden)
+		switch {
+		case err == nil:
+			return hidden, nil
+		case errors.Is(err, os.ErrNotExist):
+			return "", nil
+		case errors.Is(err, os.ErrExist), errors.Is(err, syscall.ENOTEMPTY):
+			continue // taken; draw again
+		}
+		return "", fmt.Errorf("delete %s: %w", path, err)
 	}
-	return nil
+}
+
+// removeRetired removes what retire hid.
+func removeRetired(paths []string) error {
+	var errs []error
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, fmt.Errorf("delete %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -57,7 +57,7 @@ func (m *TaskManager) loadNamespace(ctx context.Context, ns string) {
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
-			// What an interrupted atomicDelete left.
+			// A retired bundle the daemon died before removing.
 			os.RemoveAll(filepath.Join(dir, name))
 			continue
 		}

@@ -72,6 +72,9 @@ type TaskManager struct {
 
 	tasks *taskList
 	shims sync.Map // runtime name -> shim binary path
+	// removals counts bundle trees being removed after their task's
+	// deletion returned.
+	removals sync.WaitGroup
 }
 
 var _ runtime.PlatformRuntime = (*TaskManager)(nil)
@@ -224,20 +227,38 @@ func (m *TaskManager) Delete(ctx context.Context, id string) (*runtime.Exit, err
 	// Half a teardown would leave the id taken: finish it regardless.
 	ctx = context.WithoutCancel(ctx)
 	m.stopShim(ctx, s)
-	if berr := s.bundle.delete(); berr != nil {
+	retired, berr := s.bundle.retire()
+	if berr != nil {
 		log.G(ctx).WithError(berr).WithField("id", id).Error("remove bundle")
 	}
 	m.tasks.remove(s)
+	// Nothing depends on the files going now; the caller need not wait.
+	m.removeLater(ctx, retired)
 	if err != nil {
 		return nil, fmt.Errorf("delete task %s: %w", id, err)
 	}
 	return &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: timeOf(resp.GetExitedAt())}, nil
 }
 
+// removeLater removes retired bundle trees in the background.
+func (m *TaskManager) removeLater(ctx context.Context, retired []string) {
+	if len(retired) == 0 {
+		return
+	}
+	m.removals.Add(1)
+	go func() {
+		defer m.removals.Done()
+		if err := removeRetired(retired); err != nil {
+			log.G(ctx).WithError(err).Error("remove bundle")
+		}
+	}()
+}
+
 // Close lets go of every shim without stopping it, as the daemon does when
 // it exits: the tasks run on and are found again on the next start.
 func (m *TaskManager) Close() error {
 	m.cancel()
+	m.removals.Wait()
 	for _, s := range m.tasks.list("") {
 		s.detach()
 		s.client.Close()

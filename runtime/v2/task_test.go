@@ -109,6 +109,13 @@ func TestTaskExitStatus(t *testing.T) {
 	if _, err := m.Delete(ctx, "exit3"); !errdefs.IsNotFound(err) {
 		t.Errorf("second delete: %v, want not found", err)
 	}
+	// The trees are removed after Delete returns; Close waits for that.
+	m.Close()
+	for _, dir := range []string{filepath.Dir(b.path), filepath.Dir(b.work)} {
+		if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+			t.Errorf("%s holds %v after close (%v)", dir, entries, err)
+		}
+	}
 }
 
 func TestTaskLifecycle(t *testing.T) {
