@@ -18,7 +18,8 @@ type Process interface {
 	ResizePty(ctx context.Context, size ConsoleSize) error
 	// CloseIO closes the process's stdin.
 	CloseIO(ctx context.Context) error
-	Start(ctx context.Context) error
+	// Start starts the process and returns its pid.
+	Start(ctx context.Context) (uint32, error)
 	// Wait blocks until the process exits.
 	Wait(ctx context.Context) (*Exit, error)
 }

@@ -158,10 +158,12 @@ func (m *TaskManager) Create(ctx context.Context, id string, opts runtime.Create
 	if err != nil {
 		return nil, fmt.Errorf("start shim for task %s: %w", id, err)
 	}
-	if _, err := s.task.Create(ctx, createRequest(b, opts)); err != nil {
+	resp, err := s.task.Create(ctx, createRequest(b, opts))
+	if err != nil {
 		m.abandon(ctx, s)
 		return nil, fmt.Errorf("create task %s: %w", id, shimErr(err))
 	}
+	s.pid.Store(resp.GetPid())
 	if err := m.tasks.add(s); err != nil {
 		m.abandon(ctx, s)
 		return nil, err
@@ -331,6 +333,7 @@ func (m *TaskManager) connect(ctx context.Context, bin *shimBinary, address stri
 		return nil, fmt.Errorf("connect to shim at %s: %w", address, shimErr(err))
 	}
 	s.shimPid = resp.GetShimPid()
+	s.pid.Store(resp.GetTaskPid())
 	s.child = isChild(s.shimPid)
 	return s, nil
 }

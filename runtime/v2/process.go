@@ -39,9 +39,12 @@ func (p *process) CloseIO(ctx context.Context) error {
 	return shimErr(err)
 }
 
-func (p *process) Start(ctx context.Context) error {
-	_, err := p.task.task.Start(ctx, &taskapi.StartRequest{Id: p.task.ID(), ExecId: p.id})
-	return shimErr(err)
+func (p *process) Start(ctx context.Context) (uint32, error) {
+	resp, err := p.task.task.Start(ctx, &taskapi.StartRequest{Id: p.task.ID(), ExecId: p.id})
+	if err != nil {
+		return 0, shimErr(err)
+	}
+	return resp.GetPid(), nil
 }
 
 func (p *process) Wait(ctx context.Context) (*runtime.Exit, error) {

@@ -49,6 +49,8 @@ type shimTask struct {
 	// exited is set once the init process is known to have exited, so its
 	// /tasks/exit has been published already.
 	exited atomic.Bool
+	// pid is the init process's, once known.
+	pid atomic.Uint32
 }
 
 var _ runtime.Task = (*shimTask)(nil)
@@ -131,11 +133,18 @@ func shimErr(err error) error {
 func (s *shimTask) ID() string        { return s.bundle.id }
 func (s *shimTask) Namespace() string { return s.bundle.namespace }
 
+// PID returns the init process's pid, as the shim reported it on create
+// or, for a task taken back after a restart, on connect: a pid does not
+// change over the process's life.
 func (s *shimTask) PID(ctx context.Context) (uint32, error) {
+	if pid := s.pid.Load(); pid != 0 {
+		return pid, nil
+	}
 	resp, err := s.task.Connect(ctx, &taskapi.ConnectRequest{Id: s.ID()})
 	if err != nil {
 		return 0, shimErr(err)
 	}
+	s.pid.Store(resp.GetTaskPid())
 	return resp.GetTaskPid(), nil
 }
 
@@ -147,9 +156,12 @@ func (s *shimTask) State(ctx context.Context) (runtime.State, error) {
 	return st, err
 }
 
-func (s *shimTask) Start(ctx context.Context) error {
-	_, err := s.task.Start(ctx, &taskapi.StartRequest{Id: s.ID()})
-	return shimErr(err)
+func (s *shimTask) Start(ctx context.Context) (uint32, error) {
+	resp, err := s.task.Start(ctx, &taskapi.StartRequest{Id: s.ID()})
+	if err != nil {
+		return 0, shimErr(err)
+	}
+	return resp.GetPid(), nil
 }
 
 func (s *shimTask) Kill(ctx context.Context, signal uint32, all bool) error {

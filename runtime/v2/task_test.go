@@ -37,7 +37,7 @@ func startLongRunning(t *testing.T, e *env, m *TaskManager, id string) runtime.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := task.Start(ctx); err != nil {
+	if _, err := task.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the shell to fork sleep", func() bool {
@@ -67,18 +67,24 @@ func TestTaskExitStatus(t *testing.T) {
 	if target, err := os.Readlink(b.file("work")); err != nil || target != b.work {
 		t.Errorf("work link = %q, %v; want %q", target, err, b.work)
 	}
-	if st, err := task.State(ctx); err != nil || st.Status != runtime.CreatedStatus {
-		t.Fatalf("state after create = %v, %v", st.Status, err)
+	st, err := task.State(ctx)
+	if err != nil || st.Status != runtime.CreatedStatus || st.Pid == 0 {
+		t.Fatalf("state after create = %+v, %v", st, err)
 	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
+	// The pid comes from the shim's answers to create and start, not
+	// from asking again; it must be the one the shim reports.
+	if pid, err := task.PID(ctx); err != nil || pid != st.Pid {
+		t.Errorf("pid = %d, %v; want %d", pid, err, st.Pid)
+	}
+	if pid, err := task.Start(ctx); err != nil || pid != st.Pid {
+		t.Fatalf("start = %d, %v; want pid %d", pid, err, st.Pid)
 	}
 	exit, err := task.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exit.Status != 3 || exit.Pid == 0 || exit.Timestamp.IsZero() {
-		t.Errorf("exit = %+v, want status 3 with pid and time", exit)
+	if exit.Status != 3 || exit.Pid != st.Pid || exit.Timestamp.IsZero() {
+		t.Errorf("exit = %+v, want status 3 with pid %d and time", exit, st.Pid)
 	}
 	waitFile(t, out, "hello\n")
 	if st, err := task.State(ctx); err != nil || st.Status != runtime.StoppedStatus || st.ExitStatus != 3 {
@@ -169,8 +175,12 @@ func TestTaskLifecycle(t *testing.T) {
 	if _, err := task.Exec(ctx, "bad/id", runtime.ExecOpts{}); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("exec with bad id: %v, want invalid argument", err)
 	}
-	if err := proc.Start(ctx); err != nil {
+	execPid, err := proc.Start(ctx)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if execPid == 0 || execPid == pid {
+		t.Errorf("exec pid = %d, want its own (init is %d)", execPid, pid)
 	}
 	if exit, err := proc.Wait(ctx); err != nil || exit.Status != 0 {
 		t.Fatalf("exec exit = %+v, %v", exit, err)
@@ -490,7 +500,7 @@ func TestShimCrashAfterExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	shimExits := subscribe(t, e.events, `topic=="/tasks/exit"`)
-	if err := task.Start(ctx); err != nil {
+	if _, err := task.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, shimExits, func(*events.Envelope) bool { return true })

@@ -119,14 +119,11 @@ func (s *service) Start(ctx context.Context, req *api.StartRequest) (*api.StartR
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	if err := p.Start(ctx); err != nil {
-		return nil, errdefs.ToGRPC(err)
-	}
-	st, err := p.State(ctx)
+	pid, err := p.Start(ctx)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.StartResponse{Pid: st.Pid}, nil
+	return &api.StartResponse{Pid: pid}, nil
 }
 
 // Delete deletes a stopped task and returns how its init process exited.

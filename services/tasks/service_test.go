@@ -137,14 +137,14 @@ func (p *fakeProc) Kill(_ context.Context, sig uint32, _ bool) error {
 }
 func (p *fakeProc) ResizePty(context.Context, runtime.ConsoleSize) error { return nil }
 func (p *fakeProc) CloseIO(context.Context) error                        { return nil }
-func (p *fakeProc) Start(context.Context) error {
+func (p *fakeProc) Start(context.Context) (uint32, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.state.Status = runtime.RunningStatus
 	if p.state.Pid == 0 {
 		p.state.Pid = 200
 	}
-	return nil
+	return p.state.Pid, nil
 }
 func (p *fakeProc) Wait(context.Context) (*runtime.Exit, error) {
 	p.mu.Lock()
