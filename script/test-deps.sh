@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the integration tests and benchmarks drive the daemon with:
 # ctr and containerd-shim-runc-v2 (Debian's containerd package), runc,
-# busybox-static for the test image, and systemd-analyze for checking the
-# unit file. Only what is missing.
+# busybox-static for the test image, systemd-analyze for checking the unit
+# file, and mkfs.ext4 for the fresh filesystems of the unpack benchmark.
+# Only what is missing.
 set -euo pipefail
 
 missing=()
 command -v ctr >/dev/null || missing+=(containerd)
 command -v runc >/dev/null || missing+=(runc)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 # The containers the tests run are built from the host's static busybox.
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 [ ${#missing[@]} -eq 0 ] && exit 0

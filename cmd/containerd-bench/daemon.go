@@ -108,8 +108,20 @@ func (b *bench) startOnFreshFS(ctx context.Context, f *flavor, extra string) (*d
 	}
 	d := &daemon{flavor: f, dir: dir, fsImage: dir + ".ext4"}
 	if err := d.makeFS(ctx); err != nil {
+		if ctx.Err() != nil {
+			d.removeDir()
+			return nil, ctx.Err()
+		}
+		// Without loop devices, say, the rounds share the temp dir's
+		// filesystem: noisier, but still a comparison.
+		b.noFreshFS.Do(func() {
+			fmt.Fprintf(os.Stderr, "containerd-bench: no fresh filesystem for each round (%v); using %s\n", err, b.tmp)
+		})
 		d.removeDir()
-		return nil, err
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create daemon dir: %w", err)
+		}
+		d.fsImage = ""
 	}
 	return b.launch(ctx, d, extra)
 }

@@ -48,6 +48,8 @@ type bench struct {
 	mu   sync.Mutex
 	seq  int
 	live map[*daemon]bool
+
+	noFreshFS sync.Once // warned that rounds share a filesystem
 }
 
 // hostPaths are the host containerd's directories, which no daemon here
