@@ -150,7 +150,10 @@ func (d *daemon) makeFS(ctx context.Context) error {
 		{"mount", "-o", "loop", d.fsImage, d.dir},
 	} {
 		if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+			if out = bytes.TrimSpace(out); len(out) > 0 {
+				err = fmt.Errorf("%w: %s", err, out)
+			}
+			return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
 		}
 	}
 	return os.Chmod(d.dir, 0o700)
