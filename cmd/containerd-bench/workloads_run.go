@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -38,6 +39,10 @@ func measureRun(ctx context.Context, b *bench, d *daemon, snapshotter string) ([
 	if _, err := d.ctr(ctx, "images", "import", "--snapshotter", snapshotter, archive); err != nil {
 		return nil, err
 	}
+
+	// What earlier workloads (the unpack ones' gigabytes) left to write
+	// back would otherwise land on whichever daemon runs next.
+	syscall.Sync()
 
 	var walls []time.Duration
 	cpuBefore, err := processCPU(d.cmd.Process.Pid)
