@@ -381,14 +381,21 @@ func labelRefs(bkt *bolt.Bucket, add func(gc.ResourceType, string)) {
 	}
 }
 
+// errNothingSwept rolls back a sweep that deleted nothing: bolt would sync
+// the commit of an unchanged transaction all the same.
+var errNothingSwept = errors.New("nothing swept")
+
 // sweep deletes the lease, ingest, blob and snapshot records marked does
 // not hold.
 func (m *DB) sweep(ctx context.Context, marked map[gc.Node]struct{}) error {
-	return m.db.Update(func(tx *bolt.Tx) error {
-		return forEachNamespace(tx, func(ns string, nbkt *bolt.Bucket) error {
-			if err := m.sweepSnapshots(ctx, nbkt, ns, marked); err != nil {
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		swept := 0
+		err := forEachNamespace(tx, func(ns string, nbkt *bolt.Bucket) error {
+			n, err := m.sweepSnapshots(ctx, nbkt, ns, marked)
+			if err != nil {
 				return fmt.Errorf("namespace %q: %w", ns, err)
 			}
+			swept += n
 			for _, s := range []struct {
 				path [][]byte
 				typ  gc.ResourceType
@@ -404,19 +411,30 @@ func (m *DB) sweep(ctx context.Context, marked map[gc.Node]struct{}) error {
 				if n > 0 && s.typ != resourceLease {
 					m.dirtyContent.Store(true)
 				}
+				swept += n
 			}
 			return nil
 		})
+		if err == nil && swept == 0 {
+			return errNothingSwept
+		}
+		return err
 	})
+	if errors.Is(err, errNothingSwept) {
+		return nil
+	}
+	return err
 }
 
 // sweepSnapshots deletes the namespace's snapshot records that are not
-// marked, and marks their snapshotters for cleanup.
+// marked, marks their snapshotters for cleanup and returns how many it
+// deleted.
 //
 // A marked snapshot's parent is marked too, so the children of a deleted
 // record are deleted with it; only its link in a kept parent needs undoing.
-func (m *DB) sweepSnapshots(ctx context.Context, nbkt *bolt.Bucket, ns string, marked map[gc.Node]struct{}) error {
-	return forEachBucketIn(nbkt, snapshotsPath, func(snb []byte, snbkt *bolt.Bucket) error {
+func (m *DB) sweepSnapshots(ctx context.Context, nbkt *bolt.Bucket, ns string, marked map[gc.Node]struct{}) (int, error) {
+	swept := 0
+	err := forEachBucketIn(nbkt, snapshotsPath, func(snb []byte, snbkt *bolt.Bucket) error {
 		sn := string(snb)
 		// Deleting under a cursor skips entries; collect the keys first.
 		var unmarked [][]byte
@@ -450,8 +468,10 @@ func (m *DB) sweepSnapshots(ctx context.Context, nbkt *bolt.Bucket, ns string, m
 			m.dirtySS[sn] = struct{}{}
 			m.dirtySSMu.Unlock()
 		}
+		swept += len(unmarked)
 		return nil
 	})
+	return swept, err
 }
 
 // sweepBucket deletes the buckets under path whose nodes are not marked,

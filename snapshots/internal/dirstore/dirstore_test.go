@@ -67,8 +67,21 @@ func TestCrashLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	txid := func() int {
+		_, tx, err := s.MS.TransactionContext(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		return tx.(interface{ ID() int }).ID()
+	}
+	before := txid()
 	if err := s.Cleanup(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// Listing writes no record, so it must not cost a commit.
+	if after := txid(); after != before {
+		t.Errorf("cleanup committed a transaction: txid %d -> %d", before, after)
 	}
 	if got, want := names(t, dir), sn.ID+" "+filepath.Base(inflight.Path); got != want {
 		t.Errorf("after cleanup: %q, want %q", got, want)

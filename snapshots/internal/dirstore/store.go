@@ -228,16 +228,20 @@ func (s *Store) Walk(ctx context.Context, fn snapshots.WalkFunc, filters ...stri
 
 // Cleanup removes directories that belong to no snapshot.
 func (s *Store) Cleanup(ctx context.Context) error {
+	// Writable, so that no snapshot is created or removed while listing;
+	// rolled back, since it writes nothing and a commit would cost a sync.
+	tctx, tx, err := s.MS.TransactionContext(ctx, true)
+	if err != nil {
+		return fmt.Errorf("clean up snapshots: %w", err)
+	}
+	ids, err := storage.IDMap(tctx)
 	var orphans []string
-	// Writable, so that no snapshot is created or removed while listing.
-	err := s.MS.WithTransaction(ctx, true, func(ctx context.Context) error {
-		ids, err := storage.IDMap(ctx)
-		if err != nil {
-			return err
-		}
+	if err == nil {
 		orphans, err = s.Dirs.Orphans(ids)
-		return err
-	})
+	}
+	if rerr := tx.Rollback(); err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return fmt.Errorf("clean up snapshots: %w", err)
 	}
