@@ -18,16 +18,38 @@ import (
 )
 
 // The run workloads time `ctr run --rm IMAGE ID true`, the whole life of a
-// trivial container, and the CPU the daemon itself spends on each.
-var runWorkloads = snapshotterWorkloads("run",
-	fmt.Sprintf("ctr run --rm of `true` in a busybox image, %d runs a round", runsPerRound), measureRun)
+// trivial container, and the CPU the daemon itself spends on each. Most of
+// that life is ctr, the shim and runc, the same binaries for both daemons,
+// and the machine's pace drifts by more than the daemons differ; so the
+// runs alternate between the daemons one by one, each pair in turn led by
+// the other, and both share every drift.
+var runWorkloads = []*workload{
+	runWorkload("overlayfs", "overlayfs"),
+	runWorkload("naive", "native"),
+}
 
 const (
 	runImageName = "bench.example.com/busybox:latest"
 	runsPerRound = 20
 )
 
-func measureRun(ctx context.Context, b *bench, d *daemon, snapshotter string) ([]metric, error) {
+func runWorkload(ours, theirs string) *workload {
+	return &workload{
+		name: "run-" + ours,
+		about: fmt.Sprintf("ctr run --rm of `true` in a busybox image, on %s (theirs: %s), runs alternating between the daemons",
+			ours, theirs),
+		params: func(o options) string {
+			return fmt.Sprintf("%d runs each", o.rounds*runsPerRound)
+		},
+		compare: func(ctx context.Context, b *bench) ([]row, error) {
+			return compareRuns(ctx, b, map[*flavor]string{b.ours: ours, b.theirs: theirs})
+		},
+	}
+}
+
+// compareRuns starts both daemons, imports the image into each with its
+// snapshotter, and times -rounds times runsPerRound runs on each.
+func compareRuns(ctx context.Context, b *bench, snapshotter map[*flavor]string) ([]row, error) {
 	if !privateRun {
 		return nil, errors.New("running containers needs root, for a private /run")
 	}
@@ -35,37 +57,69 @@ func measureRun(ctx context.Context, b *bench, d *daemon, snapshotter string) ([
 	if err != nil {
 		return nil, err
 	}
-	// Importing again unpacks for this snapshotter if it has not yet.
-	if _, err := d.ctr(ctx, "images", "import", "--snapshotter", snapshotter, archive); err != nil {
-		return nil, err
-	}
-
-	// What earlier workloads (the unpack ones' gigabytes) left to write
-	// back would otherwise land on whichever daemon runs next.
-	syscall.Sync()
-
-	var walls []time.Duration
-	cpuBefore, err := processCPU(d.cmd.Process.Pid)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < runsPerRound; i++ {
-		id := fmt.Sprintf("run-%d-%d", time.Now().UnixNano(), i)
-		start := time.Now()
-		if _, err := d.ctr(ctx, "run", "--rm", "--snapshotter", snapshotter, runImageName, id, "true"); err != nil {
+	flavors := []*flavor{b.ours, b.theirs}
+	running := map[*flavor]*daemon{}
+	for _, f := range flavors {
+		d, err := b.start(ctx, f, "")
+		if err != nil {
 			return nil, err
 		}
-		walls = append(walls, time.Since(start))
+		defer d.stop()
+		running[f] = d
+		if _, err := d.ctr(ctx, "images", "import", "--snapshotter", snapshotter[f], archive); err != nil {
+			return nil, err
+		}
 	}
-	cpuAfter, err := processCPU(d.cmd.Process.Pid)
-	if err != nil {
-		return nil, err
+	run := func(f *flavor, id string) (time.Duration, error) {
+		start := time.Now()
+		_, err := running[f].ctr(ctx, "run", "--rm", "--snapshotter", snapshotter[f], runImageName, id, "true")
+		return time.Since(start), err
 	}
-	s := summarize(walls)
-	return []metric{
-		duration("run --rm p50", s.p50),
-		duration("daemon CPU per run", (cpuAfter-cpuBefore)/runsPerRound),
-	}, nil
+	// A first run each, untimed, brings the shim and runc into the page
+	// cache. What the imports left to write back is flushed, so that it
+	// lands on neither daemon's runs.
+	for _, f := range flavors {
+		if _, err := run(f, "warm-up"); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	syscall.Sync()
+
+	n := b.opts.rounds * runsPerRound
+	walls := map[*flavor][]time.Duration{}
+	cpu := map[*flavor]time.Duration{}
+	for _, f := range flavors {
+		c, err := processCPU(running[f].cmd.Process.Pid)
+		if err != nil {
+			return nil, err
+		}
+		cpu[f] = -c
+	}
+	for i := range n {
+		for _, f := range b.order(i) {
+			wall, err := run(f, fmt.Sprintf("run-%d", i))
+			if err != nil {
+				return nil, fmt.Errorf("%s, run %d: %w", f.name, i+1, err)
+			}
+			walls[f] = append(walls[f], wall)
+		}
+	}
+	for _, f := range flavors {
+		c, err := processCPU(running[f].cmd.Process.Pid)
+		if err != nil {
+			return nil, err
+		}
+		cpu[f] += c
+	}
+	metrics := func(f *flavor) []metric {
+		s := summarize(walls[f])
+		return []metric{
+			duration("run --rm p50", s.p50),
+			duration("run --rm p90", s.p90),
+			duration("daemon CPU per run", cpu[f]/time.Duration(n)),
+		}
+	}
+	return pair(metrics(b.ours), metrics(b.theirs))
 }
 
 // processCPU returns the user and system time pid has used, from
