@@ -207,9 +207,7 @@ func (s *Scheduler) due(p pacer) time.Time {
 	defer s.mu.Unlock()
 	due := s.wanted
 	if !due.IsZero() {
-		if earliest := p.earliest(); earliest.After(due) {
-			due = earliest
-		}
+		due = p.earliest(due)
 	}
 	if !s.urgent.IsZero() && (due.IsZero() || s.urgent.Before(due)) {
 		due = s.urgent
@@ -287,9 +285,23 @@ func (p *pacer) record(stats gc.Stats, err error, threshold float64) {
 	p.interval = time.Duration(avg/threshold - avg)
 }
 
-func (p pacer) earliest() time.Time {
+// earliest returns when a paced collection wanted at t may run: on the
+// first tick at or after t of a clock that ticks every interval from the
+// last collection. As with containerd's, a deletion long after the last
+// collection waits for the next tick rather than collecting at once, so a
+// collection seldom starts just as the client that deleted something
+// sends its next write, which would wait for it.
+func (p pacer) earliest(t time.Time) time.Time {
 	if p.last.IsZero() {
-		return time.Time{}
+		return t
 	}
-	return p.last.Add(p.interval)
+	tick := p.last.Add(p.interval)
+	if !t.After(tick) {
+		return tick
+	}
+	if p.interval <= 0 {
+		return t
+	}
+	n := (t.Sub(tick) + p.interval - 1) / p.interval
+	return tick.Add(n * p.interval)
 }

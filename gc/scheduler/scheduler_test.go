@@ -152,6 +152,22 @@ func TestPacing(t *testing.T) {
 	}
 }
 
+// A deletion long after the last collection waits for the next tick of
+// the pacing clock instead of collecting at once.
+func TestPacingTicks(t *testing.T) {
+	c := newFake()
+	c.pause = 10 * time.Millisecond // at 2%, ticks every 490ms
+	s := start(t, c, quiet())
+	if _, err := s.ScheduleAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-c.ran
+	time.Sleep(600 * time.Millisecond) // past the first tick
+	c.mutate(true)
+	noRun(t, c, 100*time.Millisecond) // the next tick is ~380ms away
+	waitRun(t, c, 2*time.Second)
+}
+
 func TestScheduleDelay(t *testing.T) {
 	c := newFake()
 	cfg := quiet()
