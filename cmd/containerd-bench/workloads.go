@@ -228,7 +228,12 @@ func freshFS(ws []*workload) []*workload {
 
 // ctr runs the distribution's ctr against d in the bench's namespace.
 func (d *daemon) ctr(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.address, "-n", "bench"}, args...)...)
+	return ctrAt(ctx, d.address, args...)
+}
+
+// ctrAt runs ctr against the socket at address.
+func ctrAt(ctx context.Context, address string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", address, "-n", "bench"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("ctr %v: %w\n%s", args, err, out)

@@ -70,16 +70,16 @@ func compareRuns(ctx context.Context, b *bench, snapshotter map[*flavor]string) 
 			return nil, err
 		}
 	}
-	run := func(f *flavor, id string) (time.Duration, error) {
+	run := func(f *flavor, address, id string) (time.Duration, error) {
 		start := time.Now()
-		_, err := running[f].ctr(ctx, "run", "--rm", "--snapshotter", snapshotter[f], runImageName, id, "true")
+		_, err := ctrAt(ctx, address, "run", "--rm", "--snapshotter", snapshotter[f], runImageName, id, "true")
 		return time.Since(start), err
 	}
 	// A first run each, untimed, brings the shim and runc into the page
 	// cache. What the imports left to write back is flushed, so that it
 	// lands on neither daemon's runs.
 	for _, f := range flavors {
-		if _, err := run(f, "warm-up"); err != nil {
+		if _, err := run(f, running[f].address, "warm-up"); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
@@ -97,7 +97,7 @@ func compareRuns(ctx context.Context, b *bench, snapshotter map[*flavor]string) 
 	}
 	for i := range n {
 		for _, f := range b.order(i) {
-			wall, err := run(f, fmt.Sprintf("run-%d", i))
+			wall, err := run(f, running[f].address, fmt.Sprintf("run-%d", i))
 			if err != nil {
 				return nil, fmt.Errorf("%s, run %d: %w", f.name, i+1, err)
 			}
@@ -111,15 +111,70 @@ func compareRuns(ctx context.Context, b *bench, snapshotter map[*flavor]string) 
 		}
 		cpu[f] += c
 	}
+	split, err := splitRuns(ctx, b, running, func(f *flavor, address, id string) error {
+		_, err := run(f, address, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	metrics := func(f *flavor) []metric {
 		s := summarize(walls[f])
-		return []metric{
+		return append([]metric{
 			duration("run --rm p50", s.p50),
 			duration("run --rm p90", s.p90),
 			duration("daemon CPU per run", cpu[f]/time.Duration(n)),
-		}
+		}, split[f]...)
 	}
 	return pair(metrics(b.ours), metrics(b.theirs))
+}
+
+// splitRunCount is how many runs each daemon makes through an rpcTimer.
+const splitRunCount = 10
+
+// splitRuns makes a few more runs on each daemon through an rpcTimer and
+// splits a run's time by whom ctr waited for: the daemon alone (every call
+// but the Tasks service's), and the Tasks calls, which wait mostly for the
+// shim and runc. Medians over the runs.
+func splitRuns(ctx context.Context, b *bench, running map[*flavor]*daemon,
+	run func(f *flavor, address, id string) error) (map[*flavor][]metric, error) {
+	timers := map[*flavor]*rpcTimer{}
+	for f, d := range running {
+		t, err := startRPCTimer(d)
+		if err != nil {
+			return nil, err
+		}
+		defer t.close()
+		timers[f] = t
+	}
+	own := map[*flavor][]time.Duration{}
+	tasks := map[*flavor][]time.Duration{}
+	for i := range splitRunCount {
+		for _, f := range b.order(i) {
+			if err := run(f, timers[f].address, fmt.Sprintf("split-%d", i)); err != nil {
+				return nil, fmt.Errorf("%s, run through the rpc timer: %w", f.name, err)
+			}
+			var o, t time.Duration
+			for _, c := range timers[f].take() {
+				switch {
+				case !taskCall(c.method):
+					o += c.took
+				case !strings.HasSuffix(c.method, "/Wait"):
+					t += c.took
+				}
+			}
+			own[f] = append(own[f], o)
+			tasks[f] = append(tasks[f], t)
+		}
+	}
+	out := map[*flavor][]metric{}
+	for f := range running {
+		out[f] = []metric{
+			duration("in daemon-only calls", summarize(own[f]).p50),
+			duration("in Tasks calls (shim, runc)", summarize(tasks[f]).p50),
+		}
+	}
+	return out, nil
 }
 
 // processCPU returns the user and system time pid has used, from
