@@ -130,7 +130,7 @@ func compareRuns(ctx context.Context, b *bench, snapshotter map[*flavor]string) 
 }
 
 // splitRunCount is how many runs each daemon makes through an rpcTimer.
-const splitRunCount = 10
+const splitRunCount = 20
 
 // splitRuns makes a few more runs on each daemon through an rpcTimer and
 // splits a run's time by whom ctr waited for: the daemon alone (every call
