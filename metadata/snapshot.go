@@ -39,6 +39,13 @@ type snapshotter struct {
 	// naming them: those hold it shared, the cleanup exclusively, so that
 	// a snapshot made but not yet recorded is never taken for garbage.
 	l sync.RWMutex
+
+	// seqs hands out the sequence numbers of backing keys, by namespace.
+	// A create takes its number before making the backing snapshot and
+	// stores it with the record afterwards, so that it needs no write
+	// transaction, and no commit's syncs, before the backing snapshot.
+	seqMu sync.Mutex
+	seqs  map[string]uint64
 }
 
 var (
@@ -47,7 +54,7 @@ var (
 )
 
 func newSnapshotter(db *DB, name string, backing snapshots.Snapshotter) *snapshotter {
-	return &snapshotter{db: db, name: name, backing: backing}
+	return &snapshotter{db: db, name: name, backing: backing, seqs: map[string]uint64{}}
 }
 
 // backingKey makes the backing key of key, unique thanks to seq, a
@@ -55,6 +62,31 @@ func newSnapshotter(db *DB, name string, backing snapshots.Snapshotter) *snapsho
 func backingKey(ns string, seq uint64, key string) string {
 	return fmt.Sprintf("%s/%d/%s", ns, seq, key)
 }
+
+// nextSeq returns a sequence number for a backing key in ns above every
+// one handed out so far and above persisted, the namespace's bucket's
+// sequence. Whoever records the key stores the number as the bucket's
+// sequence, so that numbers stay unique across restarts too.
+func (s *snapshotter) nextSeq(ns string, persisted uint64) uint64 {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	seq := max(s.seqs[ns], persisted) + 1
+	s.seqs[ns] = seq
+	return seq
+}
+
+// recordSeq stores seq as bkt's sequence if it is higher.
+func recordSeq(bkt *bolt.Bucket, seq uint64) error {
+	if seq <= bkt.Sequence() {
+		return nil
+	}
+	return bkt.SetSequence(seq)
+}
+
+// maxSeqTries bounds how often a create draws a new backing key when the
+// backing snapshotter already has one: a snapshot made just before a crash
+// whose record was never written, and whose number was never stored.
+const maxSeqTries = 8
 
 // readSnapshotRecord reads the namespace's record of key: its info, less the kind,
 // and its backing key.
@@ -269,30 +301,32 @@ func (s *snapshotter) create(ctx context.Context, kind snapshots.Kind, key, pare
 	s.l.RLock()
 	defer s.l.RUnlock()
 
-	var bkey, bparent string
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	// Checked here and again when recording: another create may come
+	// between, and the record's transaction decides.
+	var (
+		bkey, bparent string
+		persisted     uint64
+	)
+	err = s.db.View(func(tx *bolt.Tx) error {
 		if err := checkLease(ctx, tx, ns); err != nil {
 			return err
 		}
-		bkt, err := createBucketIfNotExists(tx, namespacePath(ns, bucketKeyObjectSnapshots, []byte(s.name))...)
-		if err != nil {
-			return err
-		}
-		if bkt.Bucket([]byte(key)) != nil {
-			return fmt.Errorf("snapshot %q: %w", key, errdefs.ErrAlreadyExists)
+		var pbkt *bolt.Bucket
+		if bkt := getSnapshotterBucket(tx, ns, s.name); bkt != nil {
+			if bkt.Bucket([]byte(key)) != nil {
+				return fmt.Errorf("snapshot %q: %w", key, errdefs.ErrAlreadyExists)
+			}
+			if parent != "" {
+				pbkt = bkt.Bucket([]byte(parent))
+			}
+			persisted = bkt.Sequence()
 		}
 		if parent != "" {
-			pbkt := bkt.Bucket([]byte(parent))
 			if pbkt == nil {
 				return fmt.Errorf("parent snapshot %q: %w", parent, errdefs.ErrNotFound)
 			}
 			bparent = string(pbkt.Get(bucketKeyName))
 		}
-		seq, err := bkt.NextSequence()
-		if err != nil {
-			return fmt.Errorf("snapshot %q: %w", key, err)
-		}
-		bkey = backingKey(ns, seq, key)
 		return nil
 	})
 	if err != nil {
@@ -300,11 +334,21 @@ func (s *snapshotter) create(ctx context.Context, kind snapshots.Kind, key, pare
 	}
 
 	bopts := []snapshots.Opt{snapshots.WithLabels(snapshots.FilterInheritedLabels(base.Labels))}
-	var m []mount.Mount
-	if kind == snapshots.KindView {
-		m, err = s.backing.View(ctx, bkey, bparent, bopts...)
-	} else {
-		m, err = s.backing.Prepare(ctx, bkey, bparent, bopts...)
+	var (
+		m   []mount.Mount
+		seq uint64
+	)
+	for try := 0; ; try++ {
+		seq = s.nextSeq(ns, persisted)
+		bkey = backingKey(ns, seq, key)
+		if kind == snapshots.KindView {
+			m, err = s.backing.View(ctx, bkey, bparent, bopts...)
+		} else {
+			m, err = s.backing.Prepare(ctx, bkey, bparent, bopts...)
+		}
+		if !errdefs.IsAlreadyExists(err) || try+1 == maxSeqTries {
+			break
+		}
 	}
 	if err != nil {
 		if parent != "" {
@@ -338,6 +382,9 @@ func (s *snapshotter) create(ctx context.Context, kind snapshots.Kind, key, pare
 			if err := sbkt.Put(bucketKeyParent, []byte(parent)); err != nil {
 				return fmt.Errorf("snapshot %q: write parent: %w", key, err)
 			}
+		}
+		if err := recordSeq(bkt, seq); err != nil {
+			return fmt.Errorf("snapshot %q: %w", key, err)
 		}
 		now := time.Now().UTC()
 		if err := writeSnapshotRecord(sbkt, key, bkey, now, base.Labels); err != nil {
@@ -430,8 +477,8 @@ func (s *snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 			return fmt.Errorf("create snapshot %q: %w", name, err)
 		}
 		bkey := string(obkt.Get(bucketKeyName))
-		seq, err := bkt.NextSequence()
-		if err != nil {
+		seq := s.nextSeq(ns, bkt.Sequence())
+		if err := recordSeq(bkt, seq); err != nil {
 			return fmt.Errorf("snapshot %q: %w", name, err)
 		}
 		nameKey := backingKey(ns, seq, name)

@@ -779,3 +779,58 @@ func TestSnapshotCollectConcurrently(t *testing.T) {
 		}
 	})
 }
+
+// A create writes the metadata once, after the backing snapshot is made,
+// and its backing keys stay unique across a new DB over the same files,
+// even past a backing snapshot a crash left unrecorded with the number the
+// next create would draw.
+func TestSnapshotBackingKeys(t *testing.T) {
+	forEachBacking(t, func(t *testing.T, db *DB, name string, backing snapshots.Snapshotter) {
+		ctx := nsContext("ns")
+		sn := db.Snapshotter(name)
+		txid := func() (id int) {
+			db.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+			return id
+		}
+		before := txid()
+		if _, err := sn.Prepare(ctx, "a", ""); err != nil {
+			t.Fatal(err)
+		}
+		if n := txid() - before; n != 1 {
+			t.Errorf("prepare committed %d transactions, want 1", n)
+		}
+		if err := sn.Commit(ctx, "a-done", "a"); err != nil {
+			t.Fatal(err)
+		}
+		first := backingKeyOf(t, db, "ns", name, "a-done")
+
+		// A DB over the same files starts counting from what was stored.
+		again := NewDB(db.db, db.cs.backing, map[string]snapshots.Snapshotter{name: backing})
+		sn2 := again.Snapshotter(name)
+		if _, err := sn2.Prepare(ctx, "b", "a-done"); err != nil {
+			t.Fatal(err)
+		}
+		second := backingKeyOf(t, db, "ns", name, "b")
+		if second == first || second == backingKey("ns", 1, "b") {
+			t.Errorf("backing key %q reused a number (first %q)", second, first)
+		}
+
+		// An unrecorded backing snapshot holds the next number for "c".
+		var seq uint64
+		db.db.View(func(tx *bolt.Tx) error {
+			seq = getSnapshotterBucket(tx, "ns", name).Sequence()
+			return nil
+		})
+		stale := backingKey("ns", seq+1, "c")
+		if _, err := backing.Prepare(context.Background(), stale, ""); err != nil {
+			t.Fatal(err)
+		}
+		third := NewDB(db.db, db.cs.backing, map[string]snapshots.Snapshotter{name: backing})
+		if _, err := third.Snapshotter(name).Prepare(ctx, "c", ""); err != nil {
+			t.Fatalf("prepare past a stale backing snapshot: %v", err)
+		}
+		if got := backingKeyOf(t, db, "ns", name, "c"); got == stale {
+			t.Errorf("c recorded over the stale backing snapshot %q", stale)
+		}
+	})
+}
