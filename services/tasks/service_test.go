@@ -118,12 +118,14 @@ type fakeProc struct {
 	killed []uint32
 	spec   *anypb.Any
 	io     runtime.IO
+	states int // State calls, which cost a shim round trip each
 }
 
 func (p *fakeProc) ID() string { return p.id }
 func (p *fakeProc) State(context.Context) (runtime.State, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.states++
 	return p.state, nil
 }
 func (p *fakeProc) Kill(_ context.Context, sig uint32, _ bool) error {
@@ -321,7 +323,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	_, store, c := setup(t)
+	rt, store, c := setup(t)
 	ctx := namespaces.WithNamespace(context.Background(), "ns")
 	createContainer(t, store, ctx, "c1", "", "")
 	createContainer(t, store, ctx, "c2", "", "")
@@ -338,10 +340,25 @@ func TestLifecycle(t *testing.T) {
 	if p := got.Process; p.Id != "c1" || p.ContainerId != "c1" || p.Pid != 100 || p.Status != tasktypes.Status_CREATED || p.ExitedAt != nil {
 		t.Fatalf("get %v", p)
 	}
+	task, err := rt.Get(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft := task.(*fakeTask)
+	ft.mu.Lock()
+	statesBefore := ft.states
+	ft.mu.Unlock()
 	start, err := c.Start(ctx, &api.StartRequest{ContainerId: "c1"})
 	if err != nil || start.Pid != 100 {
 		t.Fatalf("start %v %v", start, err)
 	}
+	// The pid is Start's own answer: asking for the state would cost a
+	// second round trip to the shim.
+	ft.mu.Lock()
+	if ft.states != statesBefore {
+		t.Errorf("start asked for the state %d times", ft.states-statesBefore)
+	}
+	ft.mu.Unlock()
 
 	list, err := c.List(ctx, &api.ListTasksRequest{})
 	if err != nil || len(list.Tasks) != 2 {
