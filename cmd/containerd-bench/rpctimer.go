@@ -134,8 +134,7 @@ func (t *rpcTimer) close() {
 }
 
 // taskCall reports whether a call is one of the Tasks service's, whose
-// time is mostly the shim's and runc's rather than the daemon's. Wait is
-// left out of every sum: it overlaps Start.
+// time is mostly the shim's and runc's rather than the daemon's.
 func taskCall(method string) bool {
 	return strings.HasPrefix(method, "/containerd.services.tasks.v1.Tasks/")
 }

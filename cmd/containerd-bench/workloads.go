@@ -217,9 +217,9 @@ func snapshotterWorkloads(name, about string,
 	return out
 }
 
-// freshFS marks workloads to run each round on new daemons and
+// onFreshFS marks workloads to run each round on new daemons and
 // filesystems.
-func freshFS(ws []*workload) []*workload {
+func onFreshFS(ws []*workload) []*workload {
 	for _, w := range ws {
 		w.freshFS = true
 	}

@@ -159,7 +159,7 @@ func splitRuns(ctx context.Context, b *bench, running map[*flavor]*daemon,
 				switch {
 				case !taskCall(c.method):
 					o += c.took
-				case !strings.HasSuffix(c.method, "/Wait"):
+				case !strings.HasSuffix(c.method, "/Wait"): // it overlaps Start
 					t += c.took
 				}
 			}

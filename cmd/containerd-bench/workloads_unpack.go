@@ -23,7 +23,7 @@ import (
 // on one that has just freed the previous round's 10,000 files, creating
 // files stalls for milliseconds at a time, and which daemon pays for it
 // depends on the order of the rounds.
-var unpackWorkloads = freshFS(snapshotterWorkloads("unpack",
+var unpackWorkloads = onFreshFS(snapshotterWorkloads("unpack",
 	"ctr images import of a 4-layer, ~160 MB, 10,500-file image, unpacked", measureUnpack))
 
 const unpackImageName = "bench.example.com/unpack:latest"
