@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -87,6 +88,13 @@ func New(ctx context.Context, config *Config) (*Server, error) {
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unaryInterceptor, grpc_prometheus.UnaryServerInterceptor),
 		grpc.ChainStreamInterceptor(streamInterceptor, grpc_prometheus.StreamServerInterceptor),
+		// Calls run on goroutines kept for them, whose stacks have grown
+		// already, rather than on a new goroutine each: a call's latency
+		// is most of what a client like ctr waits for, and a fresh stack
+		// grows by copying several times per call. Streams that stay open
+		// (event subscriptions) hold a worker each, so there are a few
+		// per CPU; when all are busy, calls get goroutines of their own.
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 	}
 	if config.GRPC.MaxRecvMsgSize > 0 {
 		opts = append(opts, grpc.MaxRecvMsgSize(config.GRPC.MaxRecvMsgSize))
