@@ -47,10 +47,11 @@ type flavor struct {
 }
 
 // baseConfig is the config every daemon starts with: everything it writes
-// lives under dir, and nothing is read from /etc/containerd.
-func (f *flavor) baseConfig(dir string) string {
+// lives under dir, but for its state directory, and nothing is read from
+// /etc/containerd.
+func (f *flavor) baseConfig(dir, state string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "version = 2\nroot = %q\nstate = %q\n", filepath.Join(dir, "root"), filepath.Join(dir, "state"))
+	fmt.Fprintf(&b, "version = 2\nroot = %q\nstate = %q\n", filepath.Join(dir, "root"), state)
 	if f.distro {
 		// CRI needs CNI and has no counterpart in our daemon.
 		b.WriteString("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n")
@@ -69,6 +70,7 @@ type daemon struct {
 	flavor       *flavor
 	dir          string
 	fsImage      string // the filesystem image mounted on dir, if any
+	state        string // the daemon's state directory
 	address      string // the gRPC socket
 	debugAddress string // pprof and expvar over HTTP
 	logPath      string
@@ -162,6 +164,11 @@ func (d *daemon) makeFS(ctx context.Context) error {
 // removeDir deletes what d left on disk: its directory, or its filesystem
 // and the image behind it.
 func (d *daemon) removeDir() error {
+	if d.state != "" && !strings.HasPrefix(d.state, d.dir+string(filepath.Separator)) {
+		if err := os.RemoveAll(d.state); err != nil {
+			return err
+		}
+	}
 	if d.fsImage == "" {
 		return os.RemoveAll(d.dir)
 	}
@@ -182,6 +189,13 @@ func (b *bench) launch(ctx context.Context, d *daemon, extra string) (_ *daemon,
 	d.address = filepath.Join(dir, "containerd.sock")
 	d.debugAddress = filepath.Join(dir, "debug.sock")
 	d.logPath = filepath.Join(dir, "daemon.log")
+	// A state directory is on tmpfs wherever containerd is deployed
+	// (/run/containerd), and bundles and shim files written there must
+	// not reach a disk: the bench's own /run is its place.
+	d.state = filepath.Join(dir, "state")
+	if privateRun {
+		d.state = filepath.Join("/run", "containerd-bench", filepath.Base(dir))
+	}
 	d.exited = make(chan struct{})
 	d.keep = b.opts.keep
 	// The ttrpc socket is the longest path a daemon binds.
@@ -190,7 +204,7 @@ func (b *bench) launch(ctx context.Context, d *daemon, extra string) (_ *daemon,
 		return nil, fmt.Errorf("socket path %s.ttrpc is %d bytes, over the %d that unix sockets allow: set TMPDIR to a shorter directory", d.address, n, maxSocketPath)
 	}
 	config := filepath.Join(dir, "config.toml")
-	text := f.baseConfig(dir)
+	text := f.baseConfig(dir, d.state)
 	if extra != "" {
 		text += "\n" + extra
 	}
