@@ -109,7 +109,10 @@ func Open(ctx context.Context, path string, cs content.Store, snapshotters map[s
 		}
 	}
 
-	bdb, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: timeout})
+	// The free page list is not written with each commit but rebuilt by a
+	// scan on open, as containerd does: a commit writes fewer pages, and a
+	// damaged freelist, a known way for bbolt files to break, cannot be.
+	bdb, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: timeout, NoFreelistSync: true})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open metadata database %s: database is locked by another process (gave up after %v): %w",
 			path, timeout, errdefs.ErrUnavailable)

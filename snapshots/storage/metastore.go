@@ -54,7 +54,9 @@ func NewMetaStore(path string) (*MetaStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create snapshot metadata directory: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout})
+	// No freelist is written with each commit, as for the daemon's
+	// metadata database: fewer pages per commit, none to be damaged.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout, NoFreelistSync: true})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open snapshot metadata %s: locked by another process: %w", path, errdefs.ErrUnavailable)
 	}
