@@ -57,8 +57,11 @@ func (m *TaskManager) loadNamespace(ctx context.Context, ns string) {
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
-			// A retired bundle the daemon died before removing.
-			os.RemoveAll(filepath.Join(dir, name))
+			// A retired bundle the daemon died before removing, perhaps
+			// before its shim was let go.
+			path := filepath.Join(dir, name)
+			m.stopRetiredShim(ctx, path)
+			os.RemoveAll(path)
 			continue
 		}
 		if !e.IsDir() || identifiers.Validate(name) != nil {
@@ -119,6 +122,38 @@ func (m *TaskManager) loadTask(ctx context.Context, b *bundle) {
 	logger.WithError(err).Warn("shim is gone; cleaning up after it")
 	exit := m.cleanupShim(ctx, b, bin)
 	m.publishGone(ctx, b.id, exit, false)
+}
+
+// stopRetiredShim asks the shim of a retired bundle, if it still runs, to
+// exit, and waits until it has. Its task was deleted before the bundle
+// was retired, so nothing else is left to clean up.
+func (m *TaskManager) stopRetiredShim(ctx context.Context, path string) {
+	data, err := os.ReadFile(filepath.Join(path, addressFile))
+	if err != nil {
+		return // no shim was started
+	}
+	address, err := parseAddress(data)
+	if err != nil {
+		return
+	}
+	conn, err := dialShim(address)
+	if err != nil {
+		return // gone already
+	}
+	client := ttrpc.NewClient(conn)
+	defer client.Close()
+	// The hidden name is "." + id + "." + a suffix without dots.
+	name := filepath.Base(path)
+	id := name[1:max(1, strings.LastIndexByte(name, '.'))]
+	log.G(ctx).WithField("id", id).Info("stopping the shim of a deleted task")
+	sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+	defer cancel()
+	_, err = taskapi.NewTaskClient(client).Shutdown(sctx, &taskapi.ShutdownRequest{Id: id})
+	if err != nil && !errors.Is(err, ttrpc.ErrClosed) {
+		log.G(ctx).WithError(shimErr(err)).WithField("id", id).Warn("shut down shim of a deleted task")
+		return
+	}
+	client.UserOnCloseWait(sctx)
 }
 
 // reconnect connects to the shim whose address the bundle holds.

@@ -72,9 +72,9 @@ type TaskManager struct {
 
 	tasks *taskList
 	shims sync.Map // runtime name -> shim binary path
-	// removals counts bundle trees being removed after their task's
-	// deletion returned.
-	removals sync.WaitGroup
+	// background counts the teardowns of deleted tasks still under way
+	// after their deletion returned: shims exiting, bundles being removed.
+	background sync.WaitGroup
 }
 
 var _ runtime.PlatformRuntime = (*TaskManager)(nil)
@@ -128,7 +128,7 @@ func (m *TaskManager) Create(ctx context.Context, id string, opts runtime.Create
 	if err != nil {
 		return nil, err
 	}
-	if err := m.tasks.reserve(ns, id); err != nil {
+	if err := m.tasks.reserve(ctx, ns, id); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -202,8 +202,9 @@ func (m *TaskManager) Tasks(ctx context.Context, all bool) ([]runtime.Task, erro
 	return out, nil
 }
 
-// Delete deletes the task in its shim, lets the shim go and removes the
-// bundle. It publishes nothing: that is for the caller, which knows why.
+// Delete deletes the task in its shim and removes the bundle. The shim is
+// let go after Delete returns, with the id held until it has exited. It
+// publishes nothing: that is for the caller, which knows why.
 func (m *TaskManager) Delete(ctx context.Context, id string) (*runtime.Exit, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
@@ -226,41 +227,42 @@ func (m *TaskManager) Delete(ctx context.Context, id string) (*runtime.Exit, err
 		}
 		// The shim has no such task; let it go all the same.
 	}
+	// From here the shim's exit is no death to clean up after.
+	s.detach()
+	free := m.tasks.leave(s)
+	if free == nil {
+		return nil, fmt.Errorf("task %s: %w", id, errdefs.ErrNotFound) // deleted meanwhile
+	}
 	// Half a teardown would leave the id taken: finish it regardless.
 	ctx = context.WithoutCancel(ctx)
-	m.stopShim(ctx, s)
 	retired, berr := s.bundle.retire()
 	if berr != nil {
 		log.G(ctx).WithError(berr).WithField("id", id).Error("remove bundle")
 	}
-	m.tasks.remove(s)
-	// Nothing depends on the files going now; the caller need not wait.
-	m.removeLater(ctx, retired)
+	// Asking the shim to exit and waiting for it is no part of the answer:
+	// the task is gone once the shim has deleted it and the bundle is put
+	// away. Should the daemon die first, the next start finds the shim
+	// through the retired bundle and stops it.
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		m.stopShim(ctx, s)
+		free()
+		if err := removeRetired(retired); err != nil {
+			log.G(ctx).WithError(err).WithField("id", id).Error("remove bundle")
+		}
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("delete task %s: %w", id, err)
 	}
 	return &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: timeOf(resp.GetExitedAt())}, nil
 }
 
-// removeLater removes retired bundle trees in the background.
-func (m *TaskManager) removeLater(ctx context.Context, retired []string) {
-	if len(retired) == 0 {
-		return
-	}
-	m.removals.Add(1)
-	go func() {
-		defer m.removals.Done()
-		if err := removeRetired(retired); err != nil {
-			log.G(ctx).WithError(err).Error("remove bundle")
-		}
-	}()
-}
-
 // Close lets go of every shim without stopping it, as the daemon does when
 // it exits: the tasks run on and are found again on the next start.
 func (m *TaskManager) Close() error {
 	m.cancel()
-	m.removals.Wait()
+	m.background.Wait()
 	for _, s := range m.tasks.list("") {
 		s.detach()
 		s.client.Close()

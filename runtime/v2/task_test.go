@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	eventsapi "github.com/llitfkitfk/containerd/api/events"
+	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
 	"github.com/llitfkitfk/containerd/namespaces"
@@ -115,12 +116,115 @@ func TestTaskExitStatus(t *testing.T) {
 	if _, err := m.Delete(ctx, "exit3"); !errdefs.IsNotFound(err) {
 		t.Errorf("second delete: %v, want not found", err)
 	}
-	// The trees are removed after Delete returns; Close waits for that.
+	// The shim exits and the trees are removed after Delete returns;
+	// Close waits for both.
+	shimPid := task.(*shimTask).shimPid
 	m.Close()
+	if !processGone(shimPid) {
+		t.Errorf("shim %d still running after close", shimPid)
+	}
 	for _, dir := range []string{filepath.Dir(b.path), filepath.Dir(b.work)} {
 		if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 			t.Errorf("%s holds %v after close (%v)", dir, entries, err)
 		}
+	}
+}
+
+// processGone reports whether pid has exited, reaped or not.
+func processGone(pid uint32) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the parenthesised command name.
+	i := strings.LastIndexByte(string(data), ')')
+	fields := strings.Fields(string(data[i+1:]))
+	return len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
+}
+
+// TestRecreateAfterDelete creates a task of the id just deleted, at once:
+// the old shim may still be exiting, and the new create must wait for it,
+// neither refused nor sent to the old shim.
+func TestRecreateAfterDelete(t *testing.T) {
+	e := newEnv(t)
+	m := e.manager()
+	ctx := testContext()
+	run := func() uint32 {
+		t.Helper()
+		task, err := m.Create(ctx, "again", e.createOpts("again", "", "sh", "-c", "exit 0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := task.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if exit, err := task.Wait(ctx); err != nil || exit.Status != 0 {
+			t.Fatalf("exit = %+v, %v", exit, err)
+		}
+		if _, err := m.Delete(ctx, "again"); err != nil {
+			t.Fatal(err)
+		}
+		return task.(*shimTask).shimPid
+	}
+	first := run()
+	second := run()
+	if first == second {
+		t.Errorf("both tasks ran under shim %d", first)
+	}
+	m.Close()
+	for _, pid := range []uint32{first, second} {
+		if !processGone(pid) {
+			t.Errorf("shim %d still running after close", pid)
+		}
+	}
+}
+
+// TestRestartRetiredBundle is a daemon killed after a task's deletion
+// returned but before its shim was let go: the next start finds the shim
+// through the retired bundle, stops it, and reports nothing.
+func TestRestartRetiredBundle(t *testing.T) {
+	e := newEnv(t)
+	m1 := e.manager()
+	ctx := testContext()
+
+	task, err := m1.Create(ctx, "retired", e.createOpts("retired", "", "sh", "-c", "exit 0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// What Delete does before it returns.
+	s := task.(*shimTask)
+	if _, err := s.task.Delete(ctx, &taskapi.DeleteRequest{Id: "retired"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.bundle.retire(); err != nil {
+		t.Fatal(err)
+	}
+	m1.Close() // the daemon dies; the shim does not
+	if processGone(s.shimPid) {
+		t.Fatal("shim exited with the daemon")
+	}
+
+	all := subscribe(t, e.events)
+	m2 := e.manager()
+	defer m2.Close()
+	if !processGone(s.shimPid) {
+		t.Errorf("shim %d of the deleted task still running after restart", s.shimPid)
+	}
+	for _, dir := range []string{filepath.Join(e.state, testNamespace), filepath.Join(e.root, testNamespace)} {
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("%s still holds %v", dir, entries)
+		}
+	}
+	select {
+	case ev := <-all:
+		t.Errorf("event %s %v for a task deleted before the restart", ev.Topic, ev.Event)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
 

@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"sync"
@@ -10,19 +11,40 @@ import (
 
 // taskList holds the tasks by namespace and id. An id is reserved while
 // its task is being created, so that two creates of one id cannot race
-// for its bundle; a reserved id is taken but not yet visible.
+// for its bundle, and while a deleted task's shim is let go, so that a new
+// shim for the id cannot meet the old one's socket. A reserved id is taken
+// but not visible.
 type taskList struct {
 	mu    sync.Mutex
 	tasks map[string]map[string]*shimTask // nil while reserved
+	// leaving holds the reservations of deleted tasks, each with a
+	// channel closed once the id is free again.
+	leaving map[taskKey]chan struct{}
 }
+
+type taskKey struct{ ns, id string }
 
 func newTaskList() *taskList {
-	return &taskList{tasks: map[string]map[string]*shimTask{}}
+	return &taskList{tasks: map[string]map[string]*shimTask{}, leaving: map[taskKey]chan struct{}{}}
 }
 
-// reserve takes id in ns for a task about to be created.
-func (l *taskList) reserve(ns, id string) error {
-	l.mu.Lock()
+// reserve takes id in ns for a task about to be created. An id held by
+// a task being created is refused; one held by a deleted task whose shim
+// is still going is waited for.
+func (l *taskList) reserve(ctx context.Context, ns, id string) error {
+	for {
+		l.mu.Lock()
+		gone, ok := l.leaving[taskKey{ns, id}]
+		if !ok {
+			break // still locked
+		}
+		l.mu.Unlock()
+		select {
+		case <-gone:
+		case <-ctx.Done():
+			return fmt.Errorf("task %s: waiting for the previous task's shim to exit: %w", id, ctx.Err())
+		}
+	}
 	defer l.mu.Unlock()
 	ids := l.tasks[ns]
 	if ids == nil {
@@ -73,6 +95,30 @@ func (l *taskList) remove(s *shimTask) bool {
 	}
 	l.delete(ns, id)
 	return true
+}
+
+// leave unlists s, which its shim has deleted, and keeps its id reserved
+// until the returned func is called. It returns nil if s is not listed,
+// as when another delete took it first.
+func (l *taskList) leave(s *shimTask) (free func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key := taskKey{s.Namespace(), s.ID()}
+	if cur, ok := l.tasks[key.ns][key.id]; !ok || cur != s {
+		return nil
+	}
+	l.tasks[key.ns][key.id] = nil
+	gone := make(chan struct{})
+	l.leaving[key] = gone
+	return func() {
+		l.mu.Lock()
+		delete(l.leaving, key)
+		if cur, ok := l.tasks[key.ns][key.id]; ok && cur == nil {
+			l.delete(key.ns, key.id)
+		}
+		l.mu.Unlock()
+		close(gone)
+	}
 }
 
 // unlist turns s back into a reservation, for a create that fails after

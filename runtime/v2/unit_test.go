@@ -2,12 +2,7 @@ package v2
 
 import (
 	"bytes"
-	"context"
-	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -109,27 +104,5 @@ func TestIsChild(t *testing.T) {
 	}
 	if isChild(1) {
 		t.Error("init taken for a child")
-	}
-}
-
-// Close returns only once the bundles of deleted tasks are removed, so a
-// daemon that stops leaves none half removed.
-func TestCloseWaitsForRemovals(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), ".retired")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// Enough files that removing them outlasts Close when it does not
-	// wait.
-	for i := range 3000 {
-		if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m := &TaskManager{cancel: func() {}, tasks: newTaskList()}
-	m.removeLater(context.Background(), []string{dir})
-	m.Close()
-	if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("retired bundle still there after Close: %v", err)
 	}
 }
