@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"testing"
 	"time"
@@ -16,14 +15,7 @@ import (
 // call without pinging the client, as the flow-control estimator does
 // after a request with data.
 func TestFlowControlWindowsAreFixed(t *testing.T) {
-	c := testConfig(t)
-	s, err := New(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop(context.Background())
-	serve(t, s.ServeGRPC, "unix", c.GRPC.Address)
-
+	_, c := startServer(t)
 	conn, err := net.Dial("unix", c.GRPC.Address)
 	if err != nil {
 		t.Fatal(err)

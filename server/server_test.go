@@ -143,6 +143,20 @@ func TestInterceptorTagsModule(t *testing.T) {
 	}
 }
 
+// startServer makes a server from testConfig, serving gRPC on its address
+// until the test ends.
+func startServer(t *testing.T) (*Server, *Config) {
+	t.Helper()
+	c := testConfig(t)
+	s, err := New(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	serve(t, s.ServeGRPC, "unix", c.GRPC.Address)
+	return s, c
+}
+
 func serve(t *testing.T, fn func(net.Listener) error, network, addr string) net.Listener {
 	t.Helper()
 	l, err := net.Listen(network, addr)
@@ -168,14 +182,7 @@ func httpGet(t *testing.T, client *http.Client, url string) string {
 }
 
 func TestMetricsAndDebugEndpoints(t *testing.T) {
-	c := testConfig(t)
-	s, err := New(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop(context.Background())
-
-	serve(t, s.ServeGRPC, "unix", c.GRPC.Address)
+	s, c := startServer(t)
 	conn, err := grpc.NewClient("unix://"+c.GRPC.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
