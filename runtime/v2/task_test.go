@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -130,16 +131,23 @@ func TestTaskExitStatus(t *testing.T) {
 	}
 }
 
-// processGone reports whether pid has exited, reaped or not.
+// processGone reports whether pid has exited or is exiting: a shim
+// closes its connection as it exits, a moment before it is a zombie.
 func processGone(pid uint32) bool {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return true
 	}
-	// The state follows the parenthesised command name.
+	// The state and, six fields on, the flags follow the parenthesised
+	// command name.
 	i := strings.LastIndexByte(string(data), ')')
 	fields := strings.Fields(string(data[i+1:]))
-	return len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
+	if len(fields) < 7 {
+		return false
+	}
+	const pfExiting = 0x4
+	flags, _ := strconv.ParseUint(fields[6], 10, 64)
+	return fields[0] == "Z" || fields[0] == "X" || flags&pfExiting != 0
 }
 
 // TestRecreateAfterDelete creates a task of the id just deleted, at once:
