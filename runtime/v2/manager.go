@@ -74,7 +74,11 @@ type TaskManager struct {
 	shims sync.Map // runtime name -> shim binary path
 	// background counts the teardowns of deleted tasks still under way
 	// after their deletion returned: shims exiting, bundles being removed.
+	// Once closing is set, teardowns run before Delete returns instead, so
+	// that none starts while Close waits.
 	background sync.WaitGroup
+	bgMu       sync.Mutex
+	closing    bool
 }
 
 var _ runtime.PlatformRuntime = (*TaskManager)(nil)
@@ -243,25 +247,42 @@ func (m *TaskManager) Delete(ctx context.Context, id string) (*runtime.Exit, err
 	// the task is gone once the shim has deleted it and the bundle is put
 	// away. Should the daemon die first, the next start finds the shim
 	// through the retired bundle and stops it.
-	m.background.Add(1)
-	go func() {
-		defer m.background.Done()
+	m.later(func() {
 		m.stopShim(ctx, s)
 		free()
 		if err := removeRetired(retired); err != nil {
 			log.G(ctx).WithError(err).WithField("id", id).Error("remove bundle")
 		}
-	}()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("delete task %s: %w", id, err)
 	}
 	return &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: timeOf(resp.GetExitedAt())}, nil
 }
 
+// later runs fn in the background, or at once if the manager is closing.
+func (m *TaskManager) later(fn func()) {
+	m.bgMu.Lock()
+	if m.closing {
+		m.bgMu.Unlock()
+		fn()
+		return
+	}
+	m.background.Add(1)
+	m.bgMu.Unlock()
+	go func() {
+		defer m.background.Done()
+		fn()
+	}()
+}
+
 // Close lets go of every shim without stopping it, as the daemon does when
 // it exits: the tasks run on and are found again on the next start.
 func (m *TaskManager) Close() error {
 	m.cancel()
+	m.bgMu.Lock()
+	m.closing = true
+	m.bgMu.Unlock()
 	m.background.Wait()
 	for _, s := range m.tasks.list("") {
 		s.detach()

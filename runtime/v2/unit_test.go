@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -104,5 +105,17 @@ func TestIsChild(t *testing.T) {
 	}
 	if isChild(1) {
 		t.Error("init taken for a child")
+	}
+}
+
+// Teardowns that come after Close has begun run before Delete returns:
+// none may start in the background while Close waits for the others.
+func TestLaterAfterClose(t *testing.T) {
+	m := &TaskManager{cancel: func() {}, tasks: newTaskList()}
+	m.Close()
+	var ran atomic.Bool
+	m.later(func() { ran.Store(true) })
+	if !ran.Load() {
+		t.Error("teardown after Close left to the background")
 	}
 }
