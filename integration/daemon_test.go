@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llitfkitfk/containerd/internal/privaterun"
 )
 
 // daemonBinary is the daemon under test: $CONTAINERD_BINARY, as `make test`
@@ -60,7 +62,7 @@ func TestMain(m *testing.M) {
 		cleanup()
 	}
 	if privateRun {
-		removeCgroupParents()
+		privaterun.RemoveCgroupParents(runNamespace)
 	}
 	os.Exit(code)
 }

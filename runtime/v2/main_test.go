@@ -1,7 +1,6 @@
 package v2
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,16 +19,15 @@ import (
 	ttrpcevents "github.com/llitfkitfk/containerd/api/services/ttrpc/events/v1"
 	"github.com/llitfkitfk/containerd/events"
 	"github.com/llitfkitfk/containerd/events/exchange"
+	"github.com/llitfkitfk/containerd/internal/privaterun"
 	"github.com/llitfkitfk/containerd/mount"
 	"github.com/llitfkitfk/containerd/namespaces"
 	"github.com/llitfkitfk/containerd/runtime"
 )
 
-// The shim puts its sockets in /run/containerd/s and runc its state in
-// /run/containerd/runc, whatever the daemon's own directories. Tests that
-// run shims therefore run in a private mount namespace, with a tmpfs of
-// their own on /run, so that they never touch the host's. The test binary
-// re-executes itself there; shims inherit the namespace.
+// Tests that run shims re-execute the test binary in a mount namespace of
+// its own with a tmpfs on /run, so that the shim's sockets and runc's
+// state never touch the host's /run/containerd (see package privaterun).
 const inNamespaceEnv = "RUNTIME_V2_TEST_PRIVATE_RUN"
 
 // shimReady says why shim tests cannot run here, or "" when they can.
@@ -46,69 +42,20 @@ func TestMain(m *testing.M) {
 		// The run's mark is in the environment of every shim it starts,
 		// so that what a failed run leaves behind can be found.
 		mark := fmt.Sprintf("%s=%d", inNamespaceEnv, os.Getpid())
-		cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
-		cmd.Env = append(os.Environ(), mark)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-		// Go makes the new namespace's mounts private, as unshare(1) does.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-		err := cmd.Run()
-		sweep(mark)
+		code, err := privaterun.Reexec(mark)
+		privaterun.Sweep(mark, testNamespace)
 		if err != nil {
-			if exit, ok := err.(*exec.ExitError); ok {
-				os.Exit(exit.ExitCode())
-			}
 			panic(err)
 		}
-		os.Exit(0)
+		os.Exit(code)
 	}
-	if err := syscall.Mount("tmpfs", "/run", "tmpfs", 0, "mode=755"); err != nil {
-		panic("mount private /run: " + err.Error())
+	if err := privaterun.Enter(); err != nil {
+		panic(err)
 	}
 	shimReady = ""
 	code := m.Run()
-	removeCgroupParents()
+	privaterun.RemoveCgroupParents(testNamespace)
 	os.Exit(code)
-}
-
-// removeCgroupParents removes the empty cgroup directories runc makes for
-// the test namespace, as parents of /<namespace>/<id>.
-func removeCgroupParents() {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + testNamespace)
-	for _, dir := range append(dirs, "/sys/fs/cgroup/"+testNamespace) {
-		os.Remove(dir)
-	}
-}
-
-// sweep kills what a test run that died (a timeout, say) left running:
-// the shims carrying its mark and the processes in the containers' cgroups,
-// which are the test namespace's; then it removes those cgroups.
-func sweep(mark string) {
-	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
-	for _, p := range procs {
-		env, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(append(env, 0), []byte(mark+"\x00")) {
-			continue
-		}
-		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/" + testNamespace + "/*/cgroup.procs")
-	more, _ := filepath.Glob("/sys/fs/cgroup/" + testNamespace + "/*/cgroup.procs")
-	for _, procs := range append(cgroups, more...) {
-		data, _ := os.ReadFile(procs)
-		for _, f := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	for _, procs := range append(cgroups, more...) {
-		for i := 0; i < 50 && os.Remove(filepath.Dir(procs)) != nil; i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	removeCgroupParents()
 }
 
 func shimPrereqs() string {
