@@ -5,15 +5,11 @@ package integration
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -64,34 +60,11 @@ func buildBusyboxArchive(t *testing.T, dir, name string) string {
 		t.Fatal(err)
 	}
 
-	blobs := map[digest.Digest][]byte{}
-	add := func(mediaType string, b []byte) ocispec.Descriptor {
-		d := digest.FromBytes(b)
-		blobs[d] = b
-		return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b))}
-	}
-	var layerGz bytes.Buffer
-	gz := gzip.NewWriter(&layerGz)
-	gz.Write(layerTar.Bytes())
-	gz.Close()
-	layer := add(ocispec.MediaTypeImageLayerGzip, layerGz.Bytes())
-	config := add(ocispec.MediaTypeImageConfig, mustJSON(t, ocispec.Image{
-		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
-		Config: ocispec.ImageConfig{
-			Cmd:        []string{"sh"},
-			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-			WorkingDir: "/",
-		},
-		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layerTar.Bytes())}},
-	}))
-	manifest := add(ocispec.MediaTypeImageManifest, mustJSON(t, ocispec.Manifest{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    config,
-		Layers:    []ocispec.Descriptor{layer},
-	}))
-	manifest.Annotations = map[string]string{"io.containerd.image.name": name}
 	path := filepath.Join(dir, "busybox.tar")
-	writeImageLayout(t, path, manifest, blobs)
+	writeOneLayerImage(t, path, layerTar.Bytes(), ocispec.ImageConfig{
+		Cmd:        []string{"sh"},
+		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		WorkingDir: "/",
+	}, map[string]string{"io.containerd.image.name": name})
 	return path
 }

@@ -45,14 +45,7 @@ type ociImage struct {
 // annotation, which ctr uses verbatim whatever --base-name says.
 func buildOCIArchive(t *testing.T, dir, name string, files map[string]string) ociImage {
 	t.Helper()
-	blobs := map[digest.Digest][]byte{}
-	add := func(mediaType string, b []byte) ocispec.Descriptor {
-		d := digest.FromBytes(b)
-		blobs[d] = b
-		return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b))}
-	}
-
-	// The layer: a tar with the files in a stable order, gzipped.
+	// The layer: a tar with the files in a stable order.
 	var layerTar bytes.Buffer
 	tw := tar.NewWriter(&layerTar)
 	names := make([]string, 0, len(files))
@@ -70,34 +63,48 @@ func buildOCIArchive(t *testing.T, dir, name string, files map[string]string) oc
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
+
+	tag := name[strings.LastIndex(name, ":")+1:]
+	path := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(name)+".tar")
+	manifest, config, layer := writeOneLayerImage(t, path, layerTar.Bytes(), ocispec.ImageConfig{Cmd: []string{"/bin/true"}},
+		map[string]string{ocispec.AnnotationRefName: tag, "io.containerd.image.name": name})
+	return ociImage{path: path, name: name, manifest: manifest, config: config, layer: layer,
+		size: manifest.Size + config.Size + layer.Size}
+}
+
+// writeOneLayerImage writes to path an image-layout tar of one image for
+// linux on this machine's architecture (so platform matching picks it):
+// layerTar gzipped as its only layer, cfg its config, and annotations on
+// its entry in the index. It returns the image's descriptors.
+func writeOneLayerImage(t *testing.T, path string, layerTar []byte, cfg ocispec.ImageConfig,
+	annotations map[string]string) (manifest, config, layer ocispec.Descriptor) {
+	t.Helper()
+	blobs := map[digest.Digest][]byte{}
+	add := func(mediaType string, b []byte) ocispec.Descriptor {
+		d := digest.FromBytes(b)
+		blobs[d] = b
+		return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b))}
+	}
 	var layerGz bytes.Buffer
 	gz := gzip.NewWriter(&layerGz)
-	gz.Write(layerTar.Bytes())
+	gz.Write(layerTar)
 	gz.Close()
-	layer := add(ocispec.MediaTypeImageLayerGzip, layerGz.Bytes())
-
-	config := add(ocispec.MediaTypeImageConfig, mustJSON(t, ocispec.Image{
+	layer = add(ocispec.MediaTypeImageLayerGzip, layerGz.Bytes())
+	config = add(ocispec.MediaTypeImageConfig, mustJSON(t, ocispec.Image{
 		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
-		Config:   ocispec.ImageConfig{Cmd: []string{"/bin/true"}},
-		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layerTar.Bytes())}},
+		Config:   cfg,
+		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layerTar)}},
 	}))
-	manifest := add(ocispec.MediaTypeImageManifest, mustJSON(t, ocispec.Manifest{
+	manifest = add(ocispec.MediaTypeImageManifest, mustJSON(t, ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageManifest,
 		Config:    config,
 		Layers:    []ocispec.Descriptor{layer},
 	}))
-
-	tag := name[strings.LastIndex(name, ":")+1:]
 	indexed := manifest
-	indexed.Annotations = map[string]string{
-		ocispec.AnnotationRefName:  tag,
-		"io.containerd.image.name": name,
-	}
-	path := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(name)+".tar")
+	indexed.Annotations = annotations
 	writeImageLayout(t, path, indexed, blobs)
-	return ociImage{path: path, name: name, manifest: manifest, config: config, layer: layer,
-		size: manifest.Size + config.Size + layer.Size}
+	return manifest, config, layer
 }
 
 func mustJSON(t *testing.T, v any) []byte {
