@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -252,4 +253,36 @@ func TestUpdateRollsBackOnError(t *testing.T) {
 		t.Fatal("Update returned nil")
 	}
 	assertList(t, db)
+}
+
+// The database is opened as containerd opens it: commits write no
+// freelist, which is rebuilt by a scan on open instead. The newer of the
+// file's two meta pages names no freelist page.
+func TestCommitsWriteNoFreelist(t *testing.T) {
+	db, path := openTestDB(t)
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return NewNamespaceStore(tx).Create(context.Background(), "ns", nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A meta page: a 16-byte page header, then magic, version, page size
+	// and flags (4 bytes each), the root bucket (16), the freelist's page
+	// id, the high water mark and the transaction id (8 each).
+	le := binary.LittleEndian
+	pageSize := le.Uint32(data[24:])
+	var newest, freelist uint64
+	for _, off := range []uint32{0, pageSize} {
+		meta := data[off+16:]
+		if txid := le.Uint64(meta[48:]); txid >= newest {
+			newest, freelist = txid, le.Uint64(meta[32:])
+		}
+	}
+	if freelist != ^uint64(0) {
+		t.Errorf("transaction %d wrote a freelist at page %d", newest, freelist)
+	}
 }
