@@ -26,3 +26,27 @@ type Store interface {
 // Their context is bound to the namespace being deleted; an error from one
 // aborts the deletion.
 type DeleteOpts func(context.Context) error
+
+// Info is a namespace's name and labels.
+type Info struct {
+	Name   string
+	Labels map[string]string
+}
+
+// Manager is the namespaces service: each call is a transaction of its
+// own, and changes are announced as /namespaces/* events.
+type Manager interface {
+	// Get returns the namespace, or NotFound.
+	Get(ctx context.Context, name string) (Info, error)
+	// List returns every namespace, sorted by name.
+	List(ctx context.Context) ([]Info, error)
+	// Create adds ns, as Store.Create.
+	Create(ctx context.Context, ns Info) (Info, error)
+	// Update changes labels: with no field paths, or the path "labels",
+	// they are replaced; "labels.<key>" sets (or, if empty, removes) one.
+	// Any other path is InvalidArgument. It returns the namespace as it
+	// now is.
+	Update(ctx context.Context, ns Info, fieldpaths ...string) (Info, error)
+	// Delete removes an empty namespace, as Store.Delete.
+	Delete(ctx context.Context, name string) error
+}

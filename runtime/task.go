@@ -119,3 +119,20 @@ type ProcessInfo struct {
 	Pid  uint32
 	Info *anypb.Any
 }
+
+// ProcessState is a process of a task as the tasks service reports it.
+type ProcessState struct {
+	ContainerID string
+	// ID is the container's id for its init process, the exec id for
+	// others.
+	ID string
+	State
+}
+
+// Metric is what the runtime reported of a task's resource use, and when.
+type Metric struct {
+	Timestamp time.Time
+	ID        string
+	// Data is runtime-specific; for runc, cgroup metrics.
+	Data *anypb.Any
+}

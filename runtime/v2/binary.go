@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
@@ -217,7 +218,7 @@ func (b *shimBinary) delete(ctx context.Context) (*runtime.Exit, error) {
 	if err := proto.Unmarshal(stdout.Bytes(), &resp); err != nil {
 		return nil, fmt.Errorf("shim delete response: %w", err)
 	}
-	exit := &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: timeOf(resp.GetExitedAt())}
+	exit := &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: convert.TimestampFromProto(resp.GetExitedAt())}
 	if exit.Timestamp.IsZero() {
 		exit.Timestamp = time.Now()
 	}

@@ -4,8 +4,7 @@ import (
 	"context"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
+	"github.com/llitfkitfk/containerd/api/convert"
 	eventsapi "github.com/llitfkitfk/containerd/api/events"
 	"github.com/llitfkitfk/containerd/events"
 	"github.com/llitfkitfk/containerd/log"
@@ -55,7 +54,7 @@ func (m *TaskManager) cleanupShim(ctx context.Context, b *bundle, bin *shimBinar
 // publishGone reports a task that went with its shim: its exit, unless the
 // shim reported that already, and its deletion, which no client asked for.
 func (m *TaskManager) publishGone(ctx context.Context, id string, exit *runtime.Exit, exited bool) {
-	at := timestamppb.New(exit.Timestamp)
+	at := convert.TimestampToProto(exit.Timestamp)
 	if !exited {
 		if err := m.events.Publish(ctx, runtime.TaskExitEventTopic, &eventsapi.TaskExit{
 			ContainerId: id,

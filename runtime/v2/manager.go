@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/ttrpc"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
@@ -257,7 +258,7 @@ func (m *TaskManager) Delete(ctx context.Context, id string) (*runtime.Exit, err
 	if err != nil {
 		return nil, fmt.Errorf("delete task %s: %w", id, err)
 	}
-	return &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: timeOf(resp.GetExitedAt())}, nil
+	return &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: convert.TimestampFromProto(resp.GetExitedAt())}, nil
 }
 
 // later runs fn in the background, or at once if the manager is closing.

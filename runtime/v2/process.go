@@ -3,6 +3,7 @@ package v2
 import (
 	"context"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
 	"github.com/llitfkitfk/containerd/runtime"
 )
@@ -52,7 +53,7 @@ func (p *process) Wait(ctx context.Context) (*runtime.Exit, error) {
 	if err != nil {
 		return nil, shimErr(err)
 	}
-	return &runtime.Exit{Status: resp.GetExitStatus(), Timestamp: timeOf(resp.GetExitedAt())}, nil
+	return &runtime.Exit{Status: resp.GetExitStatus(), Timestamp: convert.TimestampFromProto(resp.GetExitedAt())}, nil
 }
 
 func (p *process) Delete(ctx context.Context) (*runtime.Exit, error) {
@@ -60,5 +61,5 @@ func (p *process) Delete(ctx context.Context) (*runtime.Exit, error) {
 	if err != nil {
 		return nil, shimErr(err)
 	}
-	return &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: timeOf(resp.GetExitedAt())}, nil
+	return &runtime.Exit{Pid: resp.GetPid(), Status: resp.GetExitStatus(), Timestamp: convert.TimestampFromProto(resp.GetExitedAt())}, nil
 }

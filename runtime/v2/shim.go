@@ -10,15 +10,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
-	"github.com/llitfkitfk/containerd/api/types"
 	tasktypes "github.com/llitfkitfk/containerd/api/types/task"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/identifiers"
@@ -190,7 +188,7 @@ func (s *shimTask) Wait(ctx context.Context) (*runtime.Exit, error) {
 		return nil, shimErr(err)
 	}
 	s.exited.Store(true)
-	return &runtime.Exit{Pid: pid, Status: resp.GetExitStatus(), Timestamp: timeOf(resp.GetExitedAt())}, nil
+	return &runtime.Exit{Pid: pid, Status: resp.GetExitStatus(), Timestamp: convert.TimestampFromProto(resp.GetExitedAt())}, nil
 }
 
 func (s *shimTask) Pause(ctx context.Context) error {
@@ -270,7 +268,7 @@ func state(ctx context.Context, s *shimTask, execID string) (runtime.State, erro
 	st := runtime.State{
 		Pid:        resp.GetPid(),
 		ExitStatus: resp.GetExitStatus(),
-		ExitedAt:   timeOf(resp.GetExitedAt()),
+		ExitedAt:   convert.TimestampFromProto(resp.GetExitedAt()),
 		Stdin:      resp.GetStdin(),
 		Stdout:     resp.GetStdout(),
 		Stderr:     resp.GetStderr(),
@@ -304,18 +302,10 @@ func createRequest(b *bundle, opts runtime.CreateOpts) *taskapi.CreateTaskReques
 		Checkpoint: opts.Checkpoint,
 		Options:    shimOptions(opts),
 	}
-	for _, m := range opts.Rootfs {
-		req.Rootfs = append(req.Rootfs, &types.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
+	if len(opts.Rootfs) > 0 {
+		req.Rootfs = convert.MountsToProto(opts.Rootfs)
 	}
 	return req
-}
-
-// timeOf is ts as a time, the zero time when ts is not set.
-func timeOf(ts *timestamppb.Timestamp) time.Time {
-	if ts == nil {
-		return time.Time{}
-	}
-	return ts.AsTime()
 }
 
 func shimOptions(opts runtime.CreateOpts) *anypb.Any {

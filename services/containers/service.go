@@ -1,32 +1,39 @@
-// Package containers serves the Containers API over the daemon's
-// namespaced container store and announces changes as /containers/*
-// events.
 package containers
 
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventstypes "github.com/llitfkitfk/containerd/api/events"
+	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/containers/v1"
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/events"
+	"github.com/llitfkitfk/containerd/plugin"
+	"github.com/llitfkitfk/containerd/services"
 )
 
-type service struct {
-	api.UnimplementedContainersServer
-	store     containers.Store
-	publisher events.Publisher
+func init() {
+	plugin.Register(&plugin.Registration{
+		Type:     plugin.GRPCPlugin,
+		ID:       "containers",
+		Requires: []plugin.Type{plugin.ServicePlugin},
+		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
+			l, err := ic.GetByID(plugin.ServicePlugin, services.ContainersService)
+			if err != nil {
+				return nil, err
+			}
+			return &service{local: l.(containers.Store)}, nil
+		},
+	})
 }
 
-func newService(store containers.Store, publisher events.Publisher) *service {
-	return &service{store: store, publisher: publisher}
+// service serves the Containers API over the local service.
+type service struct {
+	api.UnimplementedContainersServer
+	local containers.Store
 }
 
 func (s *service) Register(server *grpc.Server) error {
@@ -35,21 +42,21 @@ func (s *service) Register(server *grpc.Server) error {
 }
 
 func (s *service) Get(ctx context.Context, req *api.GetContainerRequest) (*api.GetContainerResponse, error) {
-	c, err := s.store.Get(ctx, req.GetId())
+	c, err := s.local.Get(ctx, req.GetId())
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.GetContainerResponse{Container: containerToProto(c)}, nil
+	return &api.GetContainerResponse{Container: convert.ContainerToProto(c)}, nil
 }
 
 func (s *service) List(ctx context.Context, req *api.ListContainersRequest) (*api.ListContainersResponse, error) {
-	list, err := s.store.List(ctx, req.GetFilters()...)
+	list, err := s.local.List(ctx, req.GetFilters()...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	resp := &api.ListContainersResponse{Containers: make([]*api.Container, 0, len(list))}
-	for _, c := range list {
-		resp.Containers = append(resp.Containers, containerToProto(c))
+	resp := &api.ListContainersResponse{Containers: make([]*api.Container, len(list))}
+	for i, c := range list {
+		resp.Containers[i] = convert.ContainerToProto(c)
 	}
 	return resp, nil
 }
@@ -59,7 +66,7 @@ func (s *service) List(ctx context.Context, req *api.ListContainersRequest) (*ap
 // read in one transaction and so is consistent, as List's.
 func (s *service) ListStream(req *api.ListContainersRequest, stream grpc.ServerStreamingServer[api.ListContainerMessage]) error {
 	ctx := stream.Context()
-	list, err := s.store.List(ctx, req.GetFilters()...)
+	list, err := s.local.List(ctx, req.GetFilters()...)
 	if err != nil {
 		return errdefs.ToGRPC(err)
 	}
@@ -67,7 +74,7 @@ func (s *service) ListStream(req *api.ListContainersRequest, stream grpc.ServerS
 		if err := ctx.Err(); err != nil {
 			return errdefs.ToGRPC(err)
 		}
-		if err := stream.Send(&api.ListContainerMessage{Container: containerToProto(c)}); err != nil {
+		if err := stream.Send(&api.ListContainerMessage{Container: convert.ContainerToProto(c)}); err != nil {
 			return err
 		}
 	}
@@ -78,19 +85,11 @@ func (s *service) Create(ctx context.Context, req *api.CreateContainerRequest) (
 	if req.GetContainer() == nil {
 		return nil, errdefs.ToGRPC(fmt.Errorf("container is required: %w", errdefs.ErrInvalidArgument))
 	}
-	created, err := s.store.Create(ctx, containerFromProto(req.GetContainer()))
+	created, err := s.local.Create(ctx, convert.ContainerFromProto(req.GetContainer()))
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	events.Announce(ctx, s.publisher, "/containers/create", &eventstypes.ContainerCreate{
-		Id:    created.ID,
-		Image: created.Image,
-		Runtime: &eventstypes.ContainerCreate_Runtime{
-			Name:    created.Runtime.Name,
-			Options: created.Runtime.Options,
-		},
-	})
-	return &api.CreateContainerResponse{Container: containerToProto(created)}, nil
+	return &api.CreateContainerResponse{Container: convert.ContainerToProto(created)}, nil
 }
 
 // Update changes the fields the mask names; with none the store replaces
@@ -99,70 +98,16 @@ func (s *service) Update(ctx context.Context, req *api.UpdateContainerRequest) (
 	if req.GetContainer().GetId() == "" {
 		return nil, errdefs.ToGRPC(fmt.Errorf("container id is required: %w", errdefs.ErrInvalidArgument))
 	}
-	updated, err := s.store.Update(ctx, containerFromProto(req.GetContainer()), req.GetUpdateMask().GetPaths()...)
+	updated, err := s.local.Update(ctx, convert.ContainerFromProto(req.GetContainer()), req.GetUpdateMask().GetPaths()...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	events.Announce(ctx, s.publisher, "/containers/update", &eventstypes.ContainerUpdate{
-		Id:          updated.ID,
-		Image:       updated.Image,
-		Labels:      updated.Labels,
-		SnapshotKey: updated.SnapshotKey,
-	})
-	return &api.UpdateContainerResponse{Container: containerToProto(updated)}, nil
+	return &api.UpdateContainerResponse{Container: convert.ContainerToProto(updated)}, nil
 }
 
-// Delete removes the record only: a task the container still has is the
-// client's to delete first, as in containerd.
 func (s *service) Delete(ctx context.Context, req *api.DeleteContainerRequest) (*emptypb.Empty, error) {
-	if err := s.store.Delete(ctx, req.GetId()); err != nil {
+	if err := s.local.Delete(ctx, req.GetId()); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	events.Announce(ctx, s.publisher, "/containers/delete", &eventstypes.ContainerDelete{Id: req.GetId()})
 	return &emptypb.Empty{}, nil
-}
-
-func containerToProto(c containers.Container) *api.Container {
-	return &api.Container{
-		Id:     c.ID,
-		Labels: c.Labels,
-		Image:  c.Image,
-		Runtime: &api.Container_Runtime{
-			Name:    c.Runtime.Name,
-			Options: c.Runtime.Options,
-		},
-		Spec:        c.Spec,
-		Snapshotter: c.Snapshotter,
-		SnapshotKey: c.SnapshotKey,
-		CreatedAt:   timestamppb.New(c.CreatedAt),
-		UpdatedAt:   timestamppb.New(c.UpdatedAt),
-		Extensions:  c.Extensions,
-		Sandbox:     c.SandboxID,
-	}
-}
-
-func containerFromProto(c *api.Container) containers.Container {
-	return containers.Container{
-		ID:     c.GetId(),
-		Labels: c.GetLabels(),
-		Image:  c.GetImage(),
-		Runtime: containers.RuntimeInfo{
-			Name:    c.GetRuntime().GetName(),
-			Options: c.GetRuntime().GetOptions(),
-		},
-		Spec:        c.GetSpec(),
-		Snapshotter: c.GetSnapshotter(),
-		SnapshotKey: c.GetSnapshotKey(),
-		CreatedAt:   fromTimestamp(c.GetCreatedAt()),
-		UpdatedAt:   fromTimestamp(c.GetUpdatedAt()),
-		Extensions:  c.GetExtensions(),
-		SandboxID:   c.GetSandbox(),
-	}
-}
-
-func fromTimestamp(ts *timestamppb.Timestamp) time.Time {
-	if ts == nil {
-		return time.Time{}
-	}
-	return ts.AsTime()
 }

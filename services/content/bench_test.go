@@ -30,7 +30,7 @@ func BenchmarkWrite(b *testing.B) {
 				defer func() { writeBehind = old }()
 				store := newFakeStore()
 				store.discard = true
-				client := serveUnix(b, newService(store, &fakePublisher{}))
+				client := serveUnix(b, newService(store))
 				b.SetBytes(size)
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -58,7 +58,7 @@ func BenchmarkWriteLocal(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			client := serveUnix(b, newService(store, &fakePublisher{}))
+			client := serveUnix(b, newService(store))
 			b.SetBytes(size)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -88,7 +88,7 @@ func BenchmarkWriteOverlap(b *testing.B) {
 			store := newFakeStore()
 			store.discard = true
 			store.delay = time.Millisecond
-			client := serveUnix(b, newService(store, &fakePublisher{}))
+			client := serveUnix(b, newService(store))
 			b.SetBytes(size)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

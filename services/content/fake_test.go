@@ -7,23 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"net"
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
-	api "github.com/llitfkitfk/containerd/api/services/content/v1"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/events"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
@@ -400,54 +393,4 @@ func (w *fakeWriter) Close() error {
 	w.in.locked = false
 	w.s.writers--
 	return nil
-}
-
-type published struct {
-	ns    string
-	topic string
-	event events.Event
-}
-
-type fakePublisher struct {
-	mu     sync.Mutex
-	events []published
-}
-
-func (p *fakePublisher) Publish(ctx context.Context, topic string, ev events.Event) error {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.events = append(p.events, published{ns, topic, ev})
-	return nil
-}
-
-func (p *fakePublisher) all() []published {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]published(nil), p.events...)
-}
-
-// serve runs svc on an in-memory gRPC server and returns a client of it.
-func serve(t testing.TB, svc *service, opts ...grpc.ServerOption) api.ContentClient {
-	t.Helper()
-	lis := bufconn.Listen(4 << 20)
-	srv := grpc.NewServer(opts...)
-	if err := svc.Register(srv); err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-	})
-	return api.NewContentClient(conn)
 }

@@ -1,6 +1,3 @@
-// Package content serves the Content API over the daemon's namespaced
-// content store: blobs are listed, read, labelled and deleted by digest and
-// written through resumable ingests named by a ref (see write.go).
 package content
 
 import (
@@ -8,20 +5,34 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventstypes "github.com/llitfkitfk/containerd/api/events"
+	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/content/v1"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/events"
+	"github.com/llitfkitfk/containerd/plugin"
+	"github.com/llitfkitfk/containerd/services"
 )
+
+func init() {
+	plugin.Register(&plugin.Registration{
+		Type:     plugin.GRPCPlugin,
+		ID:       "content",
+		Requires: []plugin.Type{plugin.ServicePlugin},
+		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
+			l, err := ic.GetByID(plugin.ServicePlugin, services.ContentService)
+			if err != nil {
+				return nil, err
+			}
+			return newService(l.(content.Store)), nil
+		},
+	})
+}
 
 const (
 	// listBatch is how many blobs one List message carries, as containerd.
@@ -38,15 +49,14 @@ var readBufs = sync.Pool{New: func() any {
 	return &b
 }}
 
+// service serves the Content API over the local service.
 type service struct {
 	api.UnimplementedContentServer
-	store     content.Store
-	publisher events.Publisher
+	store content.Store
 }
 
-// newService serves store; deletes are announced through publisher.
-func newService(store content.Store, publisher events.Publisher) *service {
-	return &service{store: store, publisher: publisher}
+func newService(store content.Store) *service {
+	return &service{store: store}
 }
 
 func (s *service) Register(server *grpc.Server) error {
@@ -63,7 +73,7 @@ func (s *service) Info(ctx context.Context, req *api.InfoRequest) (*api.InfoResp
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.InfoResponse{Info: infoToProto(info)}, nil
+	return &api.InfoResponse{Info: convert.ContentInfoToProto(info)}, nil
 }
 
 // Update changes a blob's labels; the field mask is passed to the store,
@@ -76,13 +86,13 @@ func (s *service) Update(ctx context.Context, req *api.UpdateRequest) (*api.Upda
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	info := infoFromProto(req.Info)
+	info := convert.ContentInfoFromProto(req.Info)
 	info.Digest = dgst
 	updated, err := s.store.Update(ctx, info, req.GetUpdateMask().GetPaths()...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.UpdateResponse{Info: infoToProto(updated)}, nil
+	return &api.UpdateResponse{Info: convert.ContentInfoToProto(updated)}, nil
 }
 
 // List streams the matching blobs, listBatch to a message.
@@ -94,7 +104,7 @@ func (s *service) List(req *api.ListContentRequest, stream api.Content_ListServe
 		return err
 	}
 	err := s.store.Walk(stream.Context(), func(info content.Info) error {
-		batch = append(batch, infoToProto(info))
+		batch = append(batch, convert.ContentInfoToProto(info))
 		if len(batch) == listBatch {
 			return send()
 		}
@@ -106,8 +116,7 @@ func (s *service) List(req *api.ListContentRequest, stream api.Content_ListServe
 	return errdefs.ToGRPC(err)
 }
 
-// Delete removes a blob from the caller's namespace and announces it on
-// /content/delete.
+// Delete removes a blob from the caller's namespace.
 func (s *service) Delete(ctx context.Context, req *api.DeleteContentRequest) (*emptypb.Empty, error) {
 	dgst, err := parseDigest(req.Digest)
 	if err != nil {
@@ -116,7 +125,6 @@ func (s *service) Delete(ctx context.Context, req *api.DeleteContentRequest) (*e
 	if err := s.store.Delete(ctx, dgst); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	events.Announce(ctx, s.publisher, "/content/delete", &eventstypes.ContentDelete{Digest: dgst.String()})
 	return &emptypb.Empty{}, nil
 }
 
@@ -176,7 +184,7 @@ func (s *service) Status(ctx context.Context, req *api.StatusRequest) (*api.Stat
 	if err != nil {
 		return nil, errdefs.ToGRPCf(err, "could not get status for ref %q", req.Ref)
 	}
-	return &api.StatusResponse{Status: statusToProto(st)}, nil
+	return &api.StatusResponse{Status: convert.ContentStatusToProto(st)}, nil
 }
 
 func (s *service) ListStatuses(ctx context.Context, req *api.ListStatusesRequest) (*api.ListStatusesResponse, error) {
@@ -186,7 +194,7 @@ func (s *service) ListStatuses(ctx context.Context, req *api.ListStatusesRequest
 	}
 	resp := &api.ListStatusesResponse{Statuses: make([]*api.Status, 0, len(statuses))}
 	for _, st := range statuses {
-		resp.Statuses = append(resp.Statuses, statusToProto(st))
+		resp.Statuses = append(resp.Statuses, convert.ContentStatusToProto(st))
 	}
 	return resp, nil
 }
@@ -206,44 +214,4 @@ func parseDigest(s string) (digest.Digest, error) {
 		return "", fmt.Errorf("digest %q: %v: %w", s, err, errdefs.ErrInvalidArgument)
 	}
 	return d, nil
-}
-
-func infoToProto(info content.Info) *api.Info {
-	return &api.Info{
-		Digest:    info.Digest.String(),
-		Size:      info.Size,
-		CreatedAt: timestamppb.New(info.CreatedAt),
-		UpdatedAt: timestamppb.New(info.UpdatedAt),
-		Labels:    info.Labels,
-	}
-}
-
-func infoFromProto(info *api.Info) content.Info {
-	return content.Info{
-		Digest:    digest.Digest(info.Digest),
-		Size:      info.Size,
-		CreatedAt: fromTimestamp(info.CreatedAt),
-		UpdatedAt: fromTimestamp(info.UpdatedAt),
-		Labels:    info.Labels,
-	}
-}
-
-func statusToProto(st content.Status) *api.Status {
-	return &api.Status{
-		StartedAt: timestamppb.New(st.StartedAt),
-		UpdatedAt: timestamppb.New(st.UpdatedAt),
-		Ref:       st.Ref,
-		Offset:    st.Offset,
-		Total:     st.Total,
-		Expected:  st.Expected.String(),
-	}
-}
-
-// fromTimestamp is the inverse of timestamppb.New: an absent timestamp is
-// the zero time, not the Unix epoch.
-func fromTimestamp(ts *timestamppb.Timestamp) time.Time {
-	if ts == nil {
-		return time.Time{}
-	}
-	return ts.AsTime()
 }

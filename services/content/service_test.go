@@ -12,6 +12,7 @@ import (
 
 	eventstypes "github.com/llitfkitfk/containerd/api/events"
 	api "github.com/llitfkitfk/containerd/api/services/content/v1"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 )
 
 func TestInfoAndUpdate(t *testing.T) {
@@ -48,15 +49,15 @@ func TestInfoAndUpdate(t *testing.T) {
 	}
 
 	_, err = f.client.Info(ctx, &api.InfoRequest{Digest: digest.FromString("absent").String()})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	_, err = f.client.Info(ctx, &api.InfoRequest{Digest: "not-a-digest"})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	_, err = f.client.Update(ctx, &api.UpdateRequest{})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	_, err = f.client.Update(ctx, &api.UpdateRequest{Info: &api.Info{Digest: "bad"}})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	_, err = f.client.Info(context.Background(), &api.InfoRequest{Digest: dgst.String()})
-	wantCode(t, err, codes.FailedPrecondition)
+	testutil.WantCode(t, err, codes.FailedPrecondition)
 }
 
 func TestListBatches(t *testing.T) {
@@ -96,7 +97,7 @@ func TestListBatches(t *testing.T) {
 	if err == nil {
 		_, err = ls.Recv()
 	}
-	wantCode(t, err, codes.FailedPrecondition)
+	testutil.WantCode(t, err, codes.FailedPrecondition)
 }
 
 func TestDeletePublishes(t *testing.T) {
@@ -105,18 +106,18 @@ func TestDeletePublishes(t *testing.T) {
 	if _, err := f.client.Delete(nsCtx(), &api.DeleteContentRequest{Digest: dgst.String()}); err != nil {
 		t.Fatal(err)
 	}
-	evs := f.pub.all()
-	if len(evs) != 1 || evs[0].topic != "/content/delete" || evs[0].ns != testNS {
+	evs := f.pub.Take()
+	if len(evs) != 1 || evs[0].Topic != "/content/delete" || evs[0].Namespace != testNS {
 		t.Fatalf("events %v", evs)
 	}
-	if ev, ok := evs[0].event.(*eventstypes.ContentDelete); !ok || ev.Digest != dgst.String() {
-		t.Fatalf("event %v", evs[0].event)
+	if ev, ok := evs[0].Event.(*eventstypes.ContentDelete); !ok || ev.Digest != dgst.String() {
+		t.Fatalf("event %v", evs[0].Event)
 	}
 	_, err := f.client.Delete(nsCtx(), &api.DeleteContentRequest{Digest: dgst.String()})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	_, err = f.client.Delete(nsCtx(), &api.DeleteContentRequest{Digest: "sha256:zz"})
-	wantCode(t, err, codes.InvalidArgument)
-	if len(f.pub.all()) != 1 {
+	testutil.WantCode(t, err, codes.InvalidArgument)
+	if len(f.pub.Take()) != 0 {
 		t.Fatal("failed deletes published events")
 	}
 }
@@ -173,12 +174,12 @@ func TestRead(t *testing.T) {
 	check(-3, 4, data[:4], 1)
 
 	_, err := read(n+1, 0)
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	rc, err := f.client.Read(nsCtx(), &api.ReadContentRequest{Digest: digest.FromString("x").String()})
 	if err == nil {
 		_, err = rc.Recv()
 	}
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 }
 
 func TestStatusesAndAbort(t *testing.T) {
@@ -201,13 +202,13 @@ func TestStatusesAndAbort(t *testing.T) {
 		t.Fatalf("list statuses %v %v", ls, err)
 	}
 	_, err = f.client.Status(nsCtx(), &api.StatusRequest{Ref: "b"})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 
 	if _, err := f.client.Abort(nsCtx(), &api.AbortRequest{Ref: "a"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.client.Abort(nsCtx(), &api.AbortRequest{Ref: "a"})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	ls, err = f.client.ListStatuses(nsCtx(), &api.ListStatusesRequest{})
 	if err != nil || len(ls.Statuses) != 0 {
 		t.Fatalf("list statuses after abort %v %v", ls, err)

@@ -10,8 +10,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/content/v1"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
@@ -126,8 +126,8 @@ func (s *service) write(stream api.Content_WriteServer) error {
 			resp.Offset = st.Offset
 			resp.Total = total
 			resp.Digest = w.wr.Digest().String()
-			resp.StartedAt = timestamppb.New(st.StartedAt)
-			resp.UpdatedAt = timestamppb.New(st.UpdatedAt)
+			resp.StartedAt = convert.TimestampToProto(st.StartedAt)
+			resp.UpdatedAt = convert.TimestampToProto(st.UpdatedAt)
 
 		case api.WriteAction_WRITE, api.WriteAction_COMMIT:
 			switch {
@@ -161,8 +161,8 @@ func (s *service) write(stream api.Content_WriteServer) error {
 				resp.Offset = st.Offset
 				resp.Total = total
 				resp.Digest = w.wr.Digest().String()
-				resp.StartedAt = timestamppb.New(st.StartedAt)
-				resp.UpdatedAt = timestamppb.New(st.UpdatedAt)
+				resp.StartedAt = convert.TimestampToProto(st.StartedAt)
+				resp.UpdatedAt = convert.TimestampToProto(st.UpdatedAt)
 			}
 
 		default:

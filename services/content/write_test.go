@@ -16,14 +16,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	api "github.com/llitfkitfk/containerd/api/services/content/v1"
-	"github.com/llitfkitfk/containerd/namespaces"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 )
 
 const testNS = "test"
 
-func nsCtx() context.Context {
-	return namespaces.WithNamespace(context.Background(), testNS)
-}
+func nsCtx() context.Context { return testutil.NS(testNS) }
 
 func randomBytes(n int, seed int64) []byte {
 	b := make([]byte, n)
@@ -45,13 +43,13 @@ func bothModes(t *testing.T, fn func(t *testing.T)) {
 
 type fixture struct {
 	store  *fakeStore
-	pub    *fakePublisher
+	pub    *testutil.Publisher
 	client api.ContentClient
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{store: newFakeStore(), pub: &fakePublisher{}}
-	f.client = serve(t, newService(f.store, f.pub))
+	f := &fixture{store: newFakeStore(), pub: &testutil.Publisher{}}
+	f.client = api.NewContentClient(testutil.Serve(t, newService(NewLocal(f.store, f.pub)).Register))
 	return f
 }
 
@@ -100,13 +98,6 @@ func (s *writeStream) writeChunks(data []byte, offset int64, chunk int) {
 			s.t.Fatalf("write answered offset %d, want %d", resp.Offset, offset)
 		}
 		data = data[n:]
-	}
-}
-
-func wantCode(t *testing.T, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Fatalf("got %v (%v), want %v", got, err, code)
 	}
 }
 
@@ -245,7 +236,7 @@ func TestWriteWrongOffset(t *testing.T) {
 		s := f.open(t, nsCtx())
 		s.do(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Ref: "r", Data: []byte("0123456789")})
 		_, err := s.tryDo(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Offset: 5, Data: []byte("x")})
-		wantCode(t, err, codes.FailedPrecondition)
+		testutil.WantCode(t, err, codes.FailedPrecondition)
 		if !strings.Contains(err.Error(), "current offset 10") {
 			t.Fatalf("message: %v", err)
 		}
@@ -259,12 +250,12 @@ func TestWriteWrongOffset(t *testing.T) {
 		// So does a write beyond the end.
 		s = f.open(t, nsCtx())
 		_, err = s.tryDo(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Ref: "r", Offset: 11, Data: []byte("x")})
-		wantCode(t, err, codes.FailedPrecondition)
+		testutil.WantCode(t, err, codes.FailedPrecondition)
 		f.waitUnlocked(t)
 		// And a negative one.
 		s = f.open(t, nsCtx())
 		_, err = s.tryDo(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Ref: "r", Offset: -1, Data: []byte("x")})
-		wantCode(t, err, codes.InvalidArgument)
+		testutil.WantCode(t, err, codes.InvalidArgument)
 	})
 }
 
@@ -297,7 +288,7 @@ func TestWriteCommitMismatch(t *testing.T) {
 				s := f.open(t, nsCtx())
 				s.do(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Ref: "r", Data: data})
 				_, err := s.tryDo(&api.WriteContentRequest{Action: api.WriteAction_COMMIT, Offset: int64(len(data)), Total: req.Total, Expected: req.Expected})
-				wantCode(t, err, codes.FailedPrecondition)
+				testutil.WantCode(t, err, codes.FailedPrecondition)
 				f.waitUnlocked(t)
 				ls, err := f.client.List(nsCtx(), &api.ListContentRequest{})
 				if err != nil {
@@ -349,7 +340,7 @@ func TestWriteNeedsRef(t *testing.T) {
 	f := newFixture(t)
 	s := f.open(t, nsCtx())
 	_, err := s.tryDo(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Data: []byte("x")})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	if f.store.openWriters() != 0 {
 		t.Fatal("writer opened without a ref")
 	}
@@ -359,21 +350,21 @@ func TestWriteNeedsNamespace(t *testing.T) {
 	f := newFixture(t)
 	s := f.open(t, context.Background())
 	_, err := s.tryDo(&api.WriteContentRequest{Ref: "r"})
-	wantCode(t, err, codes.FailedPrecondition)
+	testutil.WantCode(t, err, codes.FailedPrecondition)
 }
 
 func TestWriteBadExpected(t *testing.T) {
 	f := newFixture(t)
 	s := f.open(t, nsCtx())
 	_, err := s.tryDo(&api.WriteContentRequest{Ref: "r", Expected: "sha256:nothex"})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 }
 
 func TestWriteUnknownAction(t *testing.T) {
 	f := newFixture(t)
 	s := f.open(t, nsCtx())
 	_, err := s.tryDo(&api.WriteContentRequest{Ref: "r", Action: 7})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	f.waitUnlocked(t)
 }
 
@@ -386,7 +377,7 @@ func TestWriteExpectedExists(t *testing.T) {
 		// Declared up front: the store refuses the writer.
 		s := f.open(t, nsCtx())
 		_, err := s.tryDo(&api.WriteContentRequest{Ref: "r", Expected: dgst.String()})
-		wantCode(t, err, codes.AlreadyExists)
+		testutil.WantCode(t, err, codes.AlreadyExists)
 
 		// Declared at commit, after another writer committed it: the
 		// ingest is dropped.
@@ -395,7 +386,7 @@ func TestWriteExpectedExists(t *testing.T) {
 		s.do(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Ref: "r2", Data: other})
 		od := f.store.put(testNS, other, nil)
 		_, err = s.tryDo(&api.WriteContentRequest{Action: api.WriteAction_COMMIT, Offset: int64(len(other)), Expected: od.String()})
-		wantCode(t, err, codes.AlreadyExists)
+		testutil.WantCode(t, err, codes.AlreadyExists)
 		f.waitUnlocked(t)
 		if _, err := f.client.Status(nsCtx(), &api.StatusRequest{Ref: "r2"}); status.Code(err) != codes.NotFound {
 			t.Fatalf("ingest kept: %v", err)
@@ -410,7 +401,7 @@ func TestWriteRefLocked(t *testing.T) {
 		a.do(&api.WriteContentRequest{Ref: "r"})
 		b := f.open(t, nsCtx())
 		_, err := b.tryDo(&api.WriteContentRequest{Ref: "r"})
-		wantCode(t, err, codes.Unavailable)
+		testutil.WantCode(t, err, codes.Unavailable)
 		a.CloseSend()
 		if _, err := a.Recv(); err != io.EOF {
 			t.Fatal(err)
@@ -438,7 +429,7 @@ func TestWriteStoreFailure(t *testing.T) {
 		if err == nil {
 			_, err = s.tryDo(&api.WriteContentRequest{Action: api.WriteAction_COMMIT, Offset: off})
 		}
-		wantCode(t, err, codes.Unknown)
+		testutil.WantCode(t, err, codes.Unknown)
 		if !strings.Contains(err.Error(), "disk full") {
 			t.Fatalf("error %v", err)
 		}

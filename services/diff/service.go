@@ -1,37 +1,38 @@
-// Package diff serves the Diff API: applying layers onto mounts, as
-// unpacking an image does, and making layers from the difference between
-// two mount sets. The work is the differ plugins'; the service picks one.
 package diff
 
 import (
 	"context"
 	"fmt"
 
-	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/diff/v1"
-	"github.com/llitfkitfk/containerd/api/types"
 	"github.com/llitfkitfk/containerd/diff"
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/mount"
+	"github.com/llitfkitfk/containerd/plugin"
+	"github.com/llitfkitfk/containerd/services"
 )
 
-// differ is what a differ plugin's instance must be.
-type differ interface {
-	diff.Comparer
-	diff.Applier
+func init() {
+	plugin.Register(&plugin.Registration{
+		Type:     plugin.GRPCPlugin,
+		ID:       "diff",
+		Requires: []plugin.Type{plugin.ServicePlugin},
+		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
+			l, err := ic.GetByID(plugin.ServicePlugin, services.DiffService)
+			if err != nil {
+				return nil, err
+			}
+			return &service{local: l.(Differ)}, nil
+		},
+	})
 }
 
+// service serves the Diff API over the local service.
 type service struct {
 	api.UnimplementedDiffServer
-	// differs are tried in order; NotImplemented passes a call on.
-	differs []differ
-}
-
-func newService(differs []differ) *service {
-	return &service{differs: differs}
+	local Differ
 }
 
 func (s *service) Register(server *grpc.Server) error {
@@ -39,91 +40,42 @@ func (s *service) Register(server *grpc.Server) error {
 	return nil
 }
 
-// Apply unpacks the layer req.Diff names onto req.Mounts and returns the
-// descriptor of the uncompressed layer, whose digest is its diff ID.
 func (s *service) Apply(ctx context.Context, req *api.ApplyRequest) (*api.ApplyResponse, error) {
-	desc, err := descFromProto(req.Diff)
-	if err != nil {
-		return nil, errdefs.ToGRPC(fmt.Errorf("apply: %w", err))
+	if req.GetDiff() == nil {
+		return nil, errdefs.ToGRPC(fmt.Errorf("apply: no layer descriptor: %w", errdefs.ErrInvalidArgument))
 	}
-	mounts := mountsFromProto(req.Mounts)
 	var opts []diff.ApplyOpt
-	if len(req.Payloads) > 0 {
-		opts = append(opts, diff.WithPayloads(req.Payloads))
+	if len(req.GetPayloads()) > 0 {
+		opts = append(opts, diff.WithPayloads(req.GetPayloads()))
 	}
-	if req.SyncFs {
+	if req.GetSyncFs() {
 		opts = append(opts, diff.WithSyncFs(true))
 	}
-
-	var applied ocispec.Descriptor
-	for _, d := range s.differs {
-		applied, err = d.Apply(ctx, desc, mounts, opts...)
-		if !errdefs.IsNotImplemented(err) {
-			break
-		}
-	}
+	applied, err := s.local.Apply(ctx, convert.DescriptorFromProto(req.GetDiff()), convert.MountsFromProto(req.GetMounts()), opts...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.ApplyResponse{Applied: descToProto(applied)}, nil
+	return &api.ApplyResponse{Applied: convert.DescriptorToProto(applied)}, nil
 }
 
-// Diff writes the difference from req.Left to req.Right into the content
-// store as a layer and returns its descriptor.
 func (s *service) Diff(ctx context.Context, req *api.DiffRequest) (*api.DiffResponse, error) {
 	var opts []diff.Opt
-	if req.MediaType != "" {
-		opts = append(opts, diff.WithMediaType(req.MediaType))
+	if req.GetMediaType() != "" {
+		opts = append(opts, diff.WithMediaType(req.GetMediaType()))
 	}
-	if req.Ref != "" {
-		opts = append(opts, diff.WithReference(req.Ref))
+	if req.GetRef() != "" {
+		opts = append(opts, diff.WithReference(req.GetRef()))
 	}
-	if req.Labels != nil {
-		opts = append(opts, diff.WithLabels(req.Labels))
+	if req.GetLabels() != nil {
+		opts = append(opts, diff.WithLabels(req.GetLabels()))
 	}
-	if req.SourceDateEpoch != nil {
-		tm := req.SourceDateEpoch.AsTime()
+	if req.GetSourceDateEpoch() != nil {
+		tm := convert.TimestampFromProto(req.GetSourceDateEpoch())
 		opts = append(opts, diff.WithSourceDateEpoch(&tm))
 	}
-	left, right := mountsFromProto(req.Left), mountsFromProto(req.Right)
-
-	var (
-		desc ocispec.Descriptor
-		err  error
-	)
-	for _, d := range s.differs {
-		desc, err = d.Compare(ctx, left, right, opts...)
-		if !errdefs.IsNotImplemented(err) {
-			break
-		}
-	}
+	desc, err := s.local.Compare(ctx, convert.MountsFromProto(req.GetLeft()), convert.MountsFromProto(req.GetRight()), opts...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.DiffResponse{Diff: descToProto(desc)}, nil
-}
-
-func mountsFromProto(ms []*types.Mount) []mount.Mount {
-	out := make([]mount.Mount, len(ms))
-	for i, m := range ms {
-		out[i] = mount.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options}
-	}
-	return out
-}
-
-// descFromProto converts the layer to apply, which must have a valid
-// digest: it is how the content store finds the blob.
-func descFromProto(d *types.Descriptor) (ocispec.Descriptor, error) {
-	if d == nil {
-		return ocispec.Descriptor{}, fmt.Errorf("no layer descriptor: %w", errdefs.ErrInvalidArgument)
-	}
-	dgst, err := digest.Parse(d.Digest)
-	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("layer digest %q: %v: %w", d.Digest, err, errdefs.ErrInvalidArgument)
-	}
-	return ocispec.Descriptor{MediaType: d.MediaType, Digest: dgst, Size: d.Size, Annotations: d.Annotations}, nil
-}
-
-func descToProto(d ocispec.Descriptor) *types.Descriptor {
-	return &types.Descriptor{MediaType: d.MediaType, Digest: d.Digest.String(), Size: d.Size, Annotations: d.Annotations}
+	return &api.DiffResponse{Diff: convert.DescriptorToProto(desc)}, nil
 }

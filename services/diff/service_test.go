@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,14 +14,11 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/diff/v1"
 	"github.com/llitfkitfk/containerd/api/types"
 	"github.com/llitfkitfk/containerd/content"
@@ -31,6 +27,7 @@ import (
 	"github.com/llitfkitfk/containerd/diff/apply"
 	"github.com/llitfkitfk/containerd/diff/walking"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/mount"
 )
 
@@ -67,32 +64,10 @@ func (f *fakeDiffer) Compare(ctx context.Context, lower, upper []mount.Mount, op
 		Annotations: map[string]string{"by": f.name}}, nil
 }
 
-func serve(t *testing.T, differs ...differ) api.DiffClient {
+func serve(t *testing.T, differs ...Differ) api.DiffClient {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	if err := newService(differs).Register(srv); err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-	})
-	return api.NewDiffClient(conn)
-}
-
-func wantCode(t *testing.T, what string, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Errorf("%s: got %v (%v), want %v", what, got, err, code)
-	}
+	svc := &service{local: NewLocal(differs...)}
+	return api.NewDiffClient(testutil.Serve(t, svc.Register))
 }
 
 var layerDesc = &types.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromString("layer").String(), Size: 5}
@@ -143,19 +118,19 @@ func TestOrderAndOptions(t *testing.T) {
 	failing := &fakeDiffer{name: "failing", err: fmt.Errorf("no blob: %w", errdefs.ErrNotFound)}
 	c = serve(t, failing, second)
 	_, err = c.Apply(ctx, &api.ApplyRequest{Diff: layerDesc})
-	wantCode(t, "apply failing", err, codes.NotFound)
+	testutil.CheckCode(t, "apply failing", err, codes.NotFound)
 	_, err = c.Diff(ctx, &api.DiffRequest{})
-	wantCode(t, "diff failing", err, codes.NotFound)
+	testutil.CheckCode(t, "diff failing", err, codes.NotFound)
 
 	// No differ does it.
 	c = serve(t, skip)
 	_, err = c.Apply(ctx, &api.ApplyRequest{Diff: layerDesc})
-	wantCode(t, "apply unimplemented", err, codes.Unimplemented)
+	testutil.CheckCode(t, "apply unimplemented", err, codes.Unimplemented)
 
 	_, err = c.Apply(ctx, &api.ApplyRequest{})
-	wantCode(t, "apply without a descriptor", err, codes.InvalidArgument)
+	testutil.CheckCode(t, "apply without a descriptor", err, codes.InvalidArgument)
 	_, err = c.Apply(ctx, &api.ApplyRequest{Diff: &types.Descriptor{Digest: "nope"}})
-	wantCode(t, "apply with a bad digest", err, codes.InvalidArgument)
+	testutil.CheckCode(t, "apply with a bad digest", err, codes.InvalidArgument)
 }
 
 // With the walking differ: a layer applied onto a directory, and the
@@ -191,7 +166,7 @@ func TestWalkingRoundTrip(t *testing.T) {
 	bind := func(dir, mode string) []*types.Mount {
 		return []*types.Mount{{Type: "bind", Source: dir, Options: []string{"rbind", mode}}}
 	}
-	resp, err := c.Apply(ctx, &api.ApplyRequest{Diff: descToProto(desc), Mounts: bind(upper, "rw")})
+	resp, err := c.Apply(ctx, &api.ApplyRequest{Diff: convert.DescriptorToProto(desc), Mounts: bind(upper, "rw")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,10 +181,7 @@ func TestWalkingRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	made, err := descFromProto(dr.Diff)
-	if err != nil {
-		t.Fatal(err)
-	}
+	made := convert.DescriptorFromProto(dr.Diff)
 	ra, err := cs.ReaderAt(ctx, made)
 	if err != nil {
 		t.Fatal(err)

@@ -9,10 +9,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/events/v1"
-	"github.com/llitfkitfk/containerd/api/types"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
 	"github.com/llitfkitfk/containerd/namespaces"
@@ -64,11 +63,7 @@ func (s *service) Forward(ctx context.Context, req *api.ForwardRequest) (*emptyp
 	if e == nil {
 		return nil, errdefs.ToGRPC(fmt.Errorf("envelope is required: %w", errdefs.ErrInvalidArgument))
 	}
-	env := &events.Envelope{Namespace: e.Namespace, Topic: e.Topic, Event: e.Event}
-	if e.Timestamp != nil {
-		env.Timestamp = e.Timestamp.AsTime()
-	}
-	if err := s.events.Forward(ctx, env); err != nil {
+	if err := s.events.Forward(ctx, convert.EnvelopeFromProto(e)); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
 	return &emptypb.Empty{}, nil
@@ -84,12 +79,7 @@ func (s *service) Subscribe(req *api.SubscribeRequest, stream api.Events_Subscri
 			if !ok {
 				return nil
 			}
-			if err := stream.Send(&types.Envelope{
-				Timestamp: timestamppb.New(ev.Timestamp),
-				Namespace: ev.Namespace,
-				Topic:     ev.Topic,
-				Event:     ev.Event,
-			}); err != nil {
+			if err := stream.Send(convert.EnvelopeToProto(ev)); err != nil {
 				return err // the client went away
 			}
 		case err, ok := <-errq:

@@ -3,7 +3,6 @@ package images
 import (
 	"context"
 	"fmt"
-	"net"
 	"reflect"
 	"sort"
 	"strings"
@@ -13,19 +12,15 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	eventstypes "github.com/llitfkitfk/containerd/api/events"
 	api "github.com/llitfkitfk/containerd/api/services/images/v1"
 	"github.com/llitfkitfk/containerd/api/types"
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/events"
 	"github.com/llitfkitfk/containerd/images"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
@@ -154,56 +149,10 @@ func (s *fakeStore) Delete(ctx context.Context, name string, opts ...images.Dele
 	return nil
 }
 
-type published struct {
-	ns, topic string
-	event     events.Event
-}
-
-type fakePublisher struct {
-	mu     sync.Mutex
-	events []published
-}
-
-func (p *fakePublisher) Publish(ctx context.Context, topic string, ev events.Event) error {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.events = append(p.events, published{ns, topic, ev})
-	return nil
-}
-
-func (p *fakePublisher) take() []published {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	evs := p.events
-	p.events = nil
-	return evs
-}
-
-func setup(t *testing.T) (*fakeStore, *fakePublisher, api.ImagesClient) {
-	store, pub := &fakeStore{}, &fakePublisher{}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	newService(store, pub).Register(srv)
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); srv.Stop() })
-	return store, pub, api.NewImagesClient(conn)
-}
-
-func wantCode(t *testing.T, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Fatalf("got %v (%v), want %v", got, err, code)
-	}
+func setup(t *testing.T) (*fakeStore, *testutil.Publisher, api.ImagesClient) {
+	store, pub := &fakeStore{}, &testutil.Publisher{}
+	svc := &service{local: NewLocal(store, pub)}
+	return store, pub, api.NewImagesClient(testutil.Serve(t, svc.Register))
 }
 
 var target = &types.Descriptor{
@@ -233,25 +182,25 @@ func TestCreateGetList(t *testing.T) {
 	if stored.Target.Annotations["org.opencontainers.image.ref.name"] != "latest" || stored.Labels["a"] != "b" {
 		t.Fatalf("stored %v", stored)
 	}
-	evs := pub.take()
-	if len(evs) != 1 || evs[0].topic != "/images/create" || evs[0].ns != "ns" {
+	evs := pub.Take()
+	if len(evs) != 1 || evs[0].Topic != "/images/create" || evs[0].Namespace != "ns" {
 		t.Fatalf("events %v", evs)
 	}
-	if ev := evs[0].event.(*eventstypes.ImageCreate); ev.Name != "docker.io/library/x:1" || ev.Labels["a"] != "b" {
+	if ev := evs[0].Event.(*eventstypes.ImageCreate); ev.Name != "docker.io/library/x:1" || ev.Labels["a"] != "b" {
 		t.Fatalf("event %v", ev)
 	}
 
 	_, err = c.Create(ctx, &api.CreateImageRequest{Image: &api.Image{Name: "docker.io/library/x:1", Target: target}})
-	wantCode(t, err, codes.AlreadyExists)
+	testutil.WantCode(t, err, codes.AlreadyExists)
 	_, err = c.Create(ctx, &api.CreateImageRequest{Image: &api.Image{Target: target}})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	_, err = c.Create(ctx, &api.CreateImageRequest{})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	_, err = c.Create(ctx, &api.CreateImageRequest{Image: &api.Image{Name: "y", Target: &types.Descriptor{Digest: "sha256:nope"}}})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	_, err = c.Create(context.Background(), &api.CreateImageRequest{Image: &api.Image{Name: "y", Target: target}})
-	wantCode(t, err, codes.FailedPrecondition)
-	if evs := pub.take(); len(evs) != 0 {
+	testutil.WantCode(t, err, codes.FailedPrecondition)
+	if evs := pub.Take(); len(evs) != 0 {
 		t.Fatalf("failed creates published %v", evs)
 	}
 
@@ -260,7 +209,7 @@ func TestCreateGetList(t *testing.T) {
 		t.Fatalf("get %v %v", got, err)
 	}
 	_, err = c.Get(ctx, &api.GetImageRequest{Name: "absent"})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 
 	c.Create(ctx, &api.CreateImageRequest{Image: &api.Image{Name: "z", Target: target}})
 	ls, err := c.List(ctx, &api.ListImagesRequest{})
@@ -277,7 +226,7 @@ func TestUpdate(t *testing.T) {
 	_, pub, c := setup(t)
 	ctx := namespaces.WithNamespace(context.Background(), "ns")
 	c.Create(ctx, &api.CreateImageRequest{Image: &api.Image{Name: "x", Labels: map[string]string{"a": "1", "b": "2"}, Target: target}})
-	pub.take()
+	pub.Take()
 
 	resp, err := c.Update(ctx, &api.UpdateImageRequest{
 		Image:      &api.Image{Name: "x", Labels: map[string]string{"a": "9"}},
@@ -289,11 +238,11 @@ func TestUpdate(t *testing.T) {
 	if !reflect.DeepEqual(resp.Image.Labels, map[string]string{"a": "9", "b": "2"}) || resp.Image.Target.Digest != target.Digest {
 		t.Fatalf("after label update %v", resp.Image)
 	}
-	evs := pub.take()
-	if len(evs) != 1 || evs[0].topic != "/images/update" {
+	evs := pub.Take()
+	if len(evs) != 1 || evs[0].Topic != "/images/update" {
 		t.Fatalf("events %v", evs)
 	}
-	if ev := evs[0].event.(*eventstypes.ImageUpdate); ev.Name != "x" || ev.Labels["a"] != "9" {
+	if ev := evs[0].Event.(*eventstypes.ImageUpdate); ev.Name != "x" || ev.Labels["a"] != "9" {
 		t.Fatalf("event %v", ev)
 	}
 
@@ -304,12 +253,12 @@ func TestUpdate(t *testing.T) {
 	}
 
 	_, err = c.Update(ctx, &api.UpdateImageRequest{Image: &api.Image{Name: "absent", Target: target}})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	_, err = c.Update(ctx, &api.UpdateImageRequest{Image: &api.Image{Name: "x"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name"}}})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	_, err = c.Update(ctx, &api.UpdateImageRequest{})
-	wantCode(t, err, codes.InvalidArgument)
-	if evs := pub.take(); len(evs) != 1 {
+	testutil.WantCode(t, err, codes.InvalidArgument)
+	if evs := pub.Take(); len(evs) != 1 {
 		t.Fatalf("events %v", evs)
 	}
 }
@@ -320,7 +269,7 @@ func TestDelete(t *testing.T) {
 	for _, n := range []string{"a", "b", "c"} {
 		c.Create(ctx, &api.CreateImageRequest{Image: &api.Image{Name: n, Target: target}})
 	}
-	pub.take()
+	pub.Take()
 
 	if _, err := c.Delete(ctx, &api.DeleteImageRequest{Name: "a"}); err != nil {
 		t.Fatal(err)
@@ -330,25 +279,25 @@ func TestDelete(t *testing.T) {
 	}
 	wrong := &types.Descriptor{MediaType: target.MediaType, Digest: digest.FromString("other").String(), Size: 1}
 	_, err := c.Delete(ctx, &api.DeleteImageRequest{Name: "c", Target: wrong})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	if _, err := c.Delete(ctx, &api.DeleteImageRequest{Name: "c", Target: target}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Delete(ctx, &api.DeleteImageRequest{Name: "c"})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	_, err = c.Delete(ctx, &api.DeleteImageRequest{Name: "c", Target: &types.Descriptor{Digest: "bad"}})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 
 	d := store.deletes
 	if len(d) != 5 || d[0].Synchronous || !d[1].Synchronous || d[2].Target == nil || d[2].Target.Digest.String() != wrong.Digest || d[3].Target.Digest.String() != target.Digest {
 		t.Fatalf("delete options %+v", d)
 	}
 	var names []string
-	for _, ev := range pub.take() {
-		if ev.topic != "/images/delete" {
-			t.Fatalf("topic %s", ev.topic)
+	for _, ev := range pub.Take() {
+		if ev.Topic != "/images/delete" {
+			t.Fatalf("topic %s", ev.Topic)
 		}
-		names = append(names, ev.event.(*eventstypes.ImageDelete).Name)
+		names = append(names, ev.Event.(*eventstypes.ImageDelete).Name)
 	}
 	if !reflect.DeepEqual(names, []string{"a", "b", "c"}) {
 		t.Fatalf("delete events for %v", names)

@@ -1,26 +1,38 @@
-// Package leases serves the Leases API over the daemon's lease manager.
 package leases
 
 import (
 	"context"
-	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/leases/v1"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/leases"
+	"github.com/llitfkitfk/containerd/plugin"
+	"github.com/llitfkitfk/containerd/services"
 )
 
-type service struct {
-	api.UnimplementedLeasesServer
-	lm leases.Manager
+func init() {
+	plugin.Register(&plugin.Registration{
+		Type:     plugin.GRPCPlugin,
+		ID:       "leases",
+		Requires: []plugin.Type{plugin.ServicePlugin},
+		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
+			l, err := ic.GetByID(plugin.ServicePlugin, services.LeasesService)
+			if err != nil {
+				return nil, err
+			}
+			return &service{local: l.(leases.Manager)}, nil
+		},
+	})
 }
 
-func newService(lm leases.Manager) *service {
-	return &service{lm: lm}
+// service serves the Leases API over the local service.
+type service struct {
+	api.UnimplementedLeasesServer
+	local leases.Manager
 }
 
 func (s *service) Register(server *grpc.Server) error {
@@ -30,87 +42,66 @@ func (s *service) Register(server *grpc.Server) error {
 
 // Create makes a lease with the given id, or a random one when it is empty.
 func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.CreateResponse, error) {
-	opts := []leases.Opt{leases.WithLabels(req.Labels)}
-	if req.Id != "" {
-		opts = append(opts, leases.WithID(req.Id))
+	opts := []leases.Opt{leases.WithLabels(req.GetLabels())}
+	if req.GetId() != "" {
+		opts = append(opts, leases.WithID(req.GetId()))
 	}
-	l, err := s.lm.Create(ctx, opts...)
+	l, err := s.local.Create(ctx, opts...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.CreateResponse{Lease: leaseToProto(l)}, nil
+	return &api.CreateResponse{Lease: convert.LeaseToProto(l)}, nil
 }
 
 // Delete removes a lease; with sync it returns once garbage collection has
 // removed what the lease alone held.
 func (s *service) Delete(ctx context.Context, req *api.DeleteRequest) (*emptypb.Empty, error) {
 	var opts []leases.DeleteOpt
-	if req.Sync {
+	if req.GetSync() {
 		opts = append(opts, leases.SynchronousDelete)
 	}
-	if err := s.lm.Delete(ctx, leases.Lease{ID: req.Id}, opts...); err != nil {
+	if err := s.local.Delete(ctx, leases.Lease{ID: req.GetId()}, opts...); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
 	return &emptypb.Empty{}, nil
 }
 
 func (s *service) List(ctx context.Context, req *api.ListRequest) (*api.ListResponse, error) {
-	ls, err := s.lm.List(ctx, req.Filters...)
+	list, err := s.local.List(ctx, req.GetFilters()...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	resp := &api.ListResponse{Leases: make([]*api.Lease, 0, len(ls))}
-	for _, l := range ls {
-		resp.Leases = append(resp.Leases, leaseToProto(l))
+	resp := &api.ListResponse{Leases: make([]*api.Lease, len(list))}
+	for i, l := range list {
+		resp.Leases[i] = convert.LeaseToProto(l)
 	}
 	return resp, nil
 }
 
 func (s *service) AddResource(ctx context.Context, req *api.AddResourceRequest) (*emptypb.Empty, error) {
-	r, err := resourceFromProto(req.Resource)
-	if err != nil {
-		return nil, errdefs.ToGRPC(err)
-	}
-	if err := s.lm.AddResource(ctx, leases.Lease{ID: req.Id}, r); err != nil {
+	r := convert.LeaseResourceFromProto(req.GetResource())
+	if err := s.local.AddResource(ctx, leases.Lease{ID: req.GetId()}, r); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
 	return &emptypb.Empty{}, nil
 }
 
 func (s *service) DeleteResource(ctx context.Context, req *api.DeleteResourceRequest) (*emptypb.Empty, error) {
-	r, err := resourceFromProto(req.Resource)
-	if err != nil {
-		return nil, errdefs.ToGRPC(err)
-	}
-	if err := s.lm.DeleteResource(ctx, leases.Lease{ID: req.Id}, r); err != nil {
+	r := convert.LeaseResourceFromProto(req.GetResource())
+	if err := s.local.DeleteResource(ctx, leases.Lease{ID: req.GetId()}, r); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
 	return &emptypb.Empty{}, nil
 }
 
 func (s *service) ListResources(ctx context.Context, req *api.ListResourcesRequest) (*api.ListResourcesResponse, error) {
-	rs, err := s.lm.ListResources(ctx, leases.Lease{ID: req.Id})
+	rs, err := s.local.ListResources(ctx, leases.Lease{ID: req.GetId()})
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	resp := &api.ListResourcesResponse{Resources: make([]*api.Resource, 0, len(rs))}
-	for _, r := range rs {
-		resp.Resources = append(resp.Resources, &api.Resource{Id: r.ID, Type: r.Type})
+	resp := &api.ListResourcesResponse{Resources: make([]*api.Resource, len(rs))}
+	for i, r := range rs {
+		resp.Resources[i] = convert.LeaseResourceToProto(r)
 	}
 	return resp, nil
-}
-
-func resourceFromProto(r *api.Resource) (leases.Resource, error) {
-	if r == nil {
-		return leases.Resource{}, fmt.Errorf("resource is required: %w", errdefs.ErrInvalidArgument)
-	}
-	return leases.Resource{ID: r.Id, Type: r.Type}, nil
-}
-
-func leaseToProto(l leases.Lease) *api.Lease {
-	return &api.Lease{
-		Id:        l.ID,
-		CreatedAt: timestamppb.New(l.CreatedAt),
-		Labels:    l.Labels,
-	}
 }

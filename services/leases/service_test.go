@@ -3,21 +3,17 @@ package leases
 import (
 	"context"
 	"fmt"
-	"net"
 	"reflect"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	api "github.com/llitfkitfk/containerd/api/services/leases/v1"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
@@ -132,6 +128,9 @@ func (m *fakeManager) DeleteResource(ctx context.Context, l leases.Lease, r leas
 	if err != nil {
 		return err
 	}
+	if r.Type == "" || r.ID == "" {
+		return fmt.Errorf("resource: %w", errdefs.ErrInvalidArgument)
+	}
 	for i, x := range fl.resources {
 		if x == r {
 			fl.resources = append(fl.resources[:i], fl.resources[i+1:]...)
@@ -153,25 +152,8 @@ func (m *fakeManager) ListResources(ctx context.Context, l leases.Lease) ([]leas
 
 func setup(t *testing.T) (*fakeManager, api.LeasesClient) {
 	m := &fakeManager{}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	newService(m).Register(srv)
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); srv.Stop() })
-	return m, api.NewLeasesClient(conn)
-}
-
-func wantCode(t *testing.T, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Fatalf("got %v (%v), want %v", got, err, code)
-	}
+	svc := &service{local: m}
+	return m, api.NewLeasesClient(testutil.Serve(t, svc.Register))
 }
 
 func TestLeases(t *testing.T) {
@@ -190,9 +172,9 @@ func TestLeases(t *testing.T) {
 		t.Fatalf("lease without id: %v %v", anon, err)
 	}
 	_, err = c.Create(ctx, &api.CreateRequest{Id: "l1"})
-	wantCode(t, err, codes.AlreadyExists)
+	testutil.WantCode(t, err, codes.AlreadyExists)
 	_, err = c.Create(context.Background(), &api.CreateRequest{Id: "l2"})
-	wantCode(t, err, codes.FailedPrecondition)
+	testutil.WantCode(t, err, codes.FailedPrecondition)
 
 	ls, err := c.List(ctx, &api.ListRequest{})
 	if err != nil || len(ls.Leases) != 2 || ls.Leases[0].Id != "l1" {
@@ -207,9 +189,9 @@ func TestLeases(t *testing.T) {
 		}
 	}
 	_, err = c.AddResource(ctx, &api.AddResourceRequest{Id: "l1"})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	_, err = c.AddResource(ctx, &api.AddResourceRequest{Id: "absent", Resource: content})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	rs, err := c.ListResources(ctx, &api.ListResourcesRequest{Id: "l1"})
 	if err != nil || len(rs.Resources) != 2 || rs.Resources[0].Id != "sha256:abc" || rs.Resources[1].Type != "ingests" {
 		t.Fatalf("resources %v %v", rs, err)
@@ -222,7 +204,7 @@ func TestLeases(t *testing.T) {
 		t.Fatalf("resources after delete %v", rs)
 	}
 	_, err = c.DeleteResource(ctx, &api.DeleteResourceRequest{Id: "l1"})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 
 	if _, err := c.Delete(ctx, &api.DeleteRequest{Id: "l1", Sync: true}); err != nil {
 		t.Fatal(err)
@@ -231,10 +213,10 @@ func TestLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Delete(ctx, &api.DeleteRequest{Id: "l1"})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	if !reflect.DeepEqual(m.syncs, []bool{true, false}) {
 		t.Fatalf("sync options %v", m.syncs)
 	}
 	_, err = c.ListResources(ctx, &api.ListResourcesRequest{Id: "l1"})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 }

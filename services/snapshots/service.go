@@ -1,38 +1,43 @@
-// Package snapshots serves the Snapshots API over the metadata store's
-// namespaced snapshotters. Every request names its snapshotter; prepares,
-// commits and removals are announced as /snapshot/* events.
 package snapshots
 
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventstypes "github.com/llitfkitfk/containerd/api/events"
+	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/snapshots/v1"
-	"github.com/llitfkitfk/containerd/api/types"
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/events"
-	"github.com/llitfkitfk/containerd/mount"
+	"github.com/llitfkitfk/containerd/plugin"
+	"github.com/llitfkitfk/containerd/services"
 	"github.com/llitfkitfk/containerd/snapshots"
 )
+
+func init() {
+	plugin.Register(&plugin.Registration{
+		Type:     plugin.GRPCPlugin,
+		ID:       "snapshots",
+		Requires: []plugin.Type{plugin.ServicePlugin},
+		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
+			l, err := ic.GetByID(plugin.ServicePlugin, services.SnapshotsService)
+			if err != nil {
+				return nil, err
+			}
+			return &service{snapshotters: l.(map[string]snapshots.Snapshotter)}, nil
+		},
+	})
+}
 
 // listBatch is how many infos one List message carries, as containerd.
 const listBatch = 100
 
+// service serves the Snapshots API over the local service. Every request
+// names its snapshotter.
 type service struct {
 	api.UnimplementedSnapshotsServer
-	// snapshotter returns the snapshotter of a name, or nil.
-	snapshotter func(name string) snapshots.Snapshotter
-	publisher   events.Publisher
-}
-
-func newService(snapshotter func(string) snapshots.Snapshotter, publisher events.Publisher) *service {
-	return &service{snapshotter: snapshotter, publisher: publisher}
+	snapshotters map[string]snapshots.Snapshotter
 }
 
 func (s *service) Register(server *grpc.Server) error {
@@ -46,8 +51,8 @@ func (s *service) get(name string) (snapshots.Snapshotter, error) {
 	if name == "" {
 		return nil, fmt.Errorf("snapshotter argument missing: %w", errdefs.ErrInvalidArgument)
 	}
-	sn := s.snapshotter(name)
-	if sn == nil {
+	sn, ok := s.snapshotters[name]
+	if !ok {
 		return nil, fmt.Errorf("snapshotter not loaded: %s: %w", name, errdefs.ErrInvalidArgument)
 	}
 	return sn, nil
@@ -69,10 +74,7 @@ func (s *service) Prepare(ctx context.Context, req *api.PrepareSnapshotRequest) 
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	events.Announce(ctx, s.publisher, "/snapshot/prepare", &eventstypes.SnapshotPrepare{
-		Key: req.Key, Parent: req.Parent, Snapshotter: req.Snapshotter,
-	})
-	return &api.PrepareSnapshotResponse{Mounts: mountsToProto(mounts)}, nil
+	return &api.PrepareSnapshotResponse{Mounts: convert.MountsToProto(mounts)}, nil
 }
 
 func (s *service) View(ctx context.Context, req *api.ViewSnapshotRequest) (*api.ViewSnapshotResponse, error) {
@@ -84,7 +86,7 @@ func (s *service) View(ctx context.Context, req *api.ViewSnapshotRequest) (*api.
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.ViewSnapshotResponse{Mounts: mountsToProto(mounts)}, nil
+	return &api.ViewSnapshotResponse{Mounts: convert.MountsToProto(mounts)}, nil
 }
 
 func (s *service) Mounts(ctx context.Context, req *api.MountsRequest) (*api.MountsResponse, error) {
@@ -96,7 +98,7 @@ func (s *service) Mounts(ctx context.Context, req *api.MountsRequest) (*api.Moun
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.MountsResponse{Mounts: mountsToProto(mounts)}, nil
+	return &api.MountsResponse{Mounts: convert.MountsToProto(mounts)}, nil
 }
 
 // Commit refuses a parent: newer clients send one to rebase the snapshot
@@ -112,9 +114,6 @@ func (s *service) Commit(ctx context.Context, req *api.CommitSnapshotRequest) (*
 	if err := sn.Commit(ctx, req.Name, req.Key, labelOpts(req.Labels)...); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	events.Announce(ctx, s.publisher, "/snapshot/commit", &eventstypes.SnapshotCommit{
-		Key: req.Key, Name: req.Name, Snapshotter: req.Snapshotter,
-	})
 	return &emptypb.Empty{}, nil
 }
 
@@ -126,9 +125,6 @@ func (s *service) Remove(ctx context.Context, req *api.RemoveSnapshotRequest) (*
 	if err := sn.Remove(ctx, req.Key); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	events.Announce(ctx, s.publisher, "/snapshot/remove", &eventstypes.SnapshotRemove{
-		Key: req.Key, Snapshotter: req.Snapshotter,
-	})
 	return &emptypb.Empty{}, nil
 }
 
@@ -141,7 +137,7 @@ func (s *service) Stat(ctx context.Context, req *api.StatSnapshotRequest) (*api.
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.StatSnapshotResponse{Info: infoToProto(info)}, nil
+	return &api.StatSnapshotResponse{Info: convert.SnapshotInfoToProto(info)}, nil
 }
 
 // Update changes labels; the field mask goes to the snapshotter, which
@@ -154,11 +150,11 @@ func (s *service) Update(ctx context.Context, req *api.UpdateSnapshotRequest) (*
 	if req.Info == nil {
 		return nil, errdefs.ToGRPC(fmt.Errorf("info is required: %w", errdefs.ErrInvalidArgument))
 	}
-	info, err := sn.Update(ctx, infoFromProto(req.Info), req.GetUpdateMask().GetPaths()...)
+	info, err := sn.Update(ctx, convert.SnapshotInfoFromProto(req.Info), req.GetUpdateMask().GetPaths()...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	return &api.UpdateSnapshotResponse{Info: infoToProto(info)}, nil
+	return &api.UpdateSnapshotResponse{Info: convert.SnapshotInfoToProto(info)}, nil
 }
 
 // List streams the matching snapshots, listBatch to a message.
@@ -174,7 +170,7 @@ func (s *service) List(req *api.ListSnapshotsRequest, stream api.Snapshots_ListS
 		return err
 	}
 	err = sn.Walk(stream.Context(), func(_ context.Context, info snapshots.Info) error {
-		batch = append(batch, infoToProto(info))
+		batch = append(batch, convert.SnapshotInfoToProto(info))
 		if len(batch) == listBatch {
 			return send()
 		}
@@ -211,43 +207,4 @@ func (s *service) Cleanup(ctx context.Context, req *api.CleanupRequest) (*emptyp
 		return nil, errdefs.ToGRPC(err)
 	}
 	return &emptypb.Empty{}, nil
-}
-
-func mountsToProto(mounts []mount.Mount) []*types.Mount {
-	out := make([]*types.Mount, len(mounts))
-	for i, m := range mounts {
-		out[i] = &types.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options}
-	}
-	return out
-}
-
-// The kinds' values are the API's, so they convert as numbers.
-
-func infoToProto(info snapshots.Info) *api.Info {
-	return &api.Info{
-		Name:      info.Name,
-		Parent:    info.Parent,
-		Kind:      api.Kind(info.Kind),
-		CreatedAt: timestamppb.New(info.Created),
-		UpdatedAt: timestamppb.New(info.Updated),
-		Labels:    info.Labels,
-	}
-}
-
-func infoFromProto(info *api.Info) snapshots.Info {
-	return snapshots.Info{
-		Name:    info.Name,
-		Parent:  info.Parent,
-		Kind:    snapshots.Kind(info.Kind),
-		Created: fromTimestamp(info.CreatedAt),
-		Updated: fromTimestamp(info.UpdatedAt),
-		Labels:  info.Labels,
-	}
-}
-
-func fromTimestamp(ts *timestamppb.Timestamp) time.Time {
-	if ts == nil {
-		return time.Time{}
-	}
-	return ts.AsTime()
 }

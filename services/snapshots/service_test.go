@@ -5,59 +5,26 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	eventstypes "github.com/llitfkitfk/containerd/api/events"
 	api "github.com/llitfkitfk/containerd/api/services/snapshots/v1"
-	"github.com/llitfkitfk/containerd/events"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/metadata"
-	"github.com/llitfkitfk/containerd/namespaces"
 	"github.com/llitfkitfk/containerd/snapshots"
 	"github.com/llitfkitfk/containerd/snapshots/naive"
 )
-
-type published struct {
-	ns, topic string
-	event     events.Event
-}
-
-type fakePublisher struct {
-	mu     sync.Mutex
-	events []published
-}
-
-func (p *fakePublisher) Publish(ctx context.Context, topic string, ev events.Event) error {
-	ns, _ := namespaces.Namespace(ctx)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.events = append(p.events, published{ns, topic, ev})
-	return nil
-}
-
-func (p *fakePublisher) take() []published {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	evs := p.events
-	p.events = nil
-	return evs
-}
 
 // uncleanable hides the Cleanup of the snapshotter it wraps.
 type uncleanable struct{ snapshots.Snapshotter }
 
 type fixture struct {
 	client api.SnapshotsClient
-	pub    *fakePublisher
+	pub    *testutil.Publisher
 }
 
 // newFixture serves a metadata DB with one naive snapshotter, named
@@ -75,48 +42,19 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	lookup := func(name string) snapshots.Snapshotter {
-		if name == "plain" {
-			return uncleanable{db.Snapshotter("naive")}
-		}
-		return db.Snapshotter(name)
-	}
 
-	f := &fixture{pub: &fakePublisher{}}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	if err := newService(lookup, f.pub).Register(srv); err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-	})
-	f.client = api.NewSnapshotsClient(conn)
+	f := &fixture{pub: &testutil.Publisher{}}
+	svc := &service{snapshotters: NewLocal(map[string]snapshots.Snapshotter{
+		"naive": db.Snapshotter("naive"),
+		"plain": uncleanable{db.Snapshotter("naive")},
+	}, f.pub)}
+	f.client = api.NewSnapshotsClient(testutil.Serve(t, svc.Register))
 	return f
-}
-
-func nsCtx(ns string) context.Context {
-	return namespaces.WithNamespace(context.Background(), ns)
-}
-
-func wantCode(t *testing.T, what string, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Errorf("%s: got %v (%v), want %v", what, got, err, code)
-	}
 }
 
 func TestLifecycle(t *testing.T) {
 	f := newFixture(t)
-	ctx := nsCtx("test")
+	ctx := testutil.NS("test")
 
 	prep, err := f.client.Prepare(ctx, &api.PrepareSnapshotRequest{Snapshotter: "naive", Key: "k", Labels: map[string]string{"a": "1"}})
 	if err != nil {
@@ -171,7 +109,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	_, err = f.client.Remove(ctx, &api.RemoveSnapshotRequest{Snapshotter: "naive", Key: "c"})
-	wantCode(t, "remove with children", err, codes.FailedPrecondition)
+	testutil.CheckCode(t, "remove with children", err, codes.FailedPrecondition)
 	for _, k := range []string{"child", "v", "c"} {
 		if _, err := f.client.Remove(ctx, &api.RemoveSnapshotRequest{Snapshotter: "naive", Key: k}); err != nil {
 			t.Fatalf("remove %s: %v", k, err)
@@ -182,19 +120,19 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	var got []string
-	for _, ev := range f.pub.take() {
-		if ev.ns != "test" {
-			t.Errorf("event in namespace %q", ev.ns)
+	for _, ev := range f.pub.Take() {
+		if ev.Namespace != "test" {
+			t.Errorf("event in namespace %q", ev.Namespace)
 		}
-		switch e := ev.event.(type) {
+		switch e := ev.Event.(type) {
 		case *eventstypes.SnapshotPrepare:
-			got = append(got, fmt.Sprintf("%s %s %s %s", ev.topic, e.Key, e.Parent, e.Snapshotter))
+			got = append(got, fmt.Sprintf("%s %s %s %s", ev.Topic, e.Key, e.Parent, e.Snapshotter))
 		case *eventstypes.SnapshotCommit:
-			got = append(got, fmt.Sprintf("%s %s %s %s", ev.topic, e.Key, e.Name, e.Snapshotter))
+			got = append(got, fmt.Sprintf("%s %s %s %s", ev.Topic, e.Key, e.Name, e.Snapshotter))
 		case *eventstypes.SnapshotRemove:
-			got = append(got, fmt.Sprintf("%s %s %s", ev.topic, e.Key, e.Snapshotter))
+			got = append(got, fmt.Sprintf("%s %s %s", ev.Topic, e.Key, e.Snapshotter))
 		default:
-			t.Errorf("unexpected event %T on %s", e, ev.topic)
+			t.Errorf("unexpected event %T on %s", e, ev.Topic)
 		}
 	}
 	want := []string{
@@ -212,28 +150,28 @@ func TestLifecycle(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	f := newFixture(t)
-	ctx := nsCtx("test")
+	ctx := testutil.NS("test")
 
 	_, err := f.client.Prepare(ctx, &api.PrepareSnapshotRequest{Key: "k"})
-	wantCode(t, "no snapshotter", err, codes.InvalidArgument)
+	testutil.CheckCode(t, "no snapshotter", err, codes.InvalidArgument)
 	_, err = f.client.Stat(ctx, &api.StatSnapshotRequest{Snapshotter: "nope", Key: "k"})
-	wantCode(t, "unknown snapshotter", err, codes.InvalidArgument)
+	testutil.CheckCode(t, "unknown snapshotter", err, codes.InvalidArgument)
 	_, err = f.client.Stat(ctx, &api.StatSnapshotRequest{Snapshotter: "naive", Key: "k"})
-	wantCode(t, "stat missing", err, codes.NotFound)
+	testutil.CheckCode(t, "stat missing", err, codes.NotFound)
 	_, err = f.client.Stat(context.Background(), &api.StatSnapshotRequest{Snapshotter: "naive", Key: "k"})
-	wantCode(t, "no namespace", err, codes.FailedPrecondition)
+	testutil.CheckCode(t, "no namespace", err, codes.FailedPrecondition)
 	_, err = f.client.Prepare(ctx, &api.PrepareSnapshotRequest{Snapshotter: "naive", Key: "k", Parent: "missing"})
-	wantCode(t, "missing parent", err, codes.NotFound)
+	testutil.CheckCode(t, "missing parent", err, codes.NotFound)
 	_, err = f.client.Update(ctx, &api.UpdateSnapshotRequest{Snapshotter: "naive"})
-	wantCode(t, "update without info", err, codes.InvalidArgument)
+	testutil.CheckCode(t, "update without info", err, codes.InvalidArgument)
 
 	if _, err := f.client.Prepare(ctx, &api.PrepareSnapshotRequest{Snapshotter: "naive", Key: "k"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.client.Prepare(ctx, &api.PrepareSnapshotRequest{Snapshotter: "naive", Key: "k"})
-	wantCode(t, "prepare twice", err, codes.AlreadyExists)
+	testutil.CheckCode(t, "prepare twice", err, codes.AlreadyExists)
 	_, err = f.client.Commit(ctx, &api.CommitSnapshotRequest{Snapshotter: "naive", Name: "c", Key: "k", Parent: "p"})
-	wantCode(t, "commit with a parent", err, codes.Unimplemented)
+	testutil.CheckCode(t, "commit with a parent", err, codes.Unimplemented)
 	if _, err := f.client.Commit(ctx, &api.CommitSnapshotRequest{Snapshotter: "naive", Name: "c", Key: "k"}); err != nil {
 		t.Fatal(err)
 	}
@@ -241,20 +179,20 @@ func TestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.client.Commit(ctx, &api.CommitSnapshotRequest{Snapshotter: "naive", Name: "c", Key: "k2"})
-	wantCode(t, "commit to an existing name", err, codes.AlreadyExists)
+	testutil.CheckCode(t, "commit to an existing name", err, codes.AlreadyExists)
 	_, err = f.client.Mounts(ctx, &api.MountsRequest{Snapshotter: "naive", Key: "c"})
-	wantCode(t, "mounts of a committed snapshot", err, codes.FailedPrecondition)
+	testutil.CheckCode(t, "mounts of a committed snapshot", err, codes.FailedPrecondition)
 	_, err = f.client.Update(ctx, &api.UpdateSnapshotRequest{Snapshotter: "naive", Info: &api.Info{Name: "c"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"kind"}}})
-	wantCode(t, "update of kind", err, codes.InvalidArgument)
+	testutil.CheckCode(t, "update of kind", err, codes.InvalidArgument)
 	_, err = f.client.Cleanup(ctx, &api.CleanupRequest{Snapshotter: "plain"})
-	wantCode(t, "cleanup of a snapshotter that cannot", err, codes.Unimplemented)
+	testutil.CheckCode(t, "cleanup of a snapshotter that cannot", err, codes.Unimplemented)
 
 	ls, err := f.client.List(ctx, &api.ListSnapshotsRequest{Snapshotter: "naive", Filters: []string{"kind=="}})
 	if err == nil {
 		_, err = ls.Recv()
 	}
-	wantCode(t, "list with a bad filter", err, codes.InvalidArgument)
-	if evs := f.pub.take(); len(evs) != 3 {
+	testutil.CheckCode(t, "list with a bad filter", err, codes.InvalidArgument)
+	if evs := f.pub.Take(); len(evs) != 3 {
 		t.Errorf("events of failures published: %v", evs)
 	}
 }
@@ -282,13 +220,13 @@ func list(t *testing.T, c api.SnapshotsClient, ctx context.Context, req *api.Lis
 
 func TestListBatchesAndNamespaces(t *testing.T) {
 	f := newFixture(t)
-	ctx := nsCtx("test")
+	ctx := testutil.NS("test")
 	for i := range 201 {
 		if _, err := f.client.Prepare(ctx, &api.PrepareSnapshotRequest{Snapshotter: "naive", Key: fmt.Sprintf("k%03d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := f.client.Prepare(nsCtx("other"), &api.PrepareSnapshotRequest{Snapshotter: "naive", Key: "elsewhere"}); err != nil {
+	if _, err := f.client.Prepare(testutil.NS("other"), &api.PrepareSnapshotRequest{Snapshotter: "naive", Key: "elsewhere"}); err != nil {
 		t.Fatal(err)
 	}
 	names, batches := list(t, f.client, ctx, &api.ListSnapshotsRequest{Snapshotter: "naive"})
@@ -299,11 +237,11 @@ func TestListBatchesAndNamespaces(t *testing.T) {
 	if fmt.Sprint(names) != "[k007 k123]" {
 		t.Errorf("filtered list %v", names)
 	}
-	names, _ = list(t, f.client, nsCtx("other"), &api.ListSnapshotsRequest{Snapshotter: "naive"})
+	names, _ = list(t, f.client, testutil.NS("other"), &api.ListSnapshotsRequest{Snapshotter: "naive"})
 	if fmt.Sprint(names) != "[elsewhere]" {
 		t.Errorf("other namespace lists %v", names)
 	}
-	names, batches = list(t, f.client, nsCtx("empty"), &api.ListSnapshotsRequest{Snapshotter: "naive"})
+	names, batches = list(t, f.client, testutil.NS("empty"), &api.ListSnapshotsRequest{Snapshotter: "naive"})
 	if len(names) != 0 || len(batches) != 0 {
 		t.Errorf("empty namespace lists %v in %v", names, batches)
 	}

@@ -3,18 +3,13 @@ package tasks
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -23,6 +18,7 @@ import (
 	tasktypes "github.com/llitfkitfk/containerd/api/types/task"
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/metadata"
 	"github.com/llitfkitfk/containerd/mount"
 	"github.com/llitfkitfk/containerd/namespaces"
@@ -220,33 +216,11 @@ func setup(t *testing.T) (*fakeRuntime, containers.Store, api.TasksClient) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { db.Close() })
 	rt := &fakeRuntime{tasks: map[string]*fakeTask{}}
 	store := metadata.NewContainerStore(db)
-	sn := func(name string) snapshots.Snapshotter {
-		if name == "fake" {
-			return fakeSnapshotter{}
-		}
-		return nil
-	}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	newService(rt, store, sn).Register(srv)
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); srv.Stop(); db.Close() })
-	return rt, store, api.NewTasksClient(conn)
-}
-
-func wantCode(t *testing.T, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Fatalf("got %v (%v), want %v", got, err, code)
-	}
+	svc := &service{local: NewLocal(rt, store, map[string]snapshots.Snapshotter{"fake": fakeSnapshotter{}})}
+	return rt, store, api.NewTasksClient(testutil.Serve(t, svc.Register))
 }
 
 var (
@@ -309,17 +283,17 @@ func TestCreate(t *testing.T) {
 	}
 
 	_, err = c.Create(ctx, &api.CreateTaskRequest{ContainerId: "c2"})
-	wantCode(t, err, codes.AlreadyExists)
+	testutil.WantCode(t, err, codes.AlreadyExists)
 	_, err = c.Create(ctx, &api.CreateTaskRequest{ContainerId: "nope"})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	_, err = c.Create(ctx, &api.CreateTaskRequest{ContainerId: "c3"})
-	wantCode(t, err, codes.FailedPrecondition)
+	testutil.WantCode(t, err, codes.FailedPrecondition)
 	_, err = c.Create(ctx, &api.CreateTaskRequest{ContainerId: "c4"})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	_, err = c.Create(ctx, &api.CreateTaskRequest{ContainerId: "c4", Checkpoint: &types.Descriptor{Digest: "sha256:x"}})
-	wantCode(t, err, codes.Unimplemented)
+	testutil.WantCode(t, err, codes.Unimplemented)
 	_, err = c.Create(context.Background(), &api.CreateTaskRequest{ContainerId: "c1"})
-	wantCode(t, err, codes.FailedPrecondition)
+	testutil.WantCode(t, err, codes.FailedPrecondition)
 }
 
 func TestLifecycle(t *testing.T) {
@@ -337,7 +311,10 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := got.Process; p.Id != "c1" || p.ContainerId != "c1" || p.Pid != 100 || p.Status != tasktypes.Status_CREATED || p.ExitedAt != nil {
+	if p := got.Process; p.Id != "c1" || p.ContainerId != "c1" || p.Pid != 100 || p.Status != tasktypes.Status_CREATED ||
+		p.ExitedAt == nil || !p.ExitedAt.AsTime().IsZero() {
+		// As containerd, a process that has not exited has the zero time,
+		// which clients read back as such; no timestamp reads as 1970.
 		t.Fatalf("get %v", p)
 	}
 	task, err := rt.Get(ctx, "c1")
@@ -369,23 +346,23 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("list running %v %v", list, err)
 	}
 	_, err = c.List(ctx, &api.ListTasksRequest{Filter: "status=="})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	if list, _ := c.List(namespaces.WithNamespace(context.Background(), "other"), &api.ListTasksRequest{}); len(list.Tasks) != 0 {
 		t.Fatalf("list in another namespace %v", list)
 	}
 
 	// An exec'd process.
 	_, err = c.Exec(ctx, &api.ExecProcessRequest{ContainerId: "c1", Spec: spec})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	_, err = c.Exec(ctx, &api.ExecProcessRequest{ContainerId: "c1", ExecId: "e1"})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 	if _, err := c.Exec(ctx, &api.ExecProcessRequest{ContainerId: "c1", ExecId: "e1", Spec: spec, Stdout: "/o"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Exec(ctx, &api.ExecProcessRequest{ContainerId: "c1", ExecId: "e1", Spec: spec})
-	wantCode(t, err, codes.AlreadyExists)
+	testutil.WantCode(t, err, codes.AlreadyExists)
 	_, err = c.Exec(ctx, &api.ExecProcessRequest{ContainerId: "nope", ExecId: "e1", Spec: spec})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	if start, err := c.Start(ctx, &api.StartRequest{ContainerId: "c1", ExecId: "e1"}); err != nil || start.Pid != 200 {
 		t.Fatalf("start exec %v %v", start, err)
 	}
@@ -393,7 +370,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("get exec %v %v", got, err)
 	}
 	_, err = c.Get(ctx, &api.GetRequest{ContainerId: "c1", ExecId: "e2"})
-	wantCode(t, err, codes.NotFound)
+	testutil.WantCode(t, err, codes.NotFound)
 	if _, err := c.Kill(ctx, &api.KillRequest{ContainerId: "c1", ExecId: "e1", Signal: 9}); err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +381,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("delete exec %v %v", d, err)
 	}
 	_, err = c.DeleteProcess(ctx, &api.DeleteProcessRequest{ContainerId: "c1"})
-	wantCode(t, err, codes.InvalidArgument)
+	testutil.WantCode(t, err, codes.InvalidArgument)
 
 	if _, err := c.Pause(ctx, &api.PauseTaskRequest{ContainerId: "c1"}); err != nil {
 		t.Fatal(err)
@@ -420,7 +397,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("pids %v %v", pids, err)
 	}
 	_, err = c.Checkpoint(ctx, &api.CheckpointTaskRequest{ContainerId: "c1"})
-	wantCode(t, err, codes.Unimplemented)
+	testutil.WantCode(t, err, codes.Unimplemented)
 	if _, err := c.Update(ctx, &api.UpdateTaskRequest{ContainerId: "c1", Resources: rtOpts}); err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +418,7 @@ func TestLifecycle(t *testing.T) {
 
 	// A running task cannot be deleted; a stopped one reports its exit.
 	_, err = c.Delete(ctx, &api.DeleteTaskRequest{ContainerId: "c1"})
-	wantCode(t, err, codes.FailedPrecondition)
+	testutil.WantCode(t, err, codes.FailedPrecondition)
 	if _, err := c.Kill(ctx, &api.KillRequest{ContainerId: "c1", Signal: 15, All: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -461,6 +438,6 @@ func TestLifecycle(t *testing.T) {
 		func() error { _, err := c.Pause(ctx, &api.PauseTaskRequest{ContainerId: "c1"}); return err },
 		func() error { _, err := c.ListPids(ctx, &api.ListPidsRequest{ContainerId: "c1"}); return err },
 	} {
-		wantCode(t, call(), codes.NotFound)
+		testutil.WantCode(t, call(), codes.NotFound)
 	}
 }

@@ -1,14 +1,17 @@
+// Package leases holds the leases service: the local service, which is the
+// metadata store's lease manager, and its gRPC adapter.
 package leases
 
 import (
 	"github.com/llitfkitfk/containerd/metadata"
 	"github.com/llitfkitfk/containerd/plugin"
+	"github.com/llitfkitfk/containerd/services"
 )
 
 func init() {
 	plugin.Register(&plugin.Registration{
-		Type: plugin.GRPCPlugin,
-		ID:   "leases",
+		Type: plugin.ServicePlugin,
+		ID:   services.LeasesService,
 		// After the collector too, which synchronous deletes wait for.
 		Requires: []plugin.Type{plugin.MetadataPlugin, plugin.GCPlugin},
 		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
@@ -16,7 +19,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return newService(metadata.NewLeaseManager(m.(*metadata.DB))), nil
+			return metadata.NewLeaseManager(m.(*metadata.DB)), nil
 		},
 	})
 }
