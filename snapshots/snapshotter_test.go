@@ -3,7 +3,6 @@ package snapshots
 import (
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"testing"
 )
 
@@ -63,15 +62,5 @@ func TestFilterInheritedLabels(t *testing.T) {
 	}
 	if FilterInheritedLabels(nil) != nil {
 		t.Error("nil labels filtered to non-nil")
-	}
-}
-
-func TestDefaultPlatform(t *testing.T) {
-	p := DefaultPlatform()
-	if p.OS != runtime.GOOS || p.Architecture != runtime.GOARCH {
-		t.Errorf("platform %+v", p)
-	}
-	if (runtime.GOARCH == "arm64") != (p.Variant == "v8") {
-		t.Errorf("variant %q on %s", p.Variant, runtime.GOARCH)
 	}
 }

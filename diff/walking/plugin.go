@@ -3,11 +3,11 @@ package walking
 import (
 	"fmt"
 
+	"github.com/containerd/platforms"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/diff"
 	"github.com/llitfkitfk/containerd/diff/apply"
 	"github.com/llitfkitfk/containerd/plugin"
-	"github.com/llitfkitfk/containerd/snapshots"
 )
 
 func init() {
@@ -30,7 +30,7 @@ func init() {
 			if cs == nil {
 				return nil, fmt.Errorf("metadata plugin has no content store: %w", plugin.ErrSkipPlugin)
 			}
-			ic.Meta.Platforms = append(ic.Meta.Platforms, snapshots.DefaultPlatform())
+			ic.Meta.Platforms = append(ic.Meta.Platforms, platforms.Normalize(platforms.DefaultSpec()))
 			return Differ{
 				Comparer: NewWalkingDiff(cs),
 				Applier:  apply.NewFileSystemApplier(cs),

@@ -2,9 +2,8 @@ package v2
 
 import (
 	"fmt"
-	goruntime "runtime"
-	"strings"
 
+	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/llitfkitfk/containerd/errdefs"
@@ -26,7 +25,7 @@ func init() {
 	plugin.Register(&plugin.Registration{
 		Type:   plugin.RuntimePluginV2,
 		ID:     "task",
-		Config: &Config{Platforms: []string{goruntime.GOOS + "/" + goruntime.GOARCH}},
+		Config: &Config{Platforms: []string{platforms.DefaultString()}},
 		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
 			config := ic.Config.(*Config)
 			platforms, err := parsePlatforms(config.Platforms)
@@ -46,19 +45,17 @@ func init() {
 	})
 }
 
-// parsePlatforms parses "os/arch" and "os/arch/variant" specifiers.
+// parsePlatforms parses "os/arch[/variant]" specifiers as containerd does,
+// normalized ("aarch64" is "arm64/v8"), so that they compare equal to the
+// platforms the snapshotters report for the same machine.
 func parsePlatforms(specs []string) ([]ocispec.Platform, error) {
 	out := make([]ocispec.Platform, 0, len(specs))
 	for _, s := range specs {
-		parts := strings.Split(strings.ToLower(s), "/")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return nil, fmt.Errorf("platform %q: want os/arch[/variant]: %w", s, errdefs.ErrInvalidArgument)
+		p, err := platforms.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("platform %q: %v: %w", s, err, errdefs.ErrInvalidArgument)
 		}
-		p := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
-		if len(parts) == 3 {
-			p.Variant = parts[2]
-		}
-		out = append(out, p)
+		out = append(out, platforms.Normalize(p))
 	}
 	return out, nil
 }

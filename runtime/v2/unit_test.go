@@ -3,13 +3,17 @@ package v2
 import (
 	"bytes"
 	"os/exec"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/containerd/platforms"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/plugin"
 )
 
 func TestBinaryName(t *testing.T) {
@@ -55,14 +59,41 @@ func TestParseAddress(t *testing.T) {
 }
 
 func TestParsePlatforms(t *testing.T) {
-	ps, err := parsePlatforms([]string{"linux/amd64", "Linux/ARM64/v8"})
-	if err != nil || len(ps) != 2 || ps[0].OS != "linux" || ps[0].Architecture != "amd64" || ps[1].Variant != "v8" {
-		t.Errorf("parsePlatforms = %+v, %v", ps, err)
+	// Normalized as containerd's clients compare them: v8 is arm64's
+	// only variant, so it is left out, and aarch64 is arm64.
+	ps, err := parsePlatforms([]string{"linux/amd64", "Linux/ARM64/v8", "linux/aarch64", "linux/arm/v7"})
+	want := []ocispec.Platform{
+		{OS: "linux", Architecture: "amd64"},
+		{OS: "linux", Architecture: "arm64"},
+		{OS: "linux", Architecture: "arm64"},
+		{OS: "linux", Architecture: "arm", Variant: "v7"},
 	}
-	for _, bad := range []string{"linux", "/amd64", "linux/", "a/b/c/d"} {
+	if err != nil || !reflect.DeepEqual(ps, want) {
+		t.Errorf("parsePlatforms = %+v, %v; want %+v", ps, err, want)
+	}
+	for _, bad := range []string{"/amd64", "linux/", "a/b/c/d", "linux/amd64/v2/x"} {
 		if _, err := parsePlatforms([]string{bad}); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("parsePlatforms(%q): %v", bad, err)
 		}
+	}
+}
+
+// The runtime's default platform is the one the snapshotters and the
+// differ report, variant and all, so that a client matching an image's
+// platform against either finds the same answer.
+func TestDefaultPlatformIsTheSnapshottersOne(t *testing.T) {
+	var def []string
+	for _, r := range plugin.Registrations() {
+		if r.URI() == "io.containerd.runtime.v2.task" {
+			def = r.Config.(*Config).Platforms
+		}
+	}
+	ps, err := parsePlatforms(def)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("default platforms %q: %v, %v", def, ps, err)
+	}
+	if want := platforms.Normalize(platforms.DefaultSpec()); !reflect.DeepEqual(ps[0], want) {
+		t.Errorf("runtime platform %+v, snapshotters' %+v", ps[0], want)
 	}
 }
 

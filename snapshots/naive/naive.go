@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/containerd/platforms"
 	"github.com/llitfkitfk/containerd/mount"
 	"github.com/llitfkitfk/containerd/plugin"
 	"github.com/llitfkitfk/containerd/snapshots"
@@ -20,7 +21,7 @@ func init() {
 		Type: plugin.SnapshotPlugin,
 		ID:   "naive",
 		InitFn: func(ic *plugin.InitContext) (interface{}, error) {
-			ic.Meta.Platforms = append(ic.Meta.Platforms, snapshots.DefaultPlatform())
+			ic.Meta.Platforms = append(ic.Meta.Platforms, platforms.Normalize(platforms.DefaultSpec()))
 			return NewSnapshotter(ic.Root)
 		},
 	})

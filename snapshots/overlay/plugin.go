@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/containerd/platforms"
 	"github.com/llitfkitfk/containerd/plugin"
-	"github.com/llitfkitfk/containerd/snapshots"
 )
 
 // Config is the plugin's section of the daemon's config file.
@@ -25,7 +25,7 @@ func init() {
 }
 
 func initPlugin(ic *plugin.InitContext) (interface{}, error) {
-	ic.Meta.Platforms = append(ic.Meta.Platforms, snapshots.DefaultPlatform())
+	ic.Meta.Platforms = append(ic.Meta.Platforms, platforms.Normalize(platforms.DefaultSpec()))
 	root := ic.Root
 	if c, ok := ic.Config.(*Config); ok && c.RootPath != "" {
 		root = c.RootPath
