@@ -53,6 +53,8 @@ var readBufs = sync.Pool{New: func() any {
 type service struct {
 	api.UnimplementedContentServer
 	store content.Store
+	// active are the ingests of the open Write streams.
+	active activeIngests
 }
 
 func newService(store content.Store) *service {
@@ -179,7 +181,9 @@ func (s *service) read(req *api.ReadContentRequest, stream api.Content_ReadServe
 	return nil
 }
 
+// Status reports an ingest, with every write its stream has acknowledged.
 func (s *service) Status(ctx context.Context, req *api.StatusRequest) (*api.StatusResponse, error) {
+	s.active.flush(ctx, req.Ref)
 	st, err := s.store.Status(ctx, req.Ref)
 	if err != nil {
 		return nil, errdefs.ToGRPCf(err, "could not get status for ref %q", req.Ref)
@@ -188,6 +192,7 @@ func (s *service) Status(ctx context.Context, req *api.StatusRequest) (*api.Stat
 }
 
 func (s *service) ListStatuses(ctx context.Context, req *api.ListStatusesRequest) (*api.ListStatusesResponse, error) {
+	s.active.flush(ctx, "")
 	statuses, err := s.store.ListStatuses(ctx, req.Filters...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)

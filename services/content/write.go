@@ -1,6 +1,7 @@
 package content
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/namespaces"
 )
 
 // writeBehind is how many received chunks may wait for the store while the
@@ -49,8 +51,11 @@ var writeBehind = 2
 // answers carry no digest, since with write-behind the digest of the data
 // just received is not known yet (STAT and COMMIT answers do).
 //
-// However the stream ends, what was acknowledged is written and the
-// ingest's lock released; without a COMMIT the ingest stays, resumable.
+// What was acknowledged is what every other call sees: a Status or
+// ListStatuses of the ref waits for the chunks its stream has answered and
+// not yet written. However the stream ends, what was acknowledged is
+// written and the ingest's lock released; without a COMMIT the ingest
+// stays, resumable.
 func (s *service) Write(stream api.Content_WriteServer) error {
 	err := s.write(stream)
 	switch code := errdefs.Code(err); code {
@@ -95,7 +100,12 @@ func (s *service) write(stream api.Content_WriteServer) error {
 		wr.Close()
 		return err
 	}
-	defer w.close()
+	// The writer holds the ref's lock, so this stream is its only one.
+	key := s.active.add(ctx, ref, w)
+	defer func() {
+		w.close() // writes what was acknowledged before others stop waiting
+		s.active.remove(key, w)
+	}()
 
 	var resp api.WriteContentResponse
 	for {
@@ -185,7 +195,8 @@ func (s *service) write(stream api.Content_WriteServer) error {
 }
 
 // ingest is an open content.Writer with the write-behind queue in front of
-// it. Only the stream's goroutine calls its methods; while chunks are
+// it. Only the stream's goroutine calls its methods, but flush, which
+// waits for the queue, may be called from any goroutine. While chunks are
 // queued the writer belongs to the worker goroutine, so every method that
 // touches the writer directly drains the queue first.
 type ingest struct {
@@ -193,11 +204,20 @@ type ingest struct {
 	// offset counts the bytes accepted: written or queued.
 	offset int64
 
-	queue   chan []byte
-	pending sync.WaitGroup // chunks queued and not yet written
-	failed  atomic.Pointer[error]
-	done    chan struct{} // closed when the worker has exited
-	closed  bool
+	queue  chan []byte
+	failed atomic.Pointer[error]
+	done   chan struct{} // closed when the worker has exited
+	closed bool
+
+	// queued and settled count the bytes put on the queue and the bytes
+	// the worker has taken off it, written or (after a failure)
+	// discarded; settled catching up with queued is what drain waits for.
+	// They count bytes rather than chunks so that a waiter needs no more
+	// than the two numbers, whatever happens to the queue meanwhile.
+	mu      sync.Mutex
+	settle  sync.Cond // broadcast when settled grows
+	queued  int64
+	settled int64
 }
 
 func newIngest(wr content.Writer) (*ingest, error) {
@@ -206,6 +226,7 @@ func newIngest(wr content.Writer) (*ingest, error) {
 		return nil, err
 	}
 	w := &ingest{wr: wr, offset: st.Offset}
+	w.settle.L = &w.mu
 	if writeBehind > 0 {
 		w.queue = make(chan []byte, writeBehind)
 		w.done = make(chan struct{})
@@ -224,7 +245,10 @@ func (w *ingest) run() {
 				w.fail(err)
 			}
 		}
-		w.pending.Done()
+		w.mu.Lock()
+		w.settled += int64(len(p))
+		w.settle.Broadcast()
+		w.mu.Unlock()
 	}
 }
 
@@ -264,10 +288,22 @@ func (w *ingest) write(p []byte) error {
 	if err := w.err(); err != nil {
 		return err
 	}
-	w.pending.Add(1)
+	w.mu.Lock()
+	w.queued += int64(len(p))
+	w.mu.Unlock()
 	w.queue <- p
 	w.offset += int64(len(p))
 	return nil
+}
+
+// flush waits until every chunk queued before the call is written, or
+// given up after a failure. Any goroutine may call it.
+func (w *ingest) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for target := w.queued; w.settled < target; {
+		w.settle.Wait()
+	}
 }
 
 // drain waits until every queued chunk is written.
@@ -275,7 +311,7 @@ func (w *ingest) drain() error {
 	if w.queue == nil {
 		return nil
 	}
-	w.pending.Wait()
+	w.flush()
 	return w.err()
 }
 
@@ -310,5 +346,54 @@ func (w *ingest) close() {
 	}
 	if err := w.wr.Close(); err != nil {
 		log.L.WithError(err).Warn("failed to close content writer")
+	}
+}
+
+// activeIngests are the ingests of the open Write streams, by namespace
+// and ref, so that calls on other streams can wait for what those have
+// acknowledged.
+type activeIngests struct {
+	mu sync.Mutex
+	m  map[ingestKey]*ingest
+}
+
+type ingestKey struct{ ns, ref string }
+
+func (a *activeIngests) add(ctx context.Context, ref string, w *ingest) ingestKey {
+	ns, _ := namespaces.Namespace(ctx)
+	key := ingestKey{ns, ref}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[ingestKey]*ingest{}
+	}
+	a.m[key] = w
+	return key
+}
+
+// remove forgets w. Another stream of the same ref may have taken its
+// place once w released the ref's lock, and stays.
+func (a *activeIngests) remove(key ingestKey, w *ingest) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m[key] == w {
+		delete(a.m, key)
+	}
+}
+
+// flush waits for the acknowledged writes of the ingest ref in the
+// namespace of ctx, or of every ingest in it when ref is empty.
+func (a *activeIngests) flush(ctx context.Context, ref string) {
+	ns, _ := namespaces.Namespace(ctx)
+	var waiting []*ingest
+	a.mu.Lock()
+	for key, w := range a.m {
+		if key.ns == ns && (ref == "" || key.ref == ref) {
+			waiting = append(waiting, w)
+		}
+	}
+	a.mu.Unlock()
+	for _, w := range waiting {
+		w.flush()
 	}
 }

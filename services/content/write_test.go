@@ -171,6 +171,31 @@ func TestWriteCommit(t *testing.T) {
 	})
 }
 
+// What a stream has acknowledged is what everyone sees: a Status or
+// ListStatuses on another stream, right after a WRITE's answer, reports
+// its offset though the store, slow here, has not written the chunk yet.
+func TestStatusSeesAcknowledgedWrites(t *testing.T) {
+	bothModes(t, func(t *testing.T) {
+		f := newFixture(t)
+		f.store.delay = 20 * time.Millisecond
+		s := f.open(t, nsCtx())
+		s.do(&api.WriteContentRequest{Action: api.WriteAction_STAT, Ref: "r"})
+		chunk := randomBytes(4096, 2)
+		for offset := int64(0); offset < 5*4096; offset += 4096 {
+			resp := s.do(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Offset: offset, Data: chunk})
+			st, err := f.client.Status(nsCtx(), &api.StatusRequest{Ref: "r"})
+			if err != nil || st.Status.Offset != resp.Offset {
+				t.Fatalf("status after a write answered with offset %d: %v, %v", resp.Offset, st, err)
+			}
+		}
+		resp := s.do(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Offset: 5 * 4096, Data: chunk})
+		list, err := f.client.ListStatuses(nsCtx(), &api.ListStatusesRequest{})
+		if err != nil || len(list.Statuses) != 1 || list.Statuses[0].Offset != resp.Offset {
+			t.Fatalf("statuses after a write answered with offset %d: %v, %v", resp.Offset, list, err)
+		}
+	})
+}
+
 // The benchmark's client: no STAT, the first WRITE names the ref.
 func TestWriteFirstMessageIsWrite(t *testing.T) {
 	bothModes(t, func(t *testing.T) {
