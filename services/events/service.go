@@ -69,6 +69,10 @@ func (s *service) Forward(ctx context.Context, req *api.ForwardRequest) (*emptyp
 	return &emptypb.Empty{}, nil
 }
 
+// Subscribe streams the events matching any of the filters until the
+// client goes, the daemon stops or the subscription fails: filters that do
+// not parse (InvalidArgument), or a subscriber that fell behind
+// (Unavailable).
 func (s *service) Subscribe(req *api.SubscribeRequest, stream api.Events_SubscribeServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -77,16 +81,17 @@ func (s *service) Subscribe(req *api.SubscribeRequest, stream api.Events_Subscri
 		select {
 		case ev, ok := <-eventq:
 			if !ok {
-				return nil
+				// The subscription ended; why is on errq, which is
+				// closed right after eventq. Both are ready at once when
+				// it fails at the start, so the reason must be read here
+				// rather than left to a select that may pick this case.
+				return errdefs.ToGRPC(<-errq)
 			}
 			if err := stream.Send(convert.EnvelopeToProto(ev)); err != nil {
 				return err // the client went away
 			}
-		case err, ok := <-errq:
-			if ok && err != nil {
-				return errdefs.ToGRPC(err)
-			}
-			return nil
+		case err := <-errq:
+			return errdefs.ToGRPC(err)
 		case <-s.stop:
 			return nil
 		}
