@@ -16,7 +16,6 @@ import (
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/filters"
-	"github.com/llitfkitfk/containerd/gc"
 	"github.com/llitfkitfk/containerd/identifiers"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
@@ -210,16 +209,6 @@ func getContainerBucket(tx *bolt.Tx, ns, id string) *bolt.Bucket {
 		return nil
 	}
 	return getBucket(tx, namespacePath(ns, bucketKeyObjectContainers, []byte(id))...)
-}
-
-// containerReferences reports what the container record in bkt keeps from
-// garbage collection: its snapshot, and what its gc.ref labels name.
-func containerReferences(bkt *bolt.Bucket, add func(gc.ResourceType, string)) {
-	sn, key := bkt.Get(bucketKeySnapshotter), bkt.Get(bucketKeySnapshotKey)
-	if len(sn) > 0 && len(key) > 0 {
-		add(resourceSnapshot, string(sn)+"/"+string(key))
-	}
-	labelRefs(bkt, add)
 }
 
 // validateContainer checks what containerd checks: the id, the labels,

@@ -6,13 +6,11 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/gc"
 )
 
 const specURL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
@@ -248,68 +246,5 @@ func TestContainersList(t *testing.T) {
 	}
 	if list, err := store.List(nsContext("empty")); err != nil || len(list) != 0 {
 		t.Errorf("List in an empty namespace = %v, %v", list, err)
-	}
-}
-
-// A container's record keeps its snapshot and what its gc.ref labels name;
-// deleting it lets them go.
-func TestContainerReferences(t *testing.T) {
-	db, _ := openTestDB(t)
-	store := NewContainerStore(db)
-	ctx := nsContext("ns")
-
-	c := testContainer("c1")
-	c.Snapshotter, c.SnapshotKey = "overlayfs", "c1-root"
-	c.Labels = map[string]string{
-		"containerd.io/gc.ref.content.cfg":         "sha256:abc",
-		"containerd.io/gc.ref.snapshot.naive/data": "vol",
-		"unrelated": "x",
-	}
-	if _, err := store.Create(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	var refs []gc.Node
-	err := db.View(func(tx *bolt.Tx) error {
-		bkt := getContainerBucket(tx, "ns", "c1")
-		containerReferences(bkt, func(typ gc.ResourceType, key string) {
-			refs = append(refs, gc.Node{Type: typ, Namespace: "ns", Key: key})
-		})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []gc.Node{
-		{Type: resourceSnapshot, Namespace: "ns", Key: "overlayfs/c1-root"},
-		{Type: resourceContent, Namespace: "ns", Key: "sha256:abc"},
-		{Type: resourceSnapshot, Namespace: "ns", Key: "naive/vol"},
-	}
-	if !slices.Equal(refs, want) {
-		t.Fatalf("references = %v, want %v", refs, want)
-	}
-
-	// The collector's own walk agrees, from the container as a root.
-	var marked map[gc.Node]struct{}
-	marked, err = db.mark(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range append(want, gc.Node{Type: resourceContainer, Namespace: "ns", Key: "c1"}) {
-		if _, ok := marked[n]; !ok {
-			t.Errorf("%v not marked", n)
-		}
-	}
-
-	if err := store.Delete(ctx, "c1"); err != nil {
-		t.Fatal(err)
-	}
-	if db.dirty.Load() == 0 {
-		t.Error("deleting a container leaves no work for the collector")
-	}
-	if marked, err = db.mark(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if len(marked) != 0 {
-		t.Errorf("marked after delete: %v", marked)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/gc"
@@ -372,4 +374,138 @@ func TestMutationCallbacks(t *testing.T) {
 	if want := []bool{false, true, true, false}; fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Errorf("callbacks = %v, want %v", calls, want)
 	}
+}
+
+// A container is a root of the collection. Its snapshotter and snapshot
+// key fields keep its snapshot, with the snapshot's parents; its gc.ref
+// labels keep the content and snapshots they name; its image name keeps
+// nothing, as in containerd: what a container needs of its image it
+// names in labels. Deleting the container lets all of it go.
+func TestContainerGarbageCollect(t *testing.T) {
+	db, backing := openSnapshotDB(t, "naive")
+	sn := db.Snapshotter("naive")
+	cs := db.ContentStore()
+	is := NewImageStore(db)
+	store := NewContainerStore(db)
+	ctx := nsContext("default")
+
+	// An image: its manifest and config, and its unpacked layers, which
+	// the config names as containerd's unpacker does.
+	commitLayer(t, ctx, sn, "layer1", "", map[string]string{"a": "1"})
+	commitLayer(t, ctx, sn, "layer2", "layer1", map[string]string{"b": "2"})
+	config := writeBlob(t, ctx, cs, []byte("config"), map[string]string{
+		"containerd.io/gc.ref.snapshot.naive": "layer2",
+	})
+	manifest := writeBlob(t, ctx, cs, []byte("manifest"), map[string]string{
+		"containerd.io/gc.ref.content.config": config.Digest.String(),
+	})
+	img := testImage("docker.io/library/app:latest", manifest)
+	if _, err := is.Create(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+
+	// c1 runs on a writable layer over the image's top layer, keeps the
+	// image's config through a label (and through it the layers), a
+	// volume snapshot and a blob of its own.
+	if _, err := sn.Prepare(ctx, "c1-rootfs", "layer2"); err != nil {
+		t.Fatal(err)
+	}
+	commitLayer(t, ctx, sn, "vol", "", map[string]string{"v": "1"})
+	own := writeBlob(t, ctx, cs, []byte("c1's own blob"), nil)
+	c1 := testContainer("c1")
+	c1.Image = img.Name
+	c1.Snapshotter, c1.SnapshotKey = "naive", "c1-rootfs"
+	c1.Labels = map[string]string{
+		"containerd.io/gc.ref.content.image":     config.Digest.String(),
+		"containerd.io/gc.ref.content/own":       own.Digest.String(),
+		"containerd.io/gc.ref.snapshot.naive/vl": "vol",
+		"unrelated":                              "x",
+	}
+	// c2 names a snapshotter but no snapshot, which containers may: it
+	// keeps no snapshot (the collector looks up an empty key, which no
+	// record has), and the collection must not trip over it.
+	c2 := testContainer("c2")
+	c2.Snapshotter = "naive"
+	// c3's snapshot key holds a '/', as keys may; the collector's node key
+	// "<snapshotter>/<key>" is split at the first one.
+	if _, err := sn.Prepare(ctx, "k8s.io/c3/rootfs", "layer1"); err != nil {
+		t.Fatal(err)
+	}
+	c3 := testContainer("c3")
+	c3.Snapshotter, c3.SnapshotKey = "naive", "k8s.io/c3/rootfs"
+	for _, c := range []containers.Container{c1, c2, c3} {
+		if _, err := store.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// What nothing refers to.
+	if _, err := sn.Prepare(ctx, "stray", "layer1"); err != nil {
+		t.Fatal(err)
+	}
+	stray := writeBlob(t, ctx, cs, []byte("stray"), nil)
+
+	check := func(when string, keepSnaps, goneSnaps []string, keepBlobs, goneBlobs []ocispec.Descriptor) {
+		t.Helper()
+		var bkeys []string
+		for _, k := range keepSnaps {
+			bkeys = append(bkeys, backingKeyOf(t, db, "default", "naive", k))
+		}
+		slices.Sort(bkeys)
+		collect(t, db)
+		for _, k := range keepSnaps {
+			if _, err := sn.Stat(ctx, k); err != nil {
+				t.Errorf("%s: snapshot %s collected: %v", when, k, err)
+			}
+		}
+		for _, k := range goneSnaps {
+			if _, err := sn.Stat(ctx, k); !errdefs.IsNotFound(err) {
+				t.Errorf("%s: snapshot %s kept: %v", when, k, err)
+			}
+		}
+		if got := backingKeys(t, backing); !slices.Equal(got, bkeys) {
+			t.Errorf("%s: backing snapshots %q, want %q", when, got, bkeys)
+		}
+		for _, d := range keepBlobs {
+			if !visible(t, ctx, cs, d) || !inBacking(t, db.cs.backing, d.Digest) {
+				t.Errorf("%s: blob %s collected", when, d.Digest)
+			}
+		}
+		for _, d := range goneBlobs {
+			if visible(t, ctx, cs, d) || inBacking(t, db.cs.backing, d.Digest) {
+				t.Errorf("%s: blob %s kept", when, d.Digest)
+			}
+		}
+	}
+
+	check("with the image and containers",
+		[]string{"layer1", "layer2", "c1-rootfs", "vol", "k8s.io/c3/rootfs"}, []string{"stray"},
+		[]ocispec.Descriptor{manifest, config, own}, []ocispec.Descriptor{stray})
+
+	// Without the image, c1's labels still keep the config, and so the
+	// layers; the manifest only the image named goes.
+	if err := is.Delete(ctx, img.Name); err != nil {
+		t.Fatal(err)
+	}
+	check("after the image is deleted",
+		[]string{"layer1", "layer2", "c1-rootfs", "vol", "k8s.io/c3/rootfs"}, nil,
+		[]ocispec.Descriptor{config, own}, []ocispec.Descriptor{manifest})
+
+	// Without c1, everything only it kept goes; c3 still keeps layer1.
+	if err := store.Delete(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if db.dirty.Load() == 0 {
+		t.Error("deleting a container leaves no work for the collector")
+	}
+	check("after c1 is deleted",
+		[]string{"layer1", "k8s.io/c3/rootfs"}, []string{"layer2", "c1-rootfs", "vol"},
+		nil, []ocispec.Descriptor{config, own})
+
+	for _, id := range []string{"c2", "c3"} {
+		if err := store.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("after every container is deleted", nil, []string{"layer1", "k8s.io/c3/rootfs"}, nil, nil)
 }

@@ -4,10 +4,8 @@
 package mount
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -197,31 +195,6 @@ func UnmountAll(target string, flags int) error {
 	}
 	return fmt.Errorf("unmount %s: still mounted", target)
 }
-
-// WithTempMount mounts mounts on a new temporary directory, calls fn with
-// it, then unmounts and removes the directory, whatever fn returns.
-func WithTempMount(ctx context.Context, mounts []Mount, fn func(root string) error) (err error) {
-	root, err := os.MkdirTemp(tempMountDir(), "containerd-mount")
-	if err != nil {
-		return fmt.Errorf("create temp mount dir: %w", err)
-	}
-	defer func() {
-		if uerr := UnmountAll(root, 0); uerr != nil && err == nil {
-			err = uerr
-		}
-		if rerr := os.Remove(root); rerr != nil && err == nil {
-			err = fmt.Errorf("remove temp mount dir: %w", rerr)
-		}
-	}()
-	if err := All(mounts, root); err != nil {
-		return err
-	}
-	return fn(root)
-}
-
-// tempMountDir is where temporary mounts go: $TMPDIR, which the daemon
-// points at its configured temp directory.
-func tempMountDir() string { return os.TempDir() }
 
 // ReadOnly reports whether m is mounted read-only.
 func (m *Mount) ReadOnly() bool {

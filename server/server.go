@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/llitfkitfk/containerd/events/exchange"
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/mount"
 	"github.com/llitfkitfk/containerd/plugin"
 )
 
@@ -83,6 +85,14 @@ func New(ctx context.Context, config *Config) (*Server, error) {
 			return nil, fmt.Errorf("create temp %s: %w", config.TempDir, err)
 		}
 		os.Setenv("TMPDIR", config.TempDir)
+	}
+	// Temporary mounts live under the root, and what a killed run left
+	// mounted there goes before any plugin could make new ones.
+	if err := mount.SetTempMountLocation(filepath.Join(config.Root, "tmpmounts")); err != nil {
+		return nil, err
+	}
+	if err := mount.CleanupTempMounts(); err != nil {
+		log.G(ctx).WithError(err).Warn("clean up temporary mounts a previous run left")
 	}
 
 	registrations, err := plugin.Graph(config.disabled)

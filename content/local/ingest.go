@@ -146,13 +146,21 @@ func readStatus(dir string) (content.Status, error) {
 		Offset:    fi.Size(),
 		Total:     readTotal(dir),
 		StartedAt: readTime(filepath.Join(dir, startedFile)),
-		UpdatedAt: readTime(filepath.Join(dir, updatedFile)),
-	}
-	// updatedat is written on Close, not on every write.
-	if fi.ModTime().After(st.UpdatedAt) {
-		st.UpdatedAt = fi.ModTime()
+		UpdatedAt: lastWrite(dir, fi),
 	}
 	return st, nil
+}
+
+// lastWrite is when the ingest in dir was last written to, given its data
+// file's info. updatedat holds the writer's own time but is written only on
+// Close; after a kill the data's mtime is the later one, and is the best
+// there is.
+func lastWrite(dir string, data fs.FileInfo) time.Time {
+	t := readTime(filepath.Join(dir, updatedFile))
+	if data.ModTime().After(t) {
+		t = data.ModTime()
+	}
+	return t
 }
 
 func readTotal(dir string) int64 {
@@ -272,8 +280,12 @@ func (s *store) resume(ref string, desc ocispec.Descriptor, alg digest.Algorithm
 	if err != nil {
 		return nil, fmt.Errorf("ingest %q: %w", ref, err)
 	}
+	fi, err := f.Stat()
 	h := alg.Hash()
-	offset, err := hashPrefix(h, f, -1)
+	var offset int64
+	if err == nil {
+		offset, err = hashPrefix(h, f, -1)
+	}
 	if err == nil {
 		_, err = f.Seek(offset, io.SeekStart)
 	}
@@ -284,7 +296,9 @@ func (s *store) resume(ref string, desc ocispec.Descriptor, alg digest.Algorithm
 	w := newWriter(s, ref, dir, f, alg, h, desc.Digest)
 	w.offset, w.kicked, w.total = offset, offset, total
 	w.startedAt = readTime(filepath.Join(dir, startedFile))
-	w.updatedAt = time.Now()
+	// Reopening is not an update: the status keeps the time of the last
+	// write until the next one, as Status read without a writer does.
+	w.updatedAt = lastWrite(dir, fi)
 	return w, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -257,6 +258,70 @@ func TestResumeAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBlob(t, s2, p)
+}
+
+// Reopening an ingest is not a write: the resumed writer's status, like
+// the store's, keeps the time of the last write until the next one. This
+// is what containerd's content test suite (its Resume case) expects.
+func TestResumeUpdatedAt(t *testing.T) {
+	for _, closed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("closed=%v", closed), func(t *testing.T) {
+			s, root := newStore(t)
+			p, desc := blob(1000, 9)
+			w := openWriter(t, s, "ref", desc)
+			preWrite := time.Now()
+			write(t, w, p[:500])
+			postWrite := time.Now()
+			st, _ := w.Status()
+			lastWrite := st.UpdatedAt
+			if lastWrite.Before(preWrite) || lastWrite.After(postWrite) {
+				t.Fatalf("UpdatedAt %v, want the write's time, in [%v, %v]", lastWrite, preWrite, postWrite)
+			}
+			if closed {
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// Abandoned, as by a kill: updatedat was never written, so
+				// the data's mtime is all there is; the kernel's clock for
+				// it may lag the precise one by a tick.
+				var err error
+				if s, err = NewStore(root); err != nil {
+					t.Fatal(err)
+				}
+				lastWrite = time.Time{}
+			}
+			time.Sleep(50 * time.Millisecond)
+
+			reopened := time.Now()
+			w = openWriter(t, s, "ref", desc)
+			defer w.Close()
+			resumed, _ := w.Status()
+			stored, err := s.Status(ctx, "ref")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, got := range []time.Time{resumed.UpdatedAt, stored.UpdatedAt} {
+				switch {
+				case !lastWrite.IsZero() && !got.Equal(lastWrite):
+					t.Fatalf("UpdatedAt after reopening %v, want the last write's %v", got, lastWrite)
+				case got.After(postWrite) || got.Before(preWrite.Add(-20*time.Millisecond)):
+					t.Fatalf("UpdatedAt after reopening %v, want the last write's, in [%v, %v], not the reopening's %v",
+						got, preWrite, postWrite, reopened)
+				}
+			}
+
+			preWrite = time.Now()
+			write(t, w, p[500:])
+			postWrite = time.Now()
+			if st, _ := w.Status(); st.UpdatedAt.Before(preWrite) || st.UpdatedAt.After(postWrite) {
+				t.Fatalf("UpdatedAt after a resumed write %v, want in [%v, %v]", st.UpdatedAt, preWrite, postWrite)
+			}
+			if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
 
 // After a machine crash the data file holds whatever reached the disk;

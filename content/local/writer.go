@@ -83,7 +83,6 @@ func (w *writer) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	w.updatedAt = time.Now()
 	if len(p) < parallelMin {
 		n, err := w.f.Write(p)
 		w.h.Write(p[:n])
@@ -108,8 +107,12 @@ func (w *writer) Write(p []byte) (int, error) {
 	return r.n, nil
 }
 
-// wrote accounts for n bytes appended to the file.
+// wrote accounts for n bytes appended to the file. The update time is
+// taken after the write, so that it is never earlier than the data's
+// mtime, which the kernel stamps during the write: a resumed ingest then
+// finds this time, not the mtime, as the later of the two (see lastWrite).
 func (w *writer) wrote(n int) {
+	w.updatedAt = time.Now()
 	w.offset += int64(n)
 	if w.offset-w.kicked >= writebackChunk {
 		// Only a hint: an error here would show again at the sync.

@@ -32,6 +32,11 @@ func NewFileSystemApplier(store content.Provider) diff.Applier {
 // it onto mounts in one pass, hashing the tar on the way: the returned
 // descriptor is the uncompressed layer's, its digest the diff ID.
 func (s *fsApplier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []mount.Mount, opts ...diff.ApplyOpt) (d ocispec.Descriptor, err error) {
+	// Without mounts there is nothing to apply onto: the layer would be
+	// unpacked into the bare temporary mount directory, and left there.
+	if len(mounts) == 0 {
+		return ocispec.Descriptor{}, fmt.Errorf("apply layer %s: no mounts to apply it onto: %w", desc.Digest, errdefs.ErrInvalidArgument)
+	}
 	start := time.Now()
 	defer func() {
 		if err == nil {

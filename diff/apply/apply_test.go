@@ -103,6 +103,25 @@ func TestApplyMissingBlob(t *testing.T) {
 	}
 }
 
+// Without mounts there is nothing to apply onto. The layer used to be
+// unpacked into the bare temporary mount directory, in the system temp
+// directory, and left there with an Unknown error, once per call.
+func TestApplyWithoutMounts(t *testing.T) {
+	tmpdir := t.TempDir()
+	store := dt.Store(t)
+	desc := dt.Put(t, store, dt.Tar(t, layer1...), ocispec.MediaTypeImageLayer)
+	t.Setenv("TMPDIR", tmpdir)
+	for _, mounts := range [][]mount.Mount{nil, {}} {
+		_, err := NewFileSystemApplier(store).Apply(context.Background(), desc, mounts)
+		if !errdefs.IsInvalidArgument(err) {
+			t.Errorf("Apply with mounts %#v: %v, want InvalidArgument", mounts, err)
+		}
+	}
+	if entries, _ := os.ReadDir(tmpdir); len(entries) != 0 {
+		t.Errorf("Apply without mounts left %v in the temp directory", entries)
+	}
+}
+
 func TestApplyDiffID(t *testing.T) {
 	store := dt.Store(t)
 	raw := dt.Tar(t, layer1...)

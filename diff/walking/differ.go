@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -162,16 +161,9 @@ func (s *walkingDiff) write(ctx context.Context, config *diff.Config, comp compr
 
 // withReadonlyMounts calls fn with mounts mounted read-only on a temporary
 // directory. No mounts, as for the lower side of a first layer, is an
-// empty directory.
+// empty directory; it is a temporary mount directory all the same, so
+// that it too stays under the daemon's root.
 func withReadonlyMounts(ctx context.Context, mounts []mount.Mount, fn func(root string) error) error {
-	if len(mounts) == 0 {
-		dir, err := os.MkdirTemp("", "containerd-diff-empty")
-		if err != nil {
-			return fmt.Errorf("make empty lower: %w", err)
-		}
-		defer os.Remove(dir)
-		return fn(dir)
-	}
 	return mount.WithTempMount(ctx, readonly(mounts), fn)
 }
 

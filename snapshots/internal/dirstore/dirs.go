@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/llitfkitfk/containerd/log"
 )
@@ -24,8 +25,10 @@ const (
 // root/snapshots. A directory is filled under a temporary name and renamed
 // to its ID in the transaction that records the snapshot; on removal it is
 // renamed aside in the transaction that deletes the record, and deleted
-// after. So an ID directory exists exactly when its record does, and
-// whatever a crash leaves behind is recognisable by name.
+// after. So an ID directory exists when its record does, and whatever a
+// crash leaves behind is recognisable by name, with one exception that
+// Install deals with: a crash between the rename to an ID and the commit
+// of the record leaves an ID directory that no record names.
 type Dirs struct {
 	dir string
 
@@ -61,6 +64,7 @@ type TempDir struct {
 	Path      string
 	d         *Dirs
 	installed bool
+	stale     string // what Install moved out of its way, for Close to remove
 }
 
 // Temp creates a temporary directory to fill and then install. Close it
@@ -77,10 +81,42 @@ func (d *Dirs) Temp() (*TempDir, error) {
 }
 
 // Install renames the directory to that of snapshot id. Call it in the
-// transaction that records id, and if that transaction fails, call the
-// returned undo.
+// transaction that records id, with id freshly allocated by that
+// transaction, and if the transaction fails, call the returned undo.
+//
+// Something may already be at the ID's path: a crash (or a failed undo)
+// between an earlier install and the commit of its record leaves the
+// directory, while the record's ID allocation is lost with the
+// transaction, so the next transaction allocates the same ID again. Left
+// there, it would fail every later create with "file exists", across
+// restarts, until something removed it.
+//
+// It is safe to remove here. IDs come from the records' sequence, which
+// only grows with a commit, and this transaction has just allocated id, so
+// no committed record names it; bolt lets no other write transaction run
+// meanwhile, and directories being filled are named new-*, not by ID. So
+// what is at the path was installed by a transaction that never
+// committed, and nothing refers to it. It is first renamed aside to an
+// rm-* name, atomically, and removed by Close once the transaction is
+// over, so that a large one does not hold the transaction up. A crash
+// anywhere in this leaves either that same orphan, for the next create to
+// move again, or rm-* and new-* names, which NewDirs removes.
+//
+// The alternatives fare worse. A start-up sweep of ID directories that no
+// record names would be as safe, nothing running then, but costs a scan
+// of every record at each start and does not help a running daemon whose
+// undo failed. Never reusing an ID would need the sequence committed, and
+// synced, before the directory is installed: a second commit per create.
 func (t *TempDir) Install(id string) (undo func(), err error) {
 	path := t.d.Path(id)
+	if _, err := os.Lstat(path); err == nil {
+		stale := filepath.Join(t.d.dir, fmt.Sprintf("%sorphan-%s-%d", removedPrefix, id, time.Now().UnixNano()))
+		if err := os.Rename(path, stale); err != nil {
+			return nil, fmt.Errorf("install snapshot directory %s: move aside what a crash left there: %w", id, err)
+		}
+		log.L.WithField("path", path).Warn("moved aside a snapshot directory that no record names")
+		t.stale = stale
+	}
 	if err := os.Rename(t.Path, path); err != nil {
 		return nil, fmt.Errorf("install snapshot directory %s: %w", id, err)
 	}
@@ -94,10 +130,14 @@ func (t *TempDir) Install(id string) (undo func(), err error) {
 	}, nil
 }
 
-// Close removes the directory unless it was installed.
+// Close removes the directory unless it was installed, and what Install
+// moved out of its way.
 func (t *TempDir) Close() {
 	if !t.installed {
 		removeAll(context.Background(), t.Path)
+	}
+	if t.stale != "" {
+		removeAll(context.Background(), t.stale)
 	}
 	t.d.mu.Lock()
 	delete(t.d.inflight, filepath.Base(t.Path))
