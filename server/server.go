@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -56,6 +57,9 @@ type Server struct {
 	// cancel ends the context plugins were given, which ends their
 	// long-running work (event subscriptions among it) at shutdown.
 	cancel context.CancelFunc
+	// unlock lets go of the root and state directories, once the plugins
+	// that keep their data there are closed.
+	unlock func()
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -71,13 +75,30 @@ const (
 
 // New loads the plugins config enables, in dependency order, and registers
 // the services they provide.
-func New(ctx context.Context, config *Config) (*Server, error) {
+//
+// What would keep the daemon from serving is found before any plugin is
+// loaded, so that such a daemon gives up at once: the root and state
+// directories are locked against another daemon for as long as this one
+// runs (see lockDir).
+func New(ctx context.Context, config *Config) (_ *Server, retErr error) {
+	if filepath.Clean(config.Root) == filepath.Clean(config.State) {
+		return nil, fmt.Errorf("root and state must be different paths, both are %s", config.Root)
+	}
 	if err := os.MkdirAll(config.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("create root %s: %w", config.Root, err)
 	}
 	if err := os.MkdirAll(config.State, 0o711); err != nil {
 		return nil, fmt.Errorf("create state %s: %w", config.State, err)
 	}
+	unlock, err := lockDirs(config.Root, config.State)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			unlock()
+		}
+	}()
 	if config.TempDir != "" {
 		if err := os.MkdirAll(config.TempDir, 0o711); err != nil {
 			return nil, fmt.Errorf("create temp %s: %w", config.TempDir, err)
@@ -131,6 +152,7 @@ func New(ctx context.Context, config *Config) (*Server, error) {
 		ttrpc:  ttrpcServer,
 		events: exchange.NewExchange(),
 		cancel: cancel,
+		unlock: unlock,
 	}
 	if err := s.loadPlugins(pctx, registrations); err != nil {
 		cancel()
@@ -315,6 +337,7 @@ func (s *Server) Stop(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	s.closePlugins(ctx)
+	s.unlock()
 }
 
 func (s *Server) closePlugins(ctx context.Context) {
