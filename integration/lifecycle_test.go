@@ -107,6 +107,25 @@ func TestSecondDaemonRefusedAtOnce(t *testing.T) {
 	}
 }
 
+// With no [debug] section there is no debug listener, as in containerd 1.6
+// and 2.x, so daemons on paths of their own run side by side.
+func TestTwoDaemonsWithoutDebugSection(t *testing.T) {
+	var daemons []*daemon
+	for i := 0; i < 2; i++ {
+		d := newDaemon(t, "")
+		d.debug = ""
+		d.writeConfig("")
+		d.start()
+		daemons = append(daemons, d)
+	}
+	for _, d := range daemons {
+		d.ctr("version")
+		if strings.Contains(d.log.String(), "module=containerd/debug") {
+			t.Errorf("a debug listener was opened:\n%s", d.log)
+		}
+	}
+}
+
 func TestStaleSocketIsReplaced(t *testing.T) {
 	d := newDaemon(t, "")
 	os.MkdirAll(filepath.Dir(d.address), 0o711)
