@@ -21,6 +21,7 @@ import (
 	metrics "github.com/docker/go-metrics"
 	grpc_prometheus "github.com/grpc-ecosystem/go-grpc-prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/llitfkitfk/containerd/events/exchange"
 	"github.com/llitfkitfk/containerd/log"
@@ -77,12 +78,16 @@ const (
 // the services they provide.
 //
 // What would keep the daemon from serving is found before any plugin is
-// loaded, so that such a daemon gives up at once: the root and state
-// directories are locked against another daemon for as long as this one
-// runs (see lockDir).
+// loaded, so that such a daemon gives up at once: the TCP listener's TLS
+// files are read, and the root and state directories are locked against
+// another daemon for as long as this one runs (see lockDir).
 func New(ctx context.Context, config *Config) (_ *Server, retErr error) {
 	if filepath.Clean(config.Root) == filepath.Clean(config.State) {
 		return nil, fmt.Errorf("root and state must be different paths, both are %s", config.Root)
+	}
+	tcpTLS, err := config.GRPC.tcpTLSConfig()
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(config.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("create root %s: %w", config.Root, err)
@@ -139,6 +144,10 @@ func New(ctx context.Context, config *Config) (_ *Server, retErr error) {
 	if config.GRPC.MaxSendMsgSize > 0 {
 		opts = append(opts, grpc.MaxSendMsgSize(config.GRPC.MaxSendMsgSize))
 	}
+	tcpOpts := opts
+	if tcpTLS != nil {
+		tcpOpts = append([]grpc.ServerOption{grpc.Creds(credentials.NewTLS(tcpTLS))}, opts...)
+	}
 	ttrpcServer, err := ttrpc.NewServer(ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()))
 	if err != nil {
 		return nil, err
@@ -148,7 +157,7 @@ func New(ctx context.Context, config *Config) (_ *Server, retErr error) {
 	s := &Server{
 		config: config,
 		grpc:   grpc.NewServer(opts...),
-		tcp:    grpc.NewServer(opts...),
+		tcp:    grpc.NewServer(tcpOpts...),
 		ttrpc:  ttrpcServer,
 		events: exchange.NewExchange(),
 		cancel: cancel,
