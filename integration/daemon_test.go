@@ -102,20 +102,25 @@ func newDaemon(t *testing.T, extra string) *daemon {
 		config:  filepath.Join(dir, "config.toml"),
 		log:     &bytes.Buffer{},
 	}
-	// extra goes between the top-level keys and the tables, so that it may
-	// hold either; the daemon's own tables come after it.
-	config := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\n", d.root, d.state) + extra + fmt.Sprintf(`
-[grpc]
-  address = %q
-[debug]
-  address = %q
-  level = "debug"
-`, d.address, d.debug)
+	d.writeConfig(extra)
+	return d
+}
+
+// writeConfig writes d's config file from its paths, with no [debug]
+// section when d.debug is empty. extra goes between the top-level keys and
+// the tables, so that it may hold either; the daemon's own tables come
+// after it.
+func (d *daemon) writeConfig(extra string) {
+	d.t.Helper()
+	config := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\n", d.root, d.state) + extra +
+		fmt.Sprintf("\n[grpc]\n  address = %q\n", d.address)
+	if d.debug != "" {
+		config += fmt.Sprintf("[debug]\n  address = %q\n  level = \"debug\"\n", d.debug)
+	}
 	if err := os.WriteFile(d.config, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
+		d.t.Fatal(err)
 	}
 	d.checkPaths()
-	return d
 }
 
 // checkPaths fails the test unless the daemon's effective config keeps

@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -46,23 +47,83 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	}
 }
 
-func TestSecondDaemonOnLiveSocketRefuses(t *testing.T) {
+// A second daemon on the root, the state directory or a socket of a running
+// one is refused before it loads any plugin, naming what is busy, rather
+// than after waiting out bolt's file locks; the first one keeps serving.
+func TestSecondDaemonRefusedAtOnce(t *testing.T) {
 	first := newDaemon(t, "")
 	first.start()
-	// A second daemon with its own root but the first one's socket.
-	second := newDaemon(t, "")
-	cfg, _ := os.ReadFile(second.config)
-	cfg = []byte(strings.Replace(string(cfg), second.address, first.address, 1))
-	os.WriteFile(second.config, cfg, 0o644)
-	second.startNoWait()
-	if code := second.wait(30 * time.Second); code == 0 {
-		t.Fatalf("second daemon exited 0\n%s", second.log)
+	for _, tc := range []struct {
+		name  string
+		share func(d *daemon)
+		extra string
+		want  string
+	}{
+		{name: "all paths", share: func(d *daemon) {
+			d.root, d.state, d.address, d.debug = first.root, first.state, first.address, first.debug
+		}, want: first.address + ": socket is in use"},
+		{name: "root", share: func(d *daemon) { d.root = first.root },
+			want: "root " + first.root + " is in use by another daemon"},
+		{name: "state", share: func(d *daemon) { d.state = first.state },
+			want: "state " + first.state + " is in use by another daemon"},
+		{name: "grpc socket", share: func(d *daemon) { d.address = first.address },
+			want: first.address + ": socket is in use"},
+		{name: "ttrpc socket", extra: fmt.Sprintf("[ttrpc]\n  address = %q\n", first.address+".ttrpc"),
+			want: first.address + ".ttrpc: socket is in use"},
+		{name: "debug socket", share: func(d *daemon) { d.debug = first.debug },
+			want: first.debug + ": socket is in use"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			second := newDaemon(t, "")
+			if tc.share != nil {
+				tc.share(second)
+			}
+			second.writeConfig(tc.extra)
+			start := time.Now()
+			second.startNoWait()
+			code := second.wait(30 * time.Second)
+			// Not a timing test: a bound far above a refusal and far
+			// below one bolt lock timeout (5s, and there are three).
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("refusal took %v, as if waiting on a lock", took)
+			}
+			if code == 0 {
+				t.Fatalf("second daemon exited 0\n%s", second.log)
+			}
+			if !strings.Contains(second.log.String(), tc.want) {
+				t.Errorf("second daemon's error does not say %q:\n%s", tc.want, second.log)
+			}
+			if strings.Contains(second.log.String(), "loading plugin") {
+				t.Errorf("second daemon loaded plugins before it gave up:\n%s", second.log)
+			}
+			// The first one is untouched.
+			first.ctr("version")
+			for _, sock := range []string{first.address + ".ttrpc", first.debug} {
+				if !dialUnix(sock) {
+					t.Errorf("the first daemon no longer answers on %s", sock)
+				}
+			}
+		})
 	}
-	if !strings.Contains(second.log.String(), "in use") {
-		t.Errorf("second daemon's error does not say the socket is in use:\n%s", second.log)
+}
+
+// With no [debug] section there is no debug listener, as in containerd 1.6
+// and 2.x, so daemons on paths of their own run side by side.
+func TestTwoDaemonsWithoutDebugSection(t *testing.T) {
+	var daemons []*daemon
+	for i := 0; i < 2; i++ {
+		d := newDaemon(t, "")
+		d.debug = ""
+		d.writeConfig("")
+		d.start()
+		daemons = append(daemons, d)
 	}
-	// The first one is untouched.
-	first.ctr("version")
+	for _, d := range daemons {
+		d.ctr("version")
+		if strings.Contains(d.log.String(), "module=containerd/debug") {
+			t.Errorf("a debug listener was opened:\n%s", d.log)
+		}
+	}
 }
 
 func TestStaleSocketIsReplaced(t *testing.T) {

@@ -124,11 +124,10 @@ type StreamProcessor struct {
 
 // Defaults of containerd, which clients and operators expect.
 const (
-	DefaultConfigPath   = "/etc/containerd/config.toml"
-	DefaultRootDir      = "/var/lib/containerd"
-	DefaultStateDir     = "/run/containerd"
-	DefaultAddress      = "/run/containerd/containerd.sock"
-	DefaultDebugAddress = "/run/containerd/debug.sock"
+	DefaultConfigPath = "/etc/containerd/config.toml"
+	DefaultRootDir    = "/var/lib/containerd"
+	DefaultStateDir   = "/run/containerd"
+	DefaultAddress    = "/run/containerd/containerd.sock"
 	// DefaultMaxRecvMsgSize and DefaultMaxSendMsgSize are 16 MiB, as
 	// containerd's: large enough for a container spec with many mounts.
 	DefaultMaxRecvMsgSize = 16 << 20
@@ -136,6 +135,9 @@ const (
 )
 
 // DefaultConfig returns the config a daemon runs with when nothing is set.
+// As in containerd 1.6 and 2.x, it has no debug listener: a fixed default
+// debug socket would keep a second daemon from starting even on a root,
+// state and socket of its own.
 func DefaultConfig() *Config {
 	return &Config{
 		Version: 2,
@@ -146,7 +148,7 @@ func DefaultConfig() *Config {
 			MaxRecvMsgSize: DefaultMaxRecvMsgSize,
 			MaxSendMsgSize: DefaultMaxSendMsgSize,
 		},
-		Debug:           Debug{Address: DefaultDebugAddress, Level: "info", Format: "text"},
+		Debug:           Debug{Level: "info", Format: "text"},
 		DisabledPlugins: []string{},
 		RequiredPlugins: []string{},
 		Imports:         []string{},

@@ -199,3 +199,15 @@ not_a_key = true
 		t.Fatalf("unknown keys = %q, want %q", got, want)
 	}
 }
+
+// As in containerd 1.6 and 2.x, the debug listener is off unless set, so
+// that daemons on paths of their own do not collide on a default socket.
+func TestDefaultConfigHasNoDebugListener(t *testing.T) {
+	var out bytes.Buffer
+	if err := DefaultConfig().Encode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "[debug]\n  address = \"\"\n") {
+		t.Fatalf("config default sets a debug address:\n%s", out.String())
+	}
+}

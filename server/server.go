@@ -21,6 +21,7 @@ import (
 	metrics "github.com/docker/go-metrics"
 	grpc_prometheus "github.com/grpc-ecosystem/go-grpc-prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/llitfkitfk/containerd/events/exchange"
 	"github.com/llitfkitfk/containerd/log"
@@ -58,6 +59,9 @@ type Server struct {
 	// cancel ends the context plugins were given, which ends their
 	// long-running work (event subscriptions among it) at shutdown.
 	cancel context.CancelFunc
+	// unlock lets go of the root and state directories, once the plugins
+	// that keep their data there are closed.
+	unlock func()
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -73,13 +77,34 @@ const (
 
 // New loads the plugins config enables, in dependency order, and registers
 // the services they provide.
-func New(ctx context.Context, config *Config) (*Server, error) {
+//
+// What would keep the daemon from serving is found before any plugin is
+// loaded, so that such a daemon gives up at once: the TCP listener's TLS
+// files are read, and the root and state directories are locked against
+// another daemon for as long as this one runs (see lockDir).
+func New(ctx context.Context, config *Config) (_ *Server, retErr error) {
+	if filepath.Clean(config.Root) == filepath.Clean(config.State) {
+		return nil, fmt.Errorf("root and state must be different paths, both are %s", config.Root)
+	}
+	tcpTLS, err := config.GRPC.tcpTLSConfig()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(config.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("create root %s: %w", config.Root, err)
 	}
 	if err := os.MkdirAll(config.State, 0o711); err != nil {
 		return nil, fmt.Errorf("create state %s: %w", config.State, err)
 	}
+	unlock, err := lockDirs(config.Root, config.State)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			unlock()
+		}
+	}()
 	if config.TempDir != "" {
 		if err := os.MkdirAll(config.TempDir, 0o711); err != nil {
 			return nil, fmt.Errorf("create temp %s: %w", config.TempDir, err)
@@ -128,6 +153,10 @@ func New(ctx context.Context, config *Config) (*Server, error) {
 	if config.GRPC.MaxSendMsgSize > 0 {
 		opts = append(opts, grpc.MaxSendMsgSize(config.GRPC.MaxSendMsgSize))
 	}
+	tcpOpts := opts
+	if tcpTLS != nil {
+		tcpOpts = append([]grpc.ServerOption{grpc.Creds(credentials.NewTLS(tcpTLS))}, opts...)
+	}
 	ttrpcServer, err := ttrpc.NewServer(ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()))
 	if err != nil {
 		return nil, err
@@ -137,10 +166,11 @@ func New(ctx context.Context, config *Config) (*Server, error) {
 	s := &Server{
 		config: config,
 		grpc:   grpc.NewServer(opts...),
-		tcp:    grpc.NewServer(opts...),
+		tcp:    grpc.NewServer(tcpOpts...),
 		ttrpc:  ttrpcServer,
 		events: exchange.NewExchange(),
 		cancel: cancel,
+		unlock: unlock,
 	}
 	if err := s.loadPlugins(pctx, registrations); err != nil {
 		cancel()
@@ -325,6 +355,7 @@ func (s *Server) Stop(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	s.closePlugins(ctx)
+	s.unlock()
 }
 
 func (s *Server) closePlugins(ctx context.Context) {

@@ -43,7 +43,14 @@ func GetLocalListener(path string, uid, gid int) (net.Listener, error) {
 // ErrSocketInUse is returned when another process serves on the socket.
 var ErrSocketInUse = errors.New("socket is in use by another process")
 
-func removeStaleSocket(path string) error {
+// CheckSocket tells whether path is free for a new listener, without
+// changing anything: nil when nothing is there, or when the socket there
+// is left by a process that is gone (a kill -9 leaves the file behind and
+// nobody answers on it); an error wrapping ErrSocketInUse when a live
+// process answers on it; an error when path is not a socket at all. The
+// daemon calls it before loading its plugins, so that a second daemon on
+// a busy address gives up at once instead of after start-up.
+func CheckSocket(path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -59,8 +66,19 @@ func removeStaleSocket(path string) error {
 		conn.Close()
 		return fmt.Errorf("%s: %w", path, ErrSocketInUse)
 	}
+	// Refused means no listener is bound to the file; gone means another
+	// process removed it since the Lstat. Anything else (a full backlog,
+	// no permission) cannot be told from a live listener, so the socket
+	// is not ours to take.
 	if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT) {
 		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	return nil
+}
+
+func removeStaleSocket(path string) error {
+	if err := CheckSocket(path); err != nil {
+		return err
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket %s: %w", path, err)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -79,5 +80,43 @@ func TestLocalListenerRefusesNonSocket(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "keep me" {
 		t.Fatal("regular file changed")
+	}
+}
+
+func TestCheckSocket(t *testing.T) {
+	dir := t.TempDir()
+	if err := CheckSocket(filepath.Join(dir, "absent.sock")); err != nil {
+		t.Fatalf("absent socket: %v", err)
+	}
+
+	live := filepath.Join(dir, "live.sock")
+	l, err := net.Listen("unix", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := CheckSocket(live); !errors.Is(err, ErrSocketInUse) || !strings.Contains(err.Error(), live) {
+		t.Fatalf("live socket: err = %v, want ErrSocketInUse naming %s", err, live)
+	}
+
+	stale := filepath.Join(dir, "stale.sock")
+	sl, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.(*net.UnixListener).SetUnlinkOnClose(false)
+	sl.Close()
+	if err := CheckSocket(stale); err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	// Checking changes nothing; the listener replaces the file later.
+	if _, err := os.Lstat(stale); err != nil {
+		t.Fatalf("check removed the stale socket: %v", err)
+	}
+
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	if err := CheckSocket(file); err == nil || !strings.Contains(err.Error(), file) {
+		t.Fatalf("regular file: err = %v, want an error naming it", err)
 	}
 }

@@ -62,6 +62,9 @@ func run(ctx context.Context, c *cli.Context) error {
 		}
 	}
 
+	if err := checkSockets(config); err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, config)
 	if err != nil {
 		return err
@@ -106,6 +109,29 @@ func (l listener) close() {
 	if l.path != "" {
 		os.Remove(l.path)
 	}
+}
+
+// checkSockets refuses, before any plugin is loaded, the unix sockets a
+// live process serves on, so that a second daemon started on the sockets
+// of a running one gives up at once, naming the socket, and leaves the
+// first one serving. Sockets left by a daemon that died are fine: listen
+// replaces them. Two daemons that start at the same moment may both find
+// a socket free here; the one that listens second finds it served then,
+// unless both replace the same stale socket at the very same moment.
+func checkSockets(config *server.Config) error {
+	for _, s := range []struct{ name, path string }{
+		{"grpc", config.GRPC.Address},
+		{"ttrpc", config.TTRPCAddress()},
+		{"debug", config.Debug.Address},
+	} {
+		if s.path == "" {
+			continue
+		}
+		if err := sys.CheckSocket(s.path); err != nil {
+			return fmt.Errorf("%s address: %w", s.name, err)
+		}
+	}
+	return nil
 }
 
 // listen opens every configured address and serves on it. The gRPC socket

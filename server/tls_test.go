@@ -1,0 +1,139 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testCert is a certificate and its key, PEM-encoded, signed by parent or
+// by itself when parent is nil.
+type testCert struct {
+	cert            *x509.Certificate
+	key             *ecdsa.PrivateKey
+	certPEM, keyPEM []byte
+}
+
+func newTestCert(t *testing.T, name string, parent *testCert) *testCert {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	signer, signerKey := tmpl, key
+	if parent == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+	} else {
+		signer, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCert{
+		cert: cert, key: key,
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	}
+}
+
+func TestTCPTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCert(t, "ca", nil)
+	server := newTestCert(t, "server", ca)
+	other := newTestCert(t, "other", ca)
+	caFile := writeFile(t, dir, "ca.pem", string(ca.certPEM))
+	certFile := writeFile(t, dir, "cert.pem", string(server.certPEM))
+	keyFile := writeFile(t, dir, "key.pem", string(server.keyPEM))
+	otherKey := writeFile(t, dir, "other-key.pem", string(other.keyPEM))
+	garbage := writeFile(t, dir, "garbage.pem", "not PEM\n")
+	missing := filepath.Join(dir, "missing.pem")
+
+	for name, tc := range map[string]struct {
+		config GRPCConfig
+		want   []string // in the error
+	}{
+		"cert without key":  {GRPCConfig{TCPTLSCert: certFile}, []string{"grpc.tcp_tls_key"}},
+		"key without cert":  {GRPCConfig{TCPTLSKey: keyFile}, []string{"grpc.tcp_tls_cert"}},
+		"ca alone":          {GRPCConfig{TCPTLSCA: caFile}, []string{"grpc.tcp_tls_cert", "grpc.tcp_tls_key"}},
+		"missing cert":      {GRPCConfig{TCPTLSCert: missing, TCPTLSKey: keyFile}, []string{missing}},
+		"missing key":       {GRPCConfig{TCPTLSCert: certFile, TCPTLSKey: missing}, []string{missing}},
+		"invalid cert":      {GRPCConfig{TCPTLSCert: garbage, TCPTLSKey: keyFile}, []string{garbage, "certificate"}},
+		"invalid key":       {GRPCConfig{TCPTLSCert: certFile, TCPTLSKey: garbage}, []string{garbage, "key"}},
+		"key of other cert": {GRPCConfig{TCPTLSCert: certFile, TCPTLSKey: otherKey}, []string{certFile, otherKey, "does not match"}},
+		"missing ca":        {GRPCConfig{TCPTLSCert: certFile, TCPTLSKey: keyFile, TCPTLSCA: missing}, []string{missing}},
+		"invalid ca":        {GRPCConfig{TCPTLSCert: certFile, TCPTLSKey: keyFile, TCPTLSCA: garbage}, []string{garbage}},
+	} {
+		_, err := tc.config.tcpTLSConfig()
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: err = %v, want it to name %q", name, err, want)
+			}
+		}
+	}
+
+	if c, err := (GRPCConfig{}).tcpTLSConfig(); c != nil || err != nil {
+		t.Errorf("no TLS asked for: %v, %v", c, err)
+	}
+	c, err := GRPCConfig{TCPTLSCert: certFile, TCPTLSKey: keyFile}.tcpTLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Certificates) != 1 || c.ClientAuth != tls.NoClientCert || c.MinVersion != tls.VersionTLS12 {
+		t.Errorf("cert and key: %d certificates, client auth %v, min version %x", len(c.Certificates), c.ClientAuth, c.MinVersion)
+	}
+	c, err = GRPCConfig{TCPTLSCert: certFile, TCPTLSKey: keyFile, TCPTLSCA: caFile}.tcpTLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientAuth != tls.RequireAndVerifyClientCert || c.ClientCAs == nil {
+		t.Errorf("with a CA: client auth %v, client CAs %v", c.ClientAuth, c.ClientCAs)
+	}
+	if _, err := other.cert.Verify(x509.VerifyOptions{Roots: c.ClientCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("a client certificate of the CA does not verify: %v", err)
+	}
+}
+
+// A bad TLS setting stops New before it touches the root, let alone loads
+// a plugin.
+func TestBadTCPTLSRefusedBeforePlugins(t *testing.T) {
+	c := testConfig(t)
+	c.GRPC.TCPTLSCert = filepath.Join(t.TempDir(), "missing.pem")
+	c.GRPC.TCPTLSKey = c.GRPC.TCPTLSCert
+	_, err := New(context.Background(), c)
+	if err == nil || !strings.Contains(err.Error(), c.GRPC.TCPTLSCert) {
+		t.Fatalf("err = %v, want the missing file named", err)
+	}
+	if _, err := os.Stat(c.Root); !os.IsNotExist(err) {
+		t.Fatalf("root was made before the TLS files were checked (%v)", err)
+	}
+}
