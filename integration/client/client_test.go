@@ -302,10 +302,10 @@ func subscribeTaskEvents(t *testing.T, ctx context.Context, c *containerd.Client
 		}
 		select {
 		case e := <-ch:
+			// Task events before the probe's are another test's.
 			if e.Topic == readyTopic {
 				return &taskEvents{ch: ch, errs: errs}
 			}
-			t.Fatalf("event %s before the subscription's probe", e.Topic)
 		case err := <-errs:
 			t.Fatalf("subscribe: %v", err)
 		case <-tick.C:
