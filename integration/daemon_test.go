@@ -26,16 +26,8 @@ import (
 var daemonBinary string
 
 func TestMain(m *testing.M) {
-	// As root the tests run with a /run of their own; see runIsolated.
-	switch {
-	case os.Getenv(privateRunEnv) != "":
-		if err := enterPrivateRun(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	case os.Geteuid() == 0:
-		os.Exit(runIsolated())
-	}
+	// As root the tests run with a /run of their own; see isolate.
+	isolate()
 	daemonBinary = os.Getenv("CONTAINERD_BINARY")
 	var cleanup func()
 	if daemonBinary == "" {

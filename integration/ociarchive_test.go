@@ -5,25 +5,24 @@ package integration
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/llitfkitfk/containerd/internal/testimage"
 )
 
 // ociImage is an image-layout archive made by buildOCIArchive and what is
@@ -73,37 +72,16 @@ func buildOCIArchive(t *testing.T, dir, name string, files map[string]string) oc
 }
 
 // writeOneLayerImage writes to path an image-layout tar of one image for
-// linux on this machine's architecture (so platform matching picks it):
-// layerTar gzipped as its only layer, cfg its config, and annotations on
-// its entry in the index. It returns the image's descriptors.
+// linux on this machine's architecture: layerTar gzipped as its only
+// layer, cfg its config, and annotations on its entry in the index (see
+// testimage.WriteOneLayer). It returns the image's descriptors.
 func writeOneLayerImage(t *testing.T, path string, layerTar []byte, cfg ocispec.ImageConfig,
 	annotations map[string]string) (manifest, config, layer ocispec.Descriptor) {
 	t.Helper()
-	blobs := map[digest.Digest][]byte{}
-	add := func(mediaType string, b []byte) ocispec.Descriptor {
-		d := digest.FromBytes(b)
-		blobs[d] = b
-		return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b))}
+	manifest, config, layer, err := testimage.WriteOneLayer(path, layerTar, cfg, annotations)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var layerGz bytes.Buffer
-	gz := gzip.NewWriter(&layerGz)
-	gz.Write(layerTar)
-	gz.Close()
-	layer = add(ocispec.MediaTypeImageLayerGzip, layerGz.Bytes())
-	config = add(ocispec.MediaTypeImageConfig, mustJSON(t, ocispec.Image{
-		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
-		Config:   cfg,
-		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layerTar)}},
-	}))
-	manifest = add(ocispec.MediaTypeImageManifest, mustJSON(t, ocispec.Manifest{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    config,
-		Layers:    []ocispec.Descriptor{layer},
-	}))
-	indexed := manifest
-	indexed.Annotations = annotations
-	writeImageLayout(t, path, indexed, blobs)
 	return manifest, config, layer
 }
 
@@ -182,29 +160,7 @@ func apiCtx(t *testing.T, ns, lease string) context.Context {
 // (annotated as the caller chose) and the blobs.
 func writeImageLayout(t *testing.T, path string, manifest ocispec.Descriptor, blobs map[digest.Digest][]byte) {
 	t.Helper()
-	index := mustJSON(t, ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{manifest},
-	})
-	mtime := time.Unix(1700000000, 0)
-	var archive bytes.Buffer
-	aw := tar.NewWriter(&archive)
-	put := func(name string, b []byte) {
-		if err := aw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		aw.Write(b)
-	}
-	put(ocispec.ImageLayoutFile, mustJSON(t, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion}))
-	put("index.json", index)
-	for d, b := range blobs {
-		put("blobs/sha256/"+d.Encoded(), b)
-	}
-	if err := aw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, archive.Bytes(), 0o644); err != nil {
+	if err := testimage.WriteLayout(path, manifest, blobs); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -44,6 +44,36 @@ func Reexec(mark string) (int, error) {
 	return 1, fmt.Errorf("run in a private mount namespace: %w", err)
 }
 
+// Isolate is what the TestMain of tests that run containers calls first,
+// as root. In the test binary as started, it runs the binary again in a
+// private mount namespace (Reexec, marked by env=<its pid>), as a child
+// subreaper that reaps the shims the tests' daemons leave, then sweeps
+// what the run left behind (Sweep) and exits with the run's status: there
+// it does not return. In the binary run again, it mounts the private /run
+// (Enter) and returns the containerd namespace for the run's containers:
+// prefix-<pid of the outer binary>, the run's own, so that concurrent runs
+// neither share cgroups nor sweep each other's.
+func Isolate(env, prefix string) (namespace string, err error) {
+	if id := os.Getenv(env); id != "" {
+		if err := Enter(); err != nil {
+			return "", err
+		}
+		return prefix + "-" + id, nil
+	}
+	mark := fmt.Sprintf("%s=%d", env, os.Getpid())
+	namespace = fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	if err := sys.SetSubreaper(); err == nil {
+		sys.StartReaper()
+	}
+	code, err := Reexec(mark)
+	Sweep(mark, namespace)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+	panic("unreachable")
+}
+
 // Enter, in the namespace Reexec made, makes every mount private, so that
 // nothing mounted here reaches the host's, and mounts the tmpfs on /run.
 func Enter() error {
