@@ -30,7 +30,6 @@ func setup(t *testing.T) (*testutil.Publisher, api.ContainersClient) {
 	return pub, api.NewContainersClient(testutil.Serve(t, svc.Register))
 }
 
-
 var (
 	spec    = &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Spec", Value: []byte(`{}`)}
 	options = &anypb.Any{TypeUrl: "containerd.runc.v1.Options", Value: []byte{0x0a, 0x01, 'x'}}
