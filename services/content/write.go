@@ -204,6 +204,10 @@ type ingest struct {
 	// offset counts the bytes accepted: written or queued.
 	offset int64
 
+	// depth is the write-behind queue's; 0 writes every chunk at once.
+	// The queue and its worker are made for the first chunk, so that a
+	// stream that writes nothing holds no goroutine.
+	depth  int
 	queue  chan []byte
 	failed atomic.Pointer[error]
 	done   chan struct{} // closed when the worker has exited
@@ -225,13 +229,8 @@ func newIngest(wr content.Writer) (*ingest, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &ingest{wr: wr, offset: st.Offset}
+	w := &ingest{wr: wr, offset: st.Offset, depth: writeBehind}
 	w.settle.L = &w.mu
-	if writeBehind > 0 {
-		w.queue = make(chan []byte, writeBehind)
-		w.done = make(chan struct{})
-		go w.run()
-	}
 	return w, nil
 }
 
@@ -278,7 +277,7 @@ func (w *ingest) err() error {
 
 // write accepts p, which the caller must not change afterwards.
 func (w *ingest) write(p []byte) error {
-	if w.queue == nil {
+	if w.depth == 0 {
 		if err := writeFull(w.wr, p); err != nil {
 			return err
 		}
@@ -287,6 +286,11 @@ func (w *ingest) write(p []byte) error {
 	}
 	if err := w.err(); err != nil {
 		return err
+	}
+	if w.queue == nil {
+		w.queue = make(chan []byte, w.depth)
+		w.done = make(chan struct{})
+		go w.run()
 	}
 	w.mu.Lock()
 	w.queued += int64(len(p))
