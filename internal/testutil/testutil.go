@@ -70,22 +70,36 @@ func (p *Publisher) Topics() []string {
 // returns a connection to it; both go when the test ends.
 func Serve(t testing.TB, register func(*grpc.Server) error, opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
+	return Dial(t, Listen(t, register, opts...))
+}
+
+// Listen runs an in-memory gRPC server with what register puts on it,
+// until the test ends, and returns its listener.
+func Listen(t testing.TB, register func(*grpc.Server) error, opts ...grpc.ServerOption) *bufconn.Listener {
+	t.Helper()
 	lis := bufconn.Listen(4 << 20)
 	srv := grpc.NewServer(opts...)
 	if err := register(srv); err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
+	t.Cleanup(srv.Stop)
+	return lis
+}
+
+// Dial returns a connection to the server on lis, closed when the test
+// ends.
+func Dial(t testing.TB, lis *bufconn.Listener, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	opts = append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}, opts...)
+	conn, err := grpc.NewClient("passthrough:///bufconn", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-	})
+	t.Cleanup(func() { conn.Close() })
 	return conn
 }
 

@@ -34,20 +34,59 @@ func init() {
 	})
 }
 
+// listBatch is how many blobs one List message carries, as containerd.
+const listBatch = 100
+
+// A Read stream whose client stops reading holds three of its chunks in
+// the daemon: the message gRPC has queued, the next one, encoded and
+// waiting for the queue to drain, and the buffer it was read into. With
+// containerd's 1 MiB chunks, a thousand clients that ask and never read
+// hold 3 GiB. Small chunks bound that to a hundred MiB, but read at half
+// the speed of 1 MiB ones, whose messages keep the connection's writer
+// busy while the next chunk is read. So large chunks are a budget: a few
+// streams at a time use them, and the rest, however many clients stall,
+// use small ones.
+//
+// gRPC encodes a message into a buffer from its pools, whose sizes are
+// powers of two; a chunk is a power of two less the most its message adds
+// (an offset and a length, 15 bytes), so that its message takes a buffer
+// of the chunk's size and not the next size up: 1 MiB for a 64 KiB chunk.
 const (
-	// listBatch is how many blobs one List message carries, as containerd.
-	listBatch = 100
-	// readChunk is the most data one Read message carries.
-	readChunk = 1 << 20
+	messageOverhead = 16
+	smallReadChunk  = 32<<10 - messageOverhead
+	largeReadChunk  = 1<<20 - messageOverhead
+	largeReaders    = 16
 )
 
-// readBufs holds Read's chunk buffers. A buffer is reused as soon as Send
-// returns: gRPC has encoded the message by then, and the daemon installs no
-// stats handler that keeps messages.
-var readBufs = sync.Pool{New: func() any {
-	b := make([]byte, readChunk)
-	return &b
-}}
+// largeReads holds a token for each Read stream that uses large chunks.
+var largeReads = make(chan struct{}, largeReaders)
+
+// The chunk buffers. A buffer is reused as soon as Send returns: gRPC has
+// encoded the message by then, and the daemon installs no stats handler
+// that keeps messages.
+var (
+	smallReadBufs = sync.Pool{New: func() any { b := make([]byte, smallReadChunk); return &b }}
+	largeReadBufs = sync.Pool{New: func() any { b := make([]byte, largeReadChunk); return &b }}
+)
+
+// readBuffer returns a chunk buffer for reading size bytes: a large one if
+// the read is large and the budget has room, and the function that gives
+// it back.
+func readBuffer(size int64) ([]byte, func()) {
+	if size > smallReadChunk {
+		select {
+		case largeReads <- struct{}{}:
+			bp := largeReadBufs.Get().(*[]byte)
+			return *bp, func() {
+				largeReadBufs.Put(bp)
+				<-largeReads
+			}
+		default:
+		}
+	}
+	bp := smallReadBufs.Get().(*[]byte)
+	return *bp, func() { smallReadBufs.Put(bp) }
+}
 
 // service serves the Content API over the local service.
 type service struct {
@@ -131,7 +170,7 @@ func (s *service) Delete(ctx context.Context, req *api.DeleteContentRequest) (*e
 }
 
 // Read streams [offset, offset+size) of a blob in chunks of at most
-// readChunk bytes; size <= 0, or one reaching past the end, reads to the
+// 1 MiB (see readBuffer); size <= 0, or one reaching past the end, reads to the
 // end. As in containerd, each message's offset counts from the requested
 // offset, not from the start of the blob.
 func (s *service) Read(req *api.ReadContentRequest, stream api.Content_ReadServer) error {
@@ -159,9 +198,8 @@ func (s *service) read(req *api.ReadContentRequest, stream api.Content_ReadServe
 		remaining = blobSize - offset
 	}
 
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
-	buf := *bp
+	buf, release := readBuffer(remaining)
+	defer release()
 	var resp api.ReadContentResponse
 	for sent := int64(0); sent < remaining; {
 		p := buf[:min(int64(len(buf)), remaining-sent)]

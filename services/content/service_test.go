@@ -5,8 +5,10 @@ import (
 	"io"
 	"reflect"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -144,8 +146,13 @@ func TestRead(t *testing.T) {
 			out = append(out, resp)
 		}
 	}
-	check := func(offset, size int64, want []byte, chunks int) {
+	check := func(offset, size int64, want []byte) {
 		t.Helper()
+		chunk := largeReadChunk
+		if len(want) <= smallReadChunk {
+			chunk = smallReadChunk
+		}
+		chunks := (len(want) + chunk - 1) / chunk
 		msgs, err := read(offset, size)
 		if err != nil {
 			t.Fatalf("read %d+%d: %v", offset, size, err)
@@ -155,7 +162,7 @@ func TestRead(t *testing.T) {
 			if m.Offset != int64(len(got)) {
 				t.Fatalf("read %d+%d: message offset %d after %d bytes", offset, size, m.Offset, len(got))
 			}
-			if len(m.Data) > readChunk {
+			if len(m.Data) > chunk {
 				t.Fatalf("chunk of %d bytes", len(m.Data))
 			}
 			got = append(got, m.Data...)
@@ -165,13 +172,13 @@ func TestRead(t *testing.T) {
 		}
 	}
 	n := int64(len(data))
-	check(0, 0, data, 3)
-	check(10, 0, data[10:], 3)
-	check(10, 20, data[10:30], 1)
-	check(n-5, 100, data[n-5:], 1)
-	check(1<<20, 1<<20, data[1<<20:2<<20], 1)
-	check(n, 0, nil, 0)
-	check(-3, 4, data[:4], 1)
+	check(0, 0, data)
+	check(10, 0, data[10:])
+	check(10, 20, data[10:30])
+	check(n-5, 100, data[n-5:])
+	check(1<<20, 1<<20, data[1<<20:2<<20])
+	check(n, 0, nil)
+	check(-3, 4, data[:4])
 
 	_, err := read(n+1, 0)
 	testutil.WantCode(t, err, codes.InvalidArgument)
@@ -180,6 +187,55 @@ func TestRead(t *testing.T) {
 		_, err = rc.Recv()
 	}
 	testutil.WantCode(t, err, codes.NotFound)
+}
+
+// Only a few Read streams at a time use large chunks; the others, however
+// many, use small ones, so that clients that stop reading cannot make the
+// daemon hold three large chunks each.
+func TestReadChunkBudget(t *testing.T) {
+	store := newFakeStore()
+	dgst := store.put(testNS, randomBytes(4<<20, 7), nil)
+	// A client that does not read keeps its window as it is, so the
+	// daemon can send no more than that.
+	lis := testutil.Listen(t, newService(store).Register)
+	client := api.NewContentClient(testutil.Dial(t, lis, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10)))
+	ctx, cancel := context.WithCancel(nsCtx())
+	defer cancel()
+	firstChunk := func() int {
+		t.Helper()
+		rc, err := client.Read(ctx, &api.ReadContentRequest{Digest: dgst.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rc.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.Data)
+	}
+	// Streams left unread hold their large chunks, until the budget is
+	// spent.
+	for i := 0; i < largeReaders; i++ {
+		if n := firstChunk(); n != largeReadChunk {
+			t.Fatalf("stream %d: first chunk of %d bytes, want %d", i, n, largeReadChunk)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if n := firstChunk(); n != smallReadChunk {
+			t.Fatalf("stream beyond the budget: first chunk of %d bytes, want %d", n, smallReadChunk)
+		}
+	}
+	// When the unread streams go, their budget comes back.
+	cancel()
+	ctx, cancel = context.WithCancel(nsCtx())
+	defer cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for firstChunk() != largeReadChunk {
+		if time.Now().After(deadline) {
+			t.Fatal("the large chunks' budget did not come back once the streams ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestStatusesAndAbort(t *testing.T) {
