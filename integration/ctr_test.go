@@ -37,21 +37,42 @@ func TestCtrPluginsLs(t *testing.T) {
 		"io.containerd.grpc.v1 introspection",
 		"io.containerd.grpc.v1 namespaces",
 		"io.containerd.grpc.v1 events",
+		// The local services the gRPC services stand on, with
+		// containerd's ids.
+		"io.containerd.service.v1 content-service",
+		"io.containerd.service.v1 images-service",
+		"io.containerd.service.v1 containers-service",
+		"io.containerd.service.v1 leases-service",
+		"io.containerd.service.v1 namespaces-service",
+		"io.containerd.service.v1 snapshots-service",
+		"io.containerd.service.v1 diff-service",
+		"io.containerd.service.v1 tasks-service",
+		"io.containerd.service.v1 introspection-service",
 	}
 	seen := map[string]bool{}
+	platforms := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) < 4 {
+		if len(f) != 4 {
 			t.Fatalf("odd plugins line %q", line)
 		}
-		if status := f[len(f)-1]; status != "ok" {
+		if status := f[3]; status != "ok" {
 			t.Errorf("plugin %s.%s has status %s", f[0], f[1], status)
 		}
 		seen[f[0]+" "+f[1]] = true
+		platforms[f[0]+" "+f[1]] = f[2]
 	}
 	for _, w := range want {
 		if !seen[w] {
 			t.Errorf("plugins ls lacks %s:\n%s", w, out)
+		}
+	}
+	// The runtime, the snapshotters and the differ name the host's
+	// platform alike, as clients compare them before they unpack.
+	host := platforms["io.containerd.runtime.v2 task"]
+	for _, p := range []string{"io.containerd.snapshotter.v1 overlayfs", "io.containerd.snapshotter.v1 naive", "io.containerd.differ.v1 walking"} {
+		if platforms[p] != host || host == "-" {
+			t.Errorf("%s reports platform %q, the runtime %q", p, platforms[p], host)
 		}
 	}
 	// Filters reach the daemon: only the gRPC services.
