@@ -3,13 +3,13 @@ package overlay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/llitfkitfk/containerd/snapshots"
 	"github.com/llitfkitfk/containerd/snapshots/storage"
+	"github.com/llitfkitfk/containerd/snapshots/testsuite"
 )
 
 // crashBeforeRecord does what a Prepare does up to the point a kill -9
@@ -45,49 +45,8 @@ func crashBeforeRecord(t *testing.T, o *snapshotter) {
 	}
 }
 
-// After such a crash every Prepare got the crashed one's ID again and
-// failed with "file exists", across restarts. It must succeed, on a
-// directory of its own, in the same run and after a restart.
 func TestPrepareAfterCrashBeforeRecord(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
-			ctx := context.Background()
-			root := t.TempDir()
-			s, err := NewSnapshotter(root)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { s.Close() }()
-
-			crashBeforeRecord(t, s.(*snapshotter))
-			if restart {
-				s.Close()
-				if s, err = NewSnapshotter(root); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, key := range []string{"next", "after-next"} {
-				mounts, err := s.Prepare(ctx, key, "")
-				if err != nil {
-					t.Fatalf("Prepare %q after the crash: %v", key, err)
-				}
-				// No parent: a bind mount of the snapshot's own fs directory.
-				entries, err := os.ReadDir(mounts[0].Source)
-				if err != nil || len(entries) != 0 {
-					t.Fatalf("%s's directory holds %v (%v), want nothing", key, entries, err)
-				}
-			}
-			var keys []string
-			s.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-				keys = append(keys, info.Name)
-				return nil
-			})
-			if len(keys) != 2 {
-				t.Errorf("snapshots %q, want the two prepared", keys)
-			}
-			if entries, _ := os.ReadDir(filepath.Join(root, "snapshots")); len(entries) != 2 {
-				t.Errorf("snapshot directories %v, want the two prepared ones' alone", entries)
-			}
-		})
-	}
+	testsuite.CrashBeforeRecord(t, newTestSnapshotter, func(t *testing.T, s snapshots.Snapshotter) {
+		crashBeforeRecord(t, s.(*snapshotter))
+	})
 }
