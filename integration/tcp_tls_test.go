@@ -4,15 +4,9 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,71 +22,16 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	versionapi "github.com/llitfkitfk/containerd/api/services/version/v1"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 )
 
-// keyPair is a certificate and its key, written to files.
-type keyPair struct {
-	cert     *x509.Certificate
-	key      *ecdsa.PrivateKey
-	certFile string
-	keyFile  string
-}
-
-// issue makes a certificate for name, signed by parent, or a CA when
-// parent is nil; ip, if set, is the address it is valid for.
-func issue(t *testing.T, dir, name string, parent *keyPair, ip net.IP) *keyPair {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	if ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	}
-	signer, signerKey := tmpl, key
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-	} else {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &keyPair{cert: cert, key: key, certFile: filepath.Join(dir, name+".pem"), keyFile: filepath.Join(dir, name+"-key.pem")}
-	if err := os.WriteFile(p.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p.keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // tlsCredentials trusts ca for the server and, if client is set, shows it.
-func tlsCredentials(ca, client *keyPair) credentials.TransportCredentials {
+func tlsCredentials(ca, client *testutil.KeyPair) credentials.TransportCredentials {
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	config := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	if client != nil {
-		config.Certificates = []tls.Certificate{{Certificate: [][]byte{client.cert.Raw}, PrivateKey: client.key}}
+		config.Certificates = []tls.Certificate{{Certificate: [][]byte{client.Cert.Raw}, PrivateKey: client.Key}}
 	}
 	return credentials.NewTLS(config)
 }
@@ -140,16 +79,16 @@ func tcpDaemon(t *testing.T, settings string) *daemon {
 
 func TestTCPListenerTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := issue(t, dir, "ca", nil, nil)
-	server := issue(t, dir, "server", ca, net.ParseIP("127.0.0.1"))
-	client := issue(t, dir, "client", ca, nil)
-	otherCA := issue(t, dir, "other-ca", nil, nil)
-	stranger := issue(t, dir, "stranger", otherCA, nil)
+	ca := testutil.Issue(t, dir, "ca", nil, nil)
+	server := testutil.Issue(t, dir, "server", ca, net.ParseIP("127.0.0.1"))
+	client := testutil.Issue(t, dir, "client", ca, nil)
+	otherCA := testutil.Issue(t, dir, "other-ca", nil, nil)
+	stranger := testutil.Issue(t, dir, "stranger", otherCA, nil)
 
 	t.Run("client certificates", func(t *testing.T) {
 		addr := freeTCPAddress(t)
 		d := tcpDaemon(t, fmt.Sprintf("  tcp_address = %q\n  tcp_tls_cert = %q\n  tcp_tls_key = %q\n  tcp_tls_ca = %q\n",
-			addr, server.certFile, server.keyFile, ca.certFile))
+			addr, server.CertFile, server.KeyFile, ca.CertFile))
 		d.start()
 		if code := callVersion(t, addr, tlsCredentials(ca, client)); code != codes.Unimplemented {
 			t.Errorf("client with a certificate of the CA: %v, want its call answered (Unimplemented)\n%s", code, d.log)
@@ -168,7 +107,7 @@ func TestTCPListenerTLS(t *testing.T) {
 	t.Run("no CA", func(t *testing.T) {
 		addr := freeTCPAddress(t)
 		d := tcpDaemon(t, fmt.Sprintf("  tcp_address = %q\n  tcp_tls_cert = %q\n  tcp_tls_key = %q\n",
-			addr, server.certFile, server.keyFile))
+			addr, server.CertFile, server.KeyFile))
 		d.start()
 		if code := callVersion(t, addr, tlsCredentials(ca, nil)); code != codes.Unimplemented {
 			t.Errorf("TLS client: %v, want its call answered (Unimplemented)\n%s", code, d.log)
@@ -185,8 +124,8 @@ func TestTCPListenerTLS(t *testing.T) {
 		cert, key string
 		want      []string
 	}{
-		"unreadable key":             {server.certFile, missing, []string{missing}},
-		"key of another certificate": {server.certFile, client.keyFile, []string{server.certFile, client.keyFile, "does not match"}},
+		"unreadable key":             {server.CertFile, missing, []string{missing}},
+		"key of another certificate": {server.CertFile, client.KeyFile, []string{server.CertFile, client.KeyFile, "does not match"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			d := tcpDaemon(t, fmt.Sprintf("  tcp_address = %q\n  tcp_tls_cert = %q\n  tcp_tls_key = %q\n",

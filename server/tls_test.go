@@ -2,75 +2,22 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/llitfkitfk/containerd/internal/testutil"
 )
-
-// testCert is a certificate and its key, PEM-encoded, signed by parent or
-// by itself when parent is nil.
-type testCert struct {
-	cert            *x509.Certificate
-	key             *ecdsa.PrivateKey
-	certPEM, keyPEM []byte
-}
-
-func newTestCert(t *testing.T, name string, parent *testCert) *testCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	signer, signerKey := tmpl, key
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-	} else {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCert{
-		cert: cert, key: key,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}
-}
 
 func TestTCPTLSConfig(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCert(t, "ca", nil)
-	server := newTestCert(t, "server", ca)
-	other := newTestCert(t, "other", ca)
-	caFile := writeFile(t, dir, "ca.pem", string(ca.certPEM))
-	certFile := writeFile(t, dir, "cert.pem", string(server.certPEM))
-	keyFile := writeFile(t, dir, "key.pem", string(server.keyPEM))
-	otherKey := writeFile(t, dir, "other-key.pem", string(other.keyPEM))
+	ca := testutil.Issue(t, dir, "ca", nil, nil)
+	server := testutil.Issue(t, dir, "server", ca, nil)
+	other := testutil.Issue(t, dir, "other", ca, nil)
+	caFile, certFile, keyFile, otherKey := ca.CertFile, server.CertFile, server.KeyFile, other.KeyFile
 	garbage := writeFile(t, dir, "garbage.pem", "not PEM\n")
 	missing := filepath.Join(dir, "missing.pem")
 
@@ -118,7 +65,7 @@ func TestTCPTLSConfig(t *testing.T) {
 	if c.ClientAuth != tls.RequireAndVerifyClientCert || c.ClientCAs == nil {
 		t.Errorf("with a CA: client auth %v, client CAs %v", c.ClientAuth, c.ClientCAs)
 	}
-	if _, err := other.cert.Verify(x509.VerifyOptions{Roots: c.ClientCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if _, err := other.Cert.Verify(x509.VerifyOptions{Roots: c.ClientCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Errorf("a client certificate of the CA does not verify: %v", err)
 	}
 }
