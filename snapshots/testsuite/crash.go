@@ -19,14 +19,7 @@ import (
 func CrashBeforeRecord(t *testing.T, newSnapshotter NewFunc, crash func(t *testing.T, s snapshots.Snapshotter)) {
 	for _, restart := range []bool{false, true} {
 		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
-			if os.Getuid() != 0 {
-				t.Skip("snapshotter tests mount filesystems, which needs root")
-			}
-			ctx := context.Background()
-			root := filepath.Join(t.TempDir(), "root")
-			if err := os.Mkdir(root, 0o700); err != nil {
-				t.Fatal(err)
-			}
+			ctx, root := newRoot(t)
 			s, closeFn, err := newSnapshotter(ctx, root)
 			if err != nil {
 				t.Fatal(err)

@@ -60,16 +60,23 @@ func SnapshotterSuite(t *testing.T, name string, newSnapshotter NewFunc) {
 }
 
 // open makes a snapshotter in a fresh root, closed when the test ends.
-func open(t *testing.T, newSnapshotter NewFunc) (context.Context, snapshots.Snapshotter, string) {
+// newRoot returns an empty root for a snapshotter, skipping the test
+// where it cannot mount.
+func newRoot(t *testing.T) (context.Context, string) {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("snapshotter tests mount filesystems, which needs root")
 	}
-	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "root")
 	if err := os.Mkdir(root, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	return context.Background(), root
+}
+
+func open(t *testing.T, newSnapshotter NewFunc) (context.Context, snapshots.Snapshotter, string) {
+	t.Helper()
+	ctx, root := newRoot(t)
 	s, closeFn, err := newSnapshotter(ctx, root)
 	if err != nil {
 		t.Fatalf("new snapshotter: %v", err)
@@ -716,14 +723,7 @@ func checkCleanup(ctx context.Context, t *testing.T, s snapshots.Snapshotter, _ 
 }
 
 func checkReopen(t *testing.T, newSnapshotter NewFunc) {
-	if os.Getuid() != 0 {
-		t.Skip("snapshotter tests mount filesystems, which needs root")
-	}
-	ctx := context.Background()
-	root := filepath.Join(t.TempDir(), "root")
-	if err := os.Mkdir(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	ctx, root := newRoot(t)
 	s, closeFn, err := newSnapshotter(ctx, root)
 	if err != nil {
 		t.Fatal(err)
