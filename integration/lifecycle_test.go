@@ -82,9 +82,10 @@ func TestSecondDaemonRefusedAtOnce(t *testing.T) {
 			start := time.Now()
 			second.startNoWait()
 			code := second.wait(30 * time.Second)
-			// Not a timing test: a bound far above a refusal and far
-			// below one bolt lock timeout (5s, and there are three).
-			if took := time.Since(start); took > 3*time.Second {
+			// The bound: a refusal takes about 40ms, one bolt
+			// lock timeout 5s (and there were three). That no plugin was
+			// loaded, checked below, is what makes it fast.
+			if took := time.Since(start); took > time.Second {
 				t.Errorf("refusal took %v, as if waiting on a lock", took)
 			}
 			if code == 0 {
