@@ -162,6 +162,17 @@ func TestWalkingRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Without mounts there is nothing to apply onto: refused, before
+	// anything is unpacked anywhere (it used to go into the system temp
+	// directory, and stay there).
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	_, err = c.Apply(ctx, &api.ApplyRequest{Diff: convert.DescriptorToProto(desc)})
+	testutil.CheckCode(t, "apply without mounts", err, codes.InvalidArgument)
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("apply without mounts left %v in the temp directory", entries)
+	}
+
 	upper, lower := t.TempDir(), t.TempDir()
 	bind := func(dir, mode string) []*types.Mount {
 		return []*types.Mount{{Type: "bind", Source: dir, Options: []string{"rbind", mode}}}
