@@ -88,28 +88,32 @@ func (l *Local) Plugin(ctx context.Context, typ, id string) (*plugin.Plugin, err
 }
 
 // Server returns the daemon's identity.
+//
+// It is kept in <root>/uuid, where containerd 2.x keeps it, so that a
+// daemon put in containerd's place on its root keeps its identity. This
+// daemon kept it in the introspection gRPC plugin's directory before the
+// local service took over; an identity found only there is carried over.
 func (l *Local) Server(ctx context.Context) (ServerInfo, error) {
-	l.uuidOnce.Do(func() { l.uuid, l.uuidErr = loadUUID(filepath.Join(l.ic.Root, "uuid")) })
+	l.uuidOnce.Do(func() {
+		root := filepath.Dir(l.ic.Root) // the plugin's directory is <root>/<type>.<id>
+		l.uuid, l.uuidErr = loadUUID(filepath.Join(root, "uuid"), filepath.Join(root, "io.containerd.grpc.v1.introspection", "uuid"))
+	})
 	if l.uuidErr != nil {
 		return ServerInfo{}, l.uuidErr
 	}
 	return ServerInfo{UUID: l.uuid, PID: os.Getpid(), PIDNS: pidNamespace()}, nil
 }
 
-// loadUUID returns the daemon's identity, made once and kept in its root so
-// that it survives restarts.
-func loadUUID(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		id := strings.TrimSpace(string(b))
-		if _, perr := uuid.Parse(id); perr == nil {
-			return id, nil
-		}
-		// A torn or edited file: make a new identity rather than fail.
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read server uuid: %w", err)
+// loadUUID returns the daemon's identity kept at path, so that it survives
+// restarts: the one at previous if there is none there yet, or a new one.
+func loadUUID(path, previous string) (string, error) {
+	id, err := readUUID(path)
+	if err != nil || id != "" {
+		return id, err
 	}
-	id := uuid.NewString()
+	if id, _ = readUUID(previous); id == "" {
+		id = uuid.NewString()
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return "", err
 	}
@@ -119,6 +123,24 @@ func loadUUID(path string) (string, error) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return "", fmt.Errorf("write server uuid: %w", err)
+	}
+	return id, nil
+}
+
+// readUUID returns the identity in the file at path, or "" when there is
+// none: no file, or a torn or edited one, which gets a new identity rather
+// than stop the daemon.
+func readUUID(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read server uuid: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if _, err := uuid.Parse(id); err != nil {
+		return "", nil
 	}
 	return id, nil
 }
