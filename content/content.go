@@ -101,6 +101,24 @@ type Writer interface {
 	Truncate(size int64) error
 }
 
+// ReceivedWriter is a Writer that can be told when the data it is given
+// was received. A caller that acknowledges data before the store has it,
+// as the Content service's write-behind does, passes the time of the
+// acknowledgement, so that the ingest's update time is one its client saw
+// go by: containerd's clients check that it falls within their write.
+type ReceivedWriter interface {
+	WriteReceived(p []byte, received time.Time) (int, error)
+}
+
+// WriteReceived writes p to w, as received at that time where w can be
+// told so.
+func WriteReceived(w Writer, p []byte, received time.Time) (int, error) {
+	if rw, ok := w.(ReceivedWriter); ok {
+		return rw.WriteReceived(p, received)
+	}
+	return w.Write(p)
+}
+
 // Store is the whole content store.
 type Store interface {
 	Manager

@@ -488,6 +488,12 @@ type namespacedWriter struct {
 // the existing blob is copied in first, since Status reported it as
 // already written.
 func (nw *namespacedWriter) Write(p []byte) (int, error) {
+	return nw.WriteReceived(p, time.Time{})
+}
+
+// WriteReceived writes p as received at that time, where the backing
+// writer can be told so.
+func (nw *namespacedWriter) WriteReceived(p []byte, received time.Time) (int, error) {
 	if nw.w == nil {
 		if len(p) == 0 {
 			return 0, nil
@@ -496,7 +502,7 @@ func (nw *namespacedWriter) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	return nw.w.Write(p)
+	return content.WriteReceived(nw.w, p, received)
 }
 
 func (nw *namespacedWriter) Truncate(size int64) error {

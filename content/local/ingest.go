@@ -152,15 +152,19 @@ func readStatus(dir string) (content.Status, error) {
 }
 
 // lastWrite is when the ingest in dir was last written to, given its data
-// file's info. updatedat holds the writer's own time but is written only on
-// Close; after a kill the data's mtime is the later one, and is the best
-// there is.
+// file's info. updatedat holds the writer's own update time, which may be
+// earlier than the data's mtime (it is when the data was received), but it
+// is written only on Close: it holds while it was written after the data
+// last changed. After a kill the data's mtime is the later one, and the
+// best there is.
 func lastWrite(dir string, data fs.FileInfo) time.Time {
-	t := readTime(filepath.Join(dir, updatedFile))
-	if data.ModTime().After(t) {
-		t = data.ModTime()
+	path := filepath.Join(dir, updatedFile)
+	if fi, err := os.Stat(path); err == nil && !data.ModTime().After(fi.ModTime()) {
+		if t := readTime(path); !t.IsZero() {
+			return t
+		}
 	}
-	return t
+	return data.ModTime()
 }
 
 func readTotal(dir string) int64 {

@@ -638,3 +638,34 @@ func TestPlugin(t *testing.T) {
 		t.Fatalf("instance %T, exports %v", inst, ic.Meta.Exports)
 	}
 }
+
+// A caller that acknowledged data before handing it over gives the time
+// of the acknowledgement, and that is the ingest's update time, even
+// though the data's mtime is later: before and after a reopening.
+func TestWriteReceived(t *testing.T) {
+	s, _ := newStore(t)
+	p, desc := blob(1000, 10)
+	w := openWriter(t, s, "ref", desc)
+	received := time.Now().Add(-time.Second).Round(0)
+	if n, err := w.(content.ReceivedWriter).WriteReceived(p[:500], received); err != nil || n != 500 {
+		t.Fatalf("WriteReceived = %d, %v", n, err)
+	}
+	if st, _ := w.Status(); !st.UpdatedAt.Equal(received) {
+		t.Fatalf("UpdatedAt %v, want the time the data was received, %v", st.UpdatedAt, received)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = openWriter(t, s, "ref", desc)
+	defer w.Close()
+	resumed, _ := w.Status()
+	stored, err := s.Status(ctx, "ref")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range []time.Time{resumed.UpdatedAt, stored.UpdatedAt} {
+		if !got.Equal(received) {
+			t.Fatalf("UpdatedAt after reopening %v, want the time the data was received, %v", got, received)
+		}
+	}
+}

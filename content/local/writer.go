@@ -74,6 +74,12 @@ func (w *writer) closedErr(op string) error {
 // Write appends p. A large p is hashed and written to the file at once,
 // so the two costs overlap rather than add up.
 func (w *writer) Write(p []byte) (int, error) {
+	return w.WriteReceived(p, time.Time{})
+}
+
+// WriteReceived appends p as data received at that time, which becomes
+// the ingest's update time; the zero time stands for the end of the write.
+func (w *writer) WriteReceived(p []byte, received time.Time) (int, error) {
 	if w.f == nil {
 		return 0, w.closedErr("write")
 	}
@@ -86,7 +92,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	if len(p) < parallelMin {
 		n, err := w.f.Write(p)
 		w.h.Write(p[:n])
-		w.wrote(n)
+		w.wrote(n, received)
 		if err != nil {
 			return n, fmt.Errorf("write ref %s: %w", w.ref, err)
 		}
@@ -99,7 +105,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	}()
 	w.h.Write(p)
 	r := <-w.done
-	w.wrote(r.n)
+	w.wrote(r.n, received)
 	if r.err != nil {
 		w.err = fmt.Errorf("write ref %s at %d: %w", w.ref, w.offset, r.err)
 		return r.n, w.err
@@ -107,12 +113,14 @@ func (w *writer) Write(p []byte) (int, error) {
 	return r.n, nil
 }
 
-// wrote accounts for n bytes appended to the file. The update time is
-// taken after the write, so that it is never earlier than the data's
-// mtime, which the kernel stamps during the write: a resumed ingest then
-// finds this time, not the mtime, as the later of the two (see lastWrite).
-func (w *writer) wrote(n int) {
-	w.updatedAt = time.Now()
+// wrote accounts for n bytes appended to the file, received at that time,
+// or now if it is zero. (Close records the update time for a resumed
+// ingest to find; see lastWrite.)
+func (w *writer) wrote(n int, received time.Time) {
+	if received.IsZero() {
+		received = time.Now()
+	}
+	w.updatedAt = received
 	w.offset += int64(n)
 	if w.offset-w.kicked >= writebackChunk {
 		// Only a hint: an error here would show again at the sync.

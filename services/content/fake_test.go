@@ -296,9 +296,15 @@ type fakeWriter struct {
 	closed bool
 }
 
-// Write hashes p outside the store's lock, as a real store would, so that
-// benchmarks measure hashing and not lock traffic.
 func (w *fakeWriter) Write(p []byte) (int, error) {
+	return w.WriteReceived(p, time.Time{})
+}
+
+// WriteReceived hashes p outside the store's lock, as a real store would,
+// so that benchmarks measure hashing and not lock traffic. As the local
+// store, it takes the time the data was received, if given, as its update
+// time.
+func (w *fakeWriter) WriteReceived(p []byte, received time.Time) (int, error) {
 	if w.closed {
 		return 0, errors.New("write to closed writer")
 	}
@@ -318,9 +324,12 @@ func (w *fakeWriter) Write(p []byte) (int, error) {
 		w.in.data = append(w.in.data, p...)
 		w.s.mu.Unlock()
 	}
+	if received.IsZero() {
+		received = time.Now()
+	}
 	w.s.mu.Lock()
 	w.in.size += int64(len(p))
-	w.in.status.UpdatedAt = time.Now()
+	w.in.status.UpdatedAt = received
 	w.s.mu.Unlock()
 	return len(p), nil
 }

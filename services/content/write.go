@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -208,7 +209,7 @@ type ingest struct {
 	// The queue and its worker are made for the first chunk, so that a
 	// stream that writes nothing holds no goroutine.
 	depth  int
-	queue  chan []byte
+	queue  chan chunk
 	failed atomic.Pointer[error]
 	done   chan struct{} // closed when the worker has exited
 	closed bool
@@ -234,18 +235,25 @@ func newIngest(wr content.Writer) (*ingest, error) {
 	return w, nil
 }
 
+// chunk is a queued WRITE's data and when it was accepted: the store gets
+// that time as the write's, since the client had its answer then.
+type chunk struct {
+	p        []byte
+	accepted time.Time
+}
+
 // run writes queued chunks in order. After a failure it discards the rest;
 // the stream sees the error on its next call.
 func (w *ingest) run() {
 	defer close(w.done)
-	for p := range w.queue {
+	for c := range w.queue {
 		if w.failed.Load() == nil {
-			if err := writeFull(w.wr, p); err != nil {
+			if err := writeFull(w.wr, c.p, c.accepted); err != nil {
 				w.fail(err)
 			}
 		}
 		w.mu.Lock()
-		w.settled += int64(len(p))
+		w.settled += int64(len(c.p))
 		w.settle.Broadcast()
 		w.mu.Unlock()
 	}
@@ -257,8 +265,9 @@ func (w *ingest) fail(err error) {
 	w.failed.CompareAndSwap(nil, &err)
 }
 
-func writeFull(wr io.Writer, p []byte) error {
-	n, err := wr.Write(p)
+// writeFull writes all of p, received at that time (zero for now).
+func writeFull(wr content.Writer, p []byte, received time.Time) error {
+	n, err := content.WriteReceived(wr, p, received)
 	if err == nil && n != len(p) {
 		err = io.ErrShortWrite
 	}
@@ -278,7 +287,7 @@ func (w *ingest) err() error {
 // write accepts p, which the caller must not change afterwards.
 func (w *ingest) write(p []byte) error {
 	if w.depth == 0 {
-		if err := writeFull(w.wr, p); err != nil {
+		if err := writeFull(w.wr, p, time.Time{}); err != nil {
 			return err
 		}
 		w.offset += int64(len(p))
@@ -288,14 +297,14 @@ func (w *ingest) write(p []byte) error {
 		return err
 	}
 	if w.queue == nil {
-		w.queue = make(chan []byte, w.depth)
+		w.queue = make(chan chunk, w.depth)
 		w.done = make(chan struct{})
 		go w.run()
 	}
 	w.mu.Lock()
 	w.queued += int64(len(p))
 	w.mu.Unlock()
-	w.queue <- p
+	w.queue <- chunk{p, time.Now()}
 	w.offset += int64(len(p))
 	return nil
 }

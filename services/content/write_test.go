@@ -196,6 +196,29 @@ func TestStatusSeesAcknowledgedWrites(t *testing.T) {
 	})
 }
 
+// With write-behind the store writes a chunk after its WRITE is answered,
+// but the ingest's update time is still one the client saw go by, within
+// its write, as containerd's clients check (its content test suite's
+// UpdateStatus case failed now and then on this).
+func TestWriteUpdatedAtIsWithinTheWrite(t *testing.T) {
+	bothModes(t, func(t *testing.T) {
+		f := newFixture(t)
+		f.store.delay = 20 * time.Millisecond
+		s := f.open(t, nsCtx())
+		s.do(&api.WriteContentRequest{Action: api.WriteAction_STAT, Ref: "r"})
+		chunk := randomBytes(4096, 3)
+		for offset := int64(0); offset < 3*4096; offset += 4096 {
+			before := time.Now()
+			s.do(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Offset: offset, Data: chunk})
+			after := time.Now()
+			st := s.do(&api.WriteContentRequest{Action: api.WriteAction_STAT})
+			if at := st.UpdatedAt.AsTime(); at.Before(before) || at.After(after) {
+				t.Fatalf("write at %d: UpdatedAt %v, want within the write, [%v, %v]", offset, at, before, after)
+			}
+		}
+	})
+}
+
 // The benchmark's client: no STAT, the first WRITE names the ref.
 func TestWriteFirstMessageIsWrite(t *testing.T) {
 	bothModes(t, func(t *testing.T) {
