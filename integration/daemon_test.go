@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/llitfkitfk/containerd/internal/privaterun"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 )
 
 // daemonBinary is the daemon under test: $CONTAINERD_BINARY, as `make test`
@@ -59,19 +60,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// daemon is one running instance of the daemon under test.
+// daemon is one instance of the daemon under test, on paths of its own;
+// Process is set once it is started.
 type daemon struct {
-	t       *testing.T
-	dir     string
-	root    string
-	state   string
-	address string
-	debug   string
-	config  string
-	log     *bytes.Buffer
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
+	t   *testing.T
+	dir string
+	testutil.DaemonPaths
+	log *bytes.Buffer
+	*testutil.Process
 }
 
 // newDaemon writes a config that keeps every path under a temporary
@@ -84,54 +80,21 @@ func newDaemon(t *testing.T, extra string) *daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	d := &daemon{
-		t:       t,
-		dir:     dir,
-		root:    filepath.Join(dir, "root"),
-		state:   filepath.Join(dir, "state"),
-		address: filepath.Join(dir, "c.sock"),
-		debug:   filepath.Join(dir, "debug.sock"),
-		config:  filepath.Join(dir, "config.toml"),
-		log:     &bytes.Buffer{},
-	}
+	d := &daemon{t: t, dir: dir, DaemonPaths: testutil.NewDaemonPaths(dir), log: &bytes.Buffer{}}
 	d.writeConfig(extra)
 	return d
 }
 
-// writeConfig writes d's config file from its paths, with no [debug]
-// section when d.debug is empty. extra goes between the top-level keys and
-// the tables, so that it may hold either; the daemon's own tables come
-// after it.
+// writeConfig writes d's config file from its paths (see
+// DaemonPaths.ConfigText), and fails the test unless the daemon's
+// effective config keeps them.
 func (d *daemon) writeConfig(extra string) {
 	d.t.Helper()
-	config := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\n", d.root, d.state) + extra +
-		fmt.Sprintf("\n[grpc]\n  address = %q\n", d.address)
-	if d.debug != "" {
-		config += fmt.Sprintf("[debug]\n  address = %q\n  level = \"debug\"\n", d.debug)
-	}
-	if err := os.WriteFile(d.config, []byte(config), 0o644); err != nil {
+	if err := os.WriteFile(d.Config, []byte(d.ConfigText(extra)), 0o644); err != nil {
 		d.t.Fatal(err)
 	}
-	d.checkPaths()
-}
-
-// checkPaths fails the test unless the daemon's effective config keeps
-// every path under the test's directory: a test must never reach the
-// host's /var/lib/containerd or /run/containerd.
-func (d *daemon) checkPaths() {
-	d.t.Helper()
-	out, err := exec.Command(daemonBinary, "--config", d.config, "config", "dump").CombinedOutput()
-	if err != nil {
-		return // a config the daemon refuses starts nothing anywhere
-	}
-	for _, want := range []string{
-		fmt.Sprintf("root = %q", d.root),
-		fmt.Sprintf("state = %q", d.state),
-		fmt.Sprintf("address = %q", d.address),
-	} {
-		if !strings.Contains(string(out), want) {
-			d.t.Fatalf("the test's config does not set %s:\n%s", want, out)
-		}
+	if err := d.CheckEffective(daemonBinary); err != nil {
+		d.t.Fatal(err)
 	}
 }
 
@@ -145,8 +108,8 @@ func (d *daemon) start(env ...string) {
 			break
 		}
 		select {
-		case <-d.exited:
-			d.t.Fatalf("daemon exited during start-up: %v\n%s", d.waitErr, d.log)
+		case <-d.Exited:
+			d.t.Fatalf("daemon exited during start-up: %v\n%s", d.WaitErr, d.log)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -159,51 +122,35 @@ func (d *daemon) start(env ...string) {
 
 func (d *daemon) startNoWait(env ...string) {
 	d.t.Helper()
-	d.cmd = exec.Command(daemonBinary, "--config", d.config)
-	d.cmd.Env = append(os.Environ(), env...)
-	d.cmd.Stdout = d.log
-	d.cmd.Stderr = d.log
-	d.exited = make(chan struct{})
-	if err := d.cmd.Start(); err != nil {
+	cmd := exec.Command(daemonBinary, "--config", d.Config)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	p, err := testutil.StartProcess(cmd)
+	if err != nil {
 		d.t.Fatal(err)
 	}
-	go func() {
-		d.waitErr = d.cmd.Wait()
-		close(d.exited)
-	}()
+	d.Process = p
 }
 
 // wait waits for the daemon to exit and returns its exit status.
 func (d *daemon) wait(timeout time.Duration) int {
 	d.t.Helper()
 	select {
-	case <-d.exited:
+	case <-d.Exited:
 	case <-time.After(timeout):
 		d.t.Fatalf("daemon did not exit within %v\n%s", timeout, d.log)
 	}
-	return d.cmd.ProcessState.ExitCode()
+	return d.Cmd.ProcessState.ExitCode()
 }
 
 func (d *daemon) signal(sig syscall.Signal) {
-	if err := d.cmd.Process.Signal(sig); err != nil {
+	if err := d.Cmd.Process.Signal(sig); err != nil {
 		d.t.Fatal(err)
 	}
 }
 
-func (d *daemon) kill() {
-	select {
-	case <-d.exited:
-		return
-	default:
-	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(15 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.exited
-	}
-}
+// kill stops the daemon, killing it if it does not stop within 15s.
+func (d *daemon) kill() { d.Stop(15 * time.Second) }
 
 // ctr runs the distribution's ctr against the daemon and fails the test
 // on error.
@@ -219,7 +166,7 @@ func (d *daemon) ctr(args ...string) string {
 func (d *daemon) ctrErr(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.address, "--timeout", "20s"}, args...)...)
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.Address, "--timeout", "20s"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -241,7 +188,7 @@ func (d *daemon) awaitEvent(match func(line string) bool, trigger func()) {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	events := exec.CommandContext(ctx, "ctr", "-a", d.address, "events")
+	events := exec.CommandContext(ctx, "ctr", "-a", d.Address, "events")
 	stdout, err := events.StdoutPipe()
 	if err != nil {
 		d.t.Fatal(err)
@@ -287,7 +234,7 @@ func (d *daemon) awaitEvent(match func(line string) bool, trigger func()) {
 // of the service, and waits until it serves.
 func (d *daemon) restart() *daemon {
 	d.t.Helper()
-	d2 := &daemon{t: d.t, dir: d.dir, root: d.root, state: d.state, address: d.address, debug: d.debug, config: d.config, log: d.log}
+	d2 := &daemon{t: d.t, dir: d.dir, DaemonPaths: d.DaemonPaths, log: d.log}
 	d2.start()
 	return d2
 }

@@ -22,7 +22,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	d := newDaemon(t, "")
 	d.start()
 	d.ctr("namespaces", "create", "kept")
-	for _, sock := range []string{d.address, d.address + ".ttrpc", d.debug} {
+	for _, sock := range []string{d.Address, d.Address + ".ttrpc", d.Debug} {
 		fi, err := os.Stat(sock)
 		if err != nil || fi.Mode()&os.ModeSocket == 0 {
 			t.Fatalf("%s is not a socket while serving: %v", sock, err)
@@ -35,7 +35,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	if code := d.wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM\n%s", code, d.log)
 	}
-	for _, sock := range []string{d.address, d.address + ".ttrpc", d.debug} {
+	for _, sock := range []string{d.Address, d.Address + ".ttrpc", d.Debug} {
 		if _, err := os.Stat(sock); !os.IsNotExist(err) {
 			t.Errorf("%s left behind after SIGTERM (%v)", sock, err)
 		}
@@ -60,18 +60,18 @@ func TestSecondDaemonRefusedAtOnce(t *testing.T) {
 		want  string
 	}{
 		{name: "all paths", share: func(d *daemon) {
-			d.root, d.state, d.address, d.debug = first.root, first.state, first.address, first.debug
-		}, want: first.address + ": socket is in use"},
-		{name: "root", share: func(d *daemon) { d.root = first.root },
-			want: "root " + first.root + " is in use by another daemon"},
-		{name: "state", share: func(d *daemon) { d.state = first.state },
-			want: "state " + first.state + " is in use by another daemon"},
-		{name: "grpc socket", share: func(d *daemon) { d.address = first.address },
-			want: first.address + ": socket is in use"},
-		{name: "ttrpc socket", extra: fmt.Sprintf("[ttrpc]\n  address = %q\n", first.address+".ttrpc"),
-			want: first.address + ".ttrpc: socket is in use"},
-		{name: "debug socket", share: func(d *daemon) { d.debug = first.debug },
-			want: first.debug + ": socket is in use"},
+			d.Root, d.State, d.Address, d.Debug = first.Root, first.State, first.Address, first.Debug
+		}, want: first.Address + ": socket is in use"},
+		{name: "root", share: func(d *daemon) { d.Root = first.Root },
+			want: "root " + first.Root + " is in use by another daemon"},
+		{name: "state", share: func(d *daemon) { d.State = first.State },
+			want: "state " + first.State + " is in use by another daemon"},
+		{name: "grpc socket", share: func(d *daemon) { d.Address = first.Address },
+			want: first.Address + ": socket is in use"},
+		{name: "ttrpc socket", extra: fmt.Sprintf("[ttrpc]\n  address = %q\n", first.Address+".ttrpc"),
+			want: first.Address + ".ttrpc: socket is in use"},
+		{name: "debug socket", share: func(d *daemon) { d.Debug = first.Debug },
+			want: first.Debug + ": socket is in use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			second := newDaemon(t, "")
@@ -99,7 +99,7 @@ func TestSecondDaemonRefusedAtOnce(t *testing.T) {
 			}
 			// The first one is untouched.
 			first.ctr("version")
-			for _, sock := range []string{first.address + ".ttrpc", first.debug} {
+			for _, sock := range []string{first.Address + ".ttrpc", first.Debug} {
 				if !dialUnix(sock) {
 					t.Errorf("the first daemon no longer answers on %s", sock)
 				}
@@ -114,7 +114,7 @@ func TestTwoDaemonsWithoutDebugSection(t *testing.T) {
 	var daemons []*daemon
 	for i := 0; i < 2; i++ {
 		d := newDaemon(t, "")
-		d.debug = ""
+		d.Debug = ""
 		d.writeConfig("")
 		d.start()
 		daemons = append(daemons, d)
@@ -129,8 +129,8 @@ func TestTwoDaemonsWithoutDebugSection(t *testing.T) {
 
 func TestStaleSocketIsReplaced(t *testing.T) {
 	d := newDaemon(t, "")
-	os.MkdirAll(filepath.Dir(d.address), 0o711)
-	l, err := net.Listen("unix", d.address)
+	os.MkdirAll(filepath.Dir(d.Address), 0o711)
+	l, err := net.Listen("unix", d.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestMalformedConfigExitsWithError(t *testing.T) {
 	if code := d.wait(10 * time.Second); code != 1 {
 		t.Fatalf("exit status %d, want 1\n%s", code, d.log)
 	}
-	for _, want := range []string{d.config, "line 5", "uid"} {
+	for _, want := range []string{d.Config, "line 5", "uid"} {
 		if !strings.Contains(d.log.String(), want) {
 			t.Errorf("error output lacks %q:\n%s", want, d.log)
 		}
@@ -279,7 +279,7 @@ func TestOOMScoreApplied(t *testing.T) {
 	// Raising the score needs no privilege, so this holds in any sandbox.
 	d := newDaemon(t, "oom_score = 500\n")
 	d.start()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(d.cmd.Process.Pid), "oom_score_adj"))
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(d.Cmd.Process.Pid), "oom_score_adj"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestCgroupPathJoined(t *testing.T) {
 	path := "/containerd-it-" + strconv.Itoa(os.Getpid())
 	d := newDaemon(t, "[cgroup]\n  path = \""+path+"\"\n")
 	d.start()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(d.cmd.Process.Pid), "cgroup"))
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(d.Cmd.Process.Pid), "cgroup"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func readArchiveIndex(t *testing.T, path string) ocispec.Index {
 func (d *daemon) ctrIn(stdin io.Reader, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.address, "--timeout", "20s"}, args...)...)
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.Address, "--timeout", "20s"}, args...)...)
 	cmd.Stdin = stdin
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -135,7 +135,7 @@ func (d *daemon) ctrIn(stdin io.Reader, args ...string) (string, error) {
 // ctr's defaults: the namespace travels in every call's metadata.
 func (d *daemon) grpcConn() *grpc.ClientConn {
 	d.t.Helper()
-	conn, err := grpc.NewClient("unix://"+d.address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+d.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		d.t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (r *runner) ctrCode(args ...string) (string, int) {
 // left is for the sweep at the end of the run.
 func (r *runner) removeAll() {
 	select {
-	case <-r.d.exited:
+	case <-r.d.Exited:
 		return
 	default:
 	}
@@ -389,7 +389,7 @@ func TestCtrTaskSurvivesRestart(t *testing.T) {
 			tk := r.awaitStatus("r1", "RUNNING")
 
 			d := r.d
-			if err := d.cmd.Process.Kill(); err != nil {
+			if err := d.Cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
 			d.wait(10 * time.Second)
@@ -434,7 +434,7 @@ type eventLog struct {
 func (r *runner) watchEvents() *eventLog {
 	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ctr", "-a", r.d.address, "events")
+	cmd := exec.CommandContext(ctx, "ctr", "-a", r.d.Address, "events")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		r.t.Fatal(err)
@@ -547,7 +547,7 @@ func TestCtrShimCrashLeavesNoZombies(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("container process %d left in state %s, parent %d (daemon %d)", tk.pid, state, parentOf(tk.pid), r.d.cmd.Process.Pid)
+			t.Fatalf("container process %d left in state %s, parent %d (daemon %d)", tk.pid, state, parentOf(tk.pid), r.d.Cmd.Process.Pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -61,7 +61,7 @@ func TestUnreadStreamStorm(t *testing.T) {
 	for i := 0; i < stormClients; i++ {
 		// A fixed window, as a client that never reads would keep it:
 		// what the daemon sends past it waits in the daemon.
-		conn, err := grpc.NewClient("unix://"+d.address,
+		conn, err := grpc.NewClient("unix://"+d.Address,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 		if err != nil {
@@ -138,7 +138,7 @@ func (u usage) String() string {
 // usage reads the daemon's from /proc and its debug socket.
 func (d *daemon) usage() usage {
 	d.t.Helper()
-	pid := d.cmd.Process.Pid
+	pid := d.Cmd.Process.Pid
 	var u usage
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -168,7 +168,7 @@ func (d *daemon) goroutines() int {
 	d.t.Helper()
 	client := http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", d.debug)
+			return (&net.Dialer{}).DialContext(ctx, "unix", d.Debug)
 		},
 	}, Timeout: 10 * time.Second}
 	resp, err := client.Get("http://debug/debug/pprof/goroutine?debug=1")

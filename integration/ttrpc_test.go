@@ -24,7 +24,7 @@ func TestTTRPCEventForwarding(t *testing.T) {
 	d := newDaemon(t, "")
 	d.start()
 
-	conn, err := net.Dial("unix", d.address+".ttrpc")
+	conn, err := net.Dial("unix", d.Address+".ttrpc")
 	if err != nil {
 		t.Fatal(err)
 	}

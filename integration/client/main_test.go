@@ -1,20 +1,19 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 
 	"github.com/llitfkitfk/containerd/internal/privaterun"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 )
 
 // privateRunEnv marks the test binary run again in a private mount
@@ -90,7 +89,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	address = d.address
+	address = d.Address
 	code := m.Run()
 	if err := d.stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -104,43 +103,20 @@ func run(m *testing.M) int {
 
 // daemon is the running daemon under test.
 type daemon struct {
-	address string
+	testutil.DaemonPaths
 	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	*testutil.Process
 }
 
 // startDaemon starts the daemon with a config that keeps all its paths
 // under dir, and waits until it serves.
 func startDaemon(dir string) (*daemon, error) {
-	d := &daemon{
-		address: filepath.Join(dir, "c.sock"),
-		logPath: filepath.Join(dir, "daemon.log"),
-		exited:  make(chan struct{}),
-	}
-	config := filepath.Join(dir, "config.toml")
-	root, state := filepath.Join(dir, "root"), filepath.Join(dir, "state")
-	if err := os.WriteFile(config, fmt.Appendf(nil, `version = 2
-root = %q
-state = %q
-[grpc]
-  address = %q
-[debug]
-  address = %q
-  level = "debug"
-`, root, state, d.address, filepath.Join(dir, "debug.sock")), 0o644); err != nil {
+	d := &daemon{DaemonPaths: testutil.NewDaemonPaths(dir), logPath: filepath.Join(dir, "daemon.log")}
+	if err := os.WriteFile(d.Config, []byte(d.ConfigText("")), 0o644); err != nil {
 		return nil, err
 	}
-	// Never a daemon on the host's paths: the daemon's effective config
-	// must be the test's.
-	dump, err := exec.Command(daemonBinary, "--config", config, "config", "dump").CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("%s config dump: %v\n%s", daemonBinary, err, dump)
-	}
-	for _, want := range []string{fmt.Sprintf("root = %q", root), fmt.Sprintf("state = %q", state), fmt.Sprintf("address = %q", d.address)} {
-		if !bytes.Contains(dump, []byte(want)) {
-			return nil, fmt.Errorf("the daemon's effective config lacks %s:\n%s", want, dump)
-		}
+	if err := d.CheckEffective(daemonBinary); err != nil {
+		return nil, err
 	}
 
 	logFile, err := os.Create(d.logPath)
@@ -148,15 +124,11 @@ state = %q
 		return nil, err
 	}
 	defer logFile.Close()
-	d.cmd = exec.Command(daemonBinary, "--config", config)
-	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
-	if err := d.cmd.Start(); err != nil {
+	cmd := exec.Command(daemonBinary, "--config", d.Config)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if d.Process, err = testutil.StartProcess(cmd); err != nil {
 		return nil, err
 	}
-	go func() {
-		d.cmd.Wait()
-		close(d.exited)
-	}()
 
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -164,9 +136,9 @@ state = %q
 			return d, nil
 		}
 		select {
-		case <-d.exited:
+		case <-d.Exited:
 			d.dumpLog()
-			return nil, fmt.Errorf("the daemon exited during start-up: %v", d.cmd.ProcessState)
+			return nil, fmt.Errorf("the daemon exited during start-up: %v", d.Cmd.ProcessState)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -181,7 +153,7 @@ state = %q
 func (d *daemon) serving() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	c, err := containerd.New(d.address, containerd.WithTimeout(time.Second))
+	c, err := containerd.New(d.Address, containerd.WithTimeout(time.Second))
 	if err != nil {
 		return false
 	}
@@ -194,19 +166,14 @@ func (d *daemon) serving() bool {
 // 15 seconds, as it does when it stops cleanly.
 func (d *daemon) stop() error {
 	select {
-	case <-d.exited:
-		return fmt.Errorf("the daemon had exited before the tests ended: %v", d.cmd.ProcessState)
+	case <-d.Exited:
+		return fmt.Errorf("the daemon had exited before the tests ended: %v", d.Cmd.ProcessState)
 	default:
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(15 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.exited
+	if !d.Stop(15 * time.Second) {
 		return errors.New("the daemon did not stop within 15s of SIGTERM")
 	}
-	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := d.Cmd.ProcessState.ExitCode(); code != 0 {
 		return fmt.Errorf("the daemon stopped with status %d", code)
 	}
 	return nil
