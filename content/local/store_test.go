@@ -296,12 +296,7 @@ func TestResumeUpdatedAt(t *testing.T) {
 			reopened := time.Now()
 			w = openWriter(t, s, "ref", desc)
 			defer w.Close()
-			resumed, _ := w.Status()
-			stored, err := s.Status(ctx, "ref")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, got := range []time.Time{resumed.UpdatedAt, stored.UpdatedAt} {
+			for _, got := range updateTimes(t, s, w, "ref") {
 				switch {
 				case !lastWrite.IsZero() && !got.Equal(lastWrite):
 					t.Fatalf("UpdatedAt after reopening %v, want the last write's %v", got, lastWrite)
@@ -658,14 +653,24 @@ func TestWriteReceived(t *testing.T) {
 	}
 	w = openWriter(t, s, "ref", desc)
 	defer w.Close()
-	resumed, _ := w.Status()
-	stored, err := s.Status(ctx, "ref")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, got := range []time.Time{resumed.UpdatedAt, stored.UpdatedAt} {
+	for _, got := range updateTimes(t, s, w, "ref") {
 		if !got.Equal(received) {
 			t.Fatalf("UpdatedAt after reopening %v, want the time the data was received, %v", got, received)
 		}
 	}
+}
+
+// updateTimes returns the update time of ingest ref as its writer w tells
+// it and as the store s does.
+func updateTimes(t *testing.T, s content.Store, w content.Writer, ref string) []time.Time {
+	t.Helper()
+	resumed, err := w.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.Status(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []time.Time{resumed.UpdatedAt, stored.UpdatedAt}
 }

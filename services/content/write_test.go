@@ -171,15 +171,22 @@ func TestWriteCommit(t *testing.T) {
 	})
 }
 
+// openSlow opens a stream on ref with a store that takes 20ms a write, so
+// that with write-behind a chunk is written well after its WRITE's answer.
+func openSlow(t *testing.T, ref string) (*fixture, *writeStream) {
+	f := newFixture(t)
+	f.store.delay = 20 * time.Millisecond
+	s := f.open(t, nsCtx())
+	s.do(&api.WriteContentRequest{Action: api.WriteAction_STAT, Ref: ref})
+	return f, s
+}
+
 // What a stream has acknowledged is what everyone sees: a Status or
 // ListStatuses on another stream, right after a WRITE's answer, reports
 // its offset though the store, slow here, has not written the chunk yet.
 func TestStatusSeesAcknowledgedWrites(t *testing.T) {
 	bothModes(t, func(t *testing.T) {
-		f := newFixture(t)
-		f.store.delay = 20 * time.Millisecond
-		s := f.open(t, nsCtx())
-		s.do(&api.WriteContentRequest{Action: api.WriteAction_STAT, Ref: "r"})
+		f, s := openSlow(t, "r")
 		chunk := randomBytes(4096, 2)
 		for offset := int64(0); offset < 5*4096; offset += 4096 {
 			resp := s.do(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Offset: offset, Data: chunk})
@@ -202,10 +209,7 @@ func TestStatusSeesAcknowledgedWrites(t *testing.T) {
 // UpdateStatus case failed now and then on this).
 func TestWriteUpdatedAtIsWithinTheWrite(t *testing.T) {
 	bothModes(t, func(t *testing.T) {
-		f := newFixture(t)
-		f.store.delay = 20 * time.Millisecond
-		s := f.open(t, nsCtx())
-		s.do(&api.WriteContentRequest{Action: api.WriteAction_STAT, Ref: "r"})
+		_, s := openSlow(t, "r")
 		chunk := randomBytes(4096, 3)
 		for offset := int64(0); offset < 3*4096; offset += 4096 {
 			before := time.Now()
