@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"time"
 
 	"google.golang.org/grpc/metadata"
@@ -21,7 +22,7 @@ const (
 
 var contentWriteWorkload = &workload{
 	name:  "content",
-	about: "one fresh 256 MiB blob written through the Content service's Write stream in 1 MiB chunks, then committed",
+	about: "one fresh 256 MiB blob written through the Content service's Write stream in 1 MiB chunks, then committed, then read back whole through its Read stream",
 	params: func(o options) string {
 		return fmt.Sprintf("median of %d rounds", o.rounds)
 	},
@@ -96,6 +97,10 @@ func measureContentWrite(ctx context.Context, b *bench, d *daemon) ([]metric, er
 	if resp.Digest != dgst {
 		return nil, fmt.Errorf("committed %s, want %s", resp.Digest, dgst)
 	}
+	readTime, err := readBlob(ctx, client, dgst, int64(len(data)))
+	if err != nil {
+		return nil, err
+	}
 	// Leave the daemon as it was, so later rounds measure the same thing.
 	if _, err := client.Delete(ctx, &contentapi.DeleteContentRequest{Digest: dgst}); err != nil {
 		return nil, fmt.Errorf("delete %s: %w", dgst, err)
@@ -103,5 +108,31 @@ func measureContentWrite(ctx context.Context, b *bench, d *daemon) ([]metric, er
 	return []metric{
 		{name: "write", unit: bytesPerSec, value: float64(len(data)) / elapsed.Seconds()},
 		duration("time", elapsed),
+		{name: "read", unit: bytesPerSec, value: float64(len(data)) / readTime.Seconds()},
 	}, nil
+}
+
+// readBlob reads the blob dgst, of size bytes, through one Read stream and
+// returns how long it took.
+func readBlob(ctx context.Context, client contentapi.ContentClient, dgst string, size int64) (time.Duration, error) {
+	start := time.Now()
+	stream, err := client.Read(ctx, &contentapi.ReadContentRequest{Digest: dgst})
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", dgst, err)
+	}
+	var n int64
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read %s at %d: %w", dgst, n, err)
+		}
+		n += int64(len(resp.Data))
+	}
+	if n != size {
+		return 0, fmt.Errorf("read %d bytes of %s, want %d", n, dgst, size)
+	}
+	return time.Since(start), nil
 }
