@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	_ "github.com/llitfkitfk/containerd/api/events"
+	_ "github.com/llitfkitfk/containerd/api/runtime/bootstrap/v1"
 	_ "github.com/llitfkitfk/containerd/api/runtime/task/v2"
 	_ "github.com/llitfkitfk/containerd/api/services/containers/v1"
 	_ "github.com/llitfkitfk/containerd/api/services/content/v1"
@@ -26,6 +27,7 @@ import (
 	_ "github.com/llitfkitfk/containerd/api/services/ttrpc/events/v1"
 	_ "github.com/llitfkitfk/containerd/api/services/version/v1"
 	_ "github.com/llitfkitfk/containerd/api/types"
+	_ "github.com/llitfkitfk/containerd/api/types/runc/options"
 	_ "github.com/llitfkitfk/containerd/api/types/task"
 )
 
@@ -245,6 +247,21 @@ func TestFields(t *testing.T) {
 		{"containerd.task.v2.StateResponse", "status", 4, protoreflect.EnumKind, false},
 		{"containerd.task.v2.StateResponse", "exec_id", 11, protoreflect.StringKind, false},
 		{"containerd.task.v2.ConnectResponse", "version", 3, protoreflect.StringKind, false},
+		// The shim bootstrap of containerd 2.3+, and the runc shim's options.
+		{"containerd.runtime.bootstrap.v1.BootstrapParams", "instance_id", 1, protoreflect.StringKind, false},
+		{"containerd.runtime.bootstrap.v1.BootstrapParams", "log_level", 3, protoreflect.EnumKind, false},
+		{"containerd.runtime.bootstrap.v1.BootstrapParams", "containerd_binary", 7, protoreflect.StringKind, false},
+		{"containerd.runtime.bootstrap.v1.BootstrapParams", "extensions", 8, protoreflect.MessageKind, true},
+		{"containerd.runtime.bootstrap.v1.BootstrapParams", "socket_dir", 9, protoreflect.StringKind, false},
+		{"containerd.runtime.bootstrap.v1.Extension", "value", 1, protoreflect.MessageKind, false},
+		{"containerd.runtime.bootstrap.v1.BootstrapResult", "version", 1, protoreflect.Int32Kind, false},
+		{"containerd.runtime.bootstrap.v1.BootstrapResult", "protocol", 3, protoreflect.StringKind, false},
+		{"containerd.runtime.bootstrap.v1.BootstrapResult", "metadata", 5, protoreflect.MessageKind, true},
+		{"containerd.runc.v1.Options", "binary_name", 6, protoreflect.StringKind, false},
+		{"containerd.runc.v1.Options", "systemd_cgroup", 9, protoreflect.BoolKind, false},
+		{"containerd.runc.v1.Options", "criu_work_path", 11, protoreflect.StringKind, false},
+		{"containerd.runc.v1.CheckpointOptions", "empty_namespaces", 6, protoreflect.StringKind, true},
+		{"containerd.runc.v1.ProcessDetails", "exec_id", 1, protoreflect.StringKind, false},
 		{"containerd.events.TaskExit", "exit_status", 4, protoreflect.Uint32Kind, false},
 		{"containerd.events.TaskDelete", "id", 5, protoreflect.StringKind, false},
 		{"containerd.events.SnapshotPrepare", "snapshotter", 5, protoreflect.StringKind, false},

@@ -27,6 +27,8 @@ MODULE=github.com/llitfkitfk/containerd
 GRPC_DIRS=(
 	types
 	types/task
+	types/runc/options
+	runtime/bootstrap/v1
 	events
 	services/version/v1
 	services/introspection/v1
