@@ -46,11 +46,26 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// Containers run through the shim under test (ours unless
+	// $CONTAINERD_SHIM names another), first on every daemon's PATH.
+	shimDir, err := os.MkdirTemp("", "containerd-shim")
+	if err == nil {
+		var shim string
+		if shim, err = testutil.ShimUnderTest(daemonBinary, ".."); err == nil {
+			err = testutil.PutShimFirst(shimDir, shim)
+			fmt.Fprintln(os.Stderr, "integration: containers run through", shim)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "shim under test:", err)
+		os.Exit(1)
+	}
 	if _, err := exec.LookPath("ctr"); err != nil {
 		fmt.Fprintln(os.Stderr, "ctr is required (apt-get install containerd; `make test` does it)")
 		os.Exit(1)
 	}
 	code := m.Run()
+	os.RemoveAll(shimDir)
 	if cleanup != nil {
 		cleanup()
 	}

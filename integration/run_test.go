@@ -48,10 +48,8 @@ func newRunner(t *testing.T, sn string) *runner {
 	if !privateRun {
 		t.Skip("running containers needs root, for a private /run")
 	}
-	for _, bin := range []string{"runc", "containerd-shim-runc-v2"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s not installed (`make test` installs it)", bin)
-		}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Fatal("runc not installed (`make test` installs it)")
 	}
 	archive := buildBusyboxArchive(t, t.TempDir(), busyboxImage)
 	d := newDaemon(t, "")
