@@ -44,6 +44,9 @@ type flavor struct {
 	// distro marks the distribution's containerd, which needs its CRI
 	// plugin off and its opt directory moved out of /opt.
 	distro bool
+	// shim is the containerd-shim-runc-v2 the daemon runs containers
+	// through, put first on its PATH; "" leaves PATH alone.
+	shim string
 }
 
 // baseConfig is the config every daemon starts with: everything it writes
@@ -219,6 +222,18 @@ func (b *bench) launch(ctx context.Context, d *daemon, extra string) (_ *daemon,
 
 	d.cmd = exec.Command(f.path, "--config", config)
 	d.cmd.Dir = dir
+	if f.shim != "" {
+		bin := filepath.Join(dir, "shim-bin")
+		if err := os.Mkdir(bin, 0o755); err != nil {
+			d.removeDir()
+			return nil, err
+		}
+		if err := os.Symlink(f.shim, filepath.Join(bin, shimName)); err != nil {
+			d.removeDir()
+			return nil, err
+		}
+		d.cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
 	d.cmd.Stdout = d.logFile
 	d.cmd.Stderr = d.logFile
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -69,12 +69,15 @@ func main() {
 
 func run() error {
 	var (
-		opts       options
-		oursPath   string
-		theirsPath string
+		opts                 options
+		oursPath             string
+		oursShim, theirsShim string
+		theirsPath           string
 	)
 	flag.StringVar(&oursPath, "ours", "", "this project's containerd binary (required)")
 	flag.StringVar(&theirsPath, "theirs", "", "the containerd to compare with (default: containerd on PATH)")
+	flag.StringVar(&oursShim, "shim", "", "the shim ours runs containers through (default: "+shimName+" beside -ours)")
+	flag.StringVar(&theirsShim, "theirs-shim", "", "the shim theirs runs containers through (default: "+shimName+" beside -theirs)")
 	flag.IntVar(&opts.runs, "runs", 10, "start-ups per daemon in the startup workload")
 	flag.IntVar(&opts.rounds, "rounds", 3, "rounds per daemon of the other workloads, alternating; each metric is the median of its rounds")
 	flag.IntVar(&opts.callers, "callers", 64, "parallel callers")
@@ -98,6 +101,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if oursShim, err = resolveShim(oursShim, ours); err != nil {
+		return fmt.Errorf("-shim: %w", err)
+	}
+	if theirsShim, err = resolveShim(theirsShim, theirs); err != nil {
+		return fmt.Errorf("-theirs-shim: %w", err)
+	}
 
 	tmp, err := os.MkdirTemp("", "containerd-bench-")
 	if err != nil {
@@ -114,8 +123,8 @@ func run() error {
 	}
 	b := &bench{
 		opts:   opts,
-		ours:   &flavor{name: "ours", path: ours},
-		theirs: &flavor{name: "theirs", path: theirs, distro: true},
+		ours:   &flavor{name: "ours", path: ours, shim: oursShim},
+		theirs: &flavor{name: "theirs", path: theirs, distro: true, shim: theirsShim},
 		tmp:    tmp,
 		live:   map[*daemon]bool{},
 	}
@@ -210,6 +219,25 @@ func resolveBinaries(ours, theirs string) (string, string, error) {
 	return ours, theirs, nil
 }
 
+// shimName is the binary of runtime io.containerd.runc.v2.
+const shimName = "containerd-shim-runc-v2"
+
+// resolveShim returns the absolute path of shim, or of the shim beside
+// daemon when shim is empty: each daemon is measured with its own shim.
+func resolveShim(shim, daemon string) (string, error) {
+	if shim == "" {
+		shim = filepath.Join(filepath.Dir(daemon), shimName)
+	}
+	shim, err := filepath.Abs(shim)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(shim); err != nil {
+		return "", err
+	}
+	return shim, nil
+}
+
 // header prints the machine and the two daemons, whose versions come from
 // a first start of each; that start also brings both binaries into the
 // page cache before anything is timed.
@@ -228,7 +256,7 @@ func (b *bench) header(ctx context.Context, w io.Writer) error {
 		if bi, err := buildinfo.ReadFile(f.path); err == nil {
 			goVersion = "built with " + bi.GoVersion
 		}
-		fmt.Fprintf(w, "%-6s  %s: Version %q, %s\n", f.name, f.path, d.version, goVersion)
+		fmt.Fprintf(w, "%-6s  %s: Version %q, %s; shim %s\n", f.name, f.path, d.version, goVersion, f.shim)
 	}
 	fmt.Fprintf(w, "theirs runs with its CRI plugin disabled (it needs CNI, and ours has no CRI) and its opt dir in the temp dir\n")
 	fmt.Fprintf(w, "ratio is ours/theirs for times and theirs/ours for rates: below 1 means ours is better\n")

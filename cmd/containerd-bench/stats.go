@@ -15,9 +15,10 @@ const (
 	seconds     unit = iota // a time; lower is better
 	perSecond               // a rate of operations; higher is better
 	bytesPerSec             // a rate of bytes; higher is better
+	bytesSize               // an amount of memory; lower is better
 )
 
-func (u unit) higherIsBetter() bool { return u != seconds }
+func (u unit) higherIsBetter() bool { return u == perSecond || u == bytesPerSec }
 
 // format prints v, which is in seconds, 1/s or B/s, for the table.
 func (u unit) format(v float64) string {
@@ -31,6 +32,8 @@ func (u unit) format(v float64) string {
 		return fmt.Sprintf("%.0f/s", v)
 	case bytesPerSec:
 		return fmt.Sprintf("%.1f MiB/s", v/(1<<20))
+	case bytesSize:
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
 	}
 	return fmt.Sprint(v)
 }

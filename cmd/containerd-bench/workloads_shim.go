@@ -1,0 +1,363 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
+	evttrpc "github.com/llitfkitfk/containerd/api/services/ttrpc/events/v1"
+)
+
+// The shim workload drives each daemon's shim binary directly, as a daemon
+// does: start command, dial, Connect; Create, Start and Wait of a container
+// running `true`; Delete; Shutdown and the shim's exit. No daemon is in
+// the way, so each step is the shim's (and the runc it runs) alone. The
+// shims alternate container by container. Last, each shim serves a running
+// container while its resident memory is read.
+var shimWorkload = &workload{
+	name: "shim",
+	about: "each daemon's containerd-shim-runc-v2 driven directly over ttrpc: start to first answer, Create, Start, " +
+		"Wait, Delete, exit, for a container running `true`, shims alternating; and a running shim's RSS",
+	params: func(o options) string {
+		return fmt.Sprintf("%d containers each", o.rounds*shimRunsPerRound)
+	},
+	compare: compareShims,
+}
+
+const (
+	shimRunsPerRound = 20
+	// shimNamespace is the namespace the shims are started in; their runc
+	// state goes under /run/containerd/runc/<it>, in the bench's own /run.
+	shimNamespace = "containerd-bench"
+	// shimCgroupParent holds the containers' cgroups, removed at the end.
+	shimCgroupParent = "containerd-bench-shim"
+)
+
+// shimSteps are the timed steps of one container's life under a shim.
+var shimSteps = []string{"start to first answer", "Create", "Start", "Wait (`true` exits)", "Delete", "Shutdown to exit"}
+
+func compareShims(ctx context.Context, b *bench) ([]row, error) {
+	if !privateRun {
+		return nil, errors.New("running containers needs root, for a private /run")
+	}
+	dir, err := b.newDir("shims")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	defer removeCgroupParent(shimCgroupParent)
+	r, err := newShimRig(b, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+
+	flavors := []*flavor{b.ours, b.theirs}
+	for _, f := range flavors { // page cache
+		if _, err := r.cycle(ctx, f, "warm-up", nil); err != nil {
+			return nil, fmt.Errorf("%s shim %s: %w", f.name, f.shim, err)
+		}
+	}
+	steps := map[*flavor][][]time.Duration{}
+	n := b.opts.rounds * shimRunsPerRound
+	for i := range n {
+		for _, f := range b.order(i) {
+			took, err := r.cycle(ctx, f, fmt.Sprintf("c%d", i), nil)
+			if err != nil {
+				return nil, fmt.Errorf("%s shim, container %d: %w", f.name, i+1, err)
+			}
+			steps[f] = append(steps[f], took)
+		}
+	}
+	rss := map[*flavor]float64{}
+	for _, f := range flavors {
+		_, err := r.cycle(ctx, f, "rss", func(shimPid int) error {
+			v, err := residentBytes(shimPid)
+			rss[f] = v
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s shim RSS: %w", f.name, err)
+		}
+	}
+	metrics := func(f *flavor) []metric {
+		var ms []metric
+		whole := make([]time.Duration, len(steps[f]))
+		for s, name := range shimSteps {
+			var vs []time.Duration
+			for i, took := range steps[f] {
+				vs = append(vs, took[s])
+				whole[i] += took[s]
+			}
+			ms = append(ms, duration(name+" p50", summarize(vs).p50))
+		}
+		ms = append(ms, duration("whole life p50", summarize(whole).p50))
+		return append(ms, metric{name: "RSS serving a running container", unit: bytesSize, value: rss[f]})
+	}
+	return pair(metrics(b.ours), metrics(b.theirs))
+}
+
+// shimRig is what the shims need around them: a rootfs, a spec template,
+// and a ttrpc events service to publish to, as a daemon has.
+type shimRig struct {
+	b      *bench
+	dir    string
+	rootfs string
+	spec   map[string]any
+	events string // the events socket, TTRPC_ADDRESS
+	server *ttrpc.Server
+}
+
+// discardEvents takes the shims' events and drops them.
+type discardEvents struct{}
+
+func (discardEvents) Forward(context.Context, *evttrpc.ForwardRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+}
+
+func newShimRig(b *bench, dir string) (*shimRig, error) {
+	r := &shimRig{b: b, dir: dir, rootfs: filepath.Join(dir, "rootfs"), events: filepath.Join(dir, "ev.sock")}
+	if err := buildBusyboxRootfs(r.rootfs); err != nil {
+		return nil, err
+	}
+	// runc's default spec, made runnable without a terminal.
+	tmpl := filepath.Join(dir, "tmpl")
+	if err := os.Mkdir(tmpl, 0o700); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command("runc", "spec", "--bundle", tmpl).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("runc spec: %v: %s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(tmpl, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &r.spec); err != nil {
+		return nil, fmt.Errorf("runc spec: %w", err)
+	}
+	r.spec["root"] = map[string]any{"path": r.rootfs, "readonly": true}
+	l, err := net.Listen("unix", r.events)
+	if err != nil {
+		return nil, err
+	}
+	if r.server, err = ttrpc.NewServer(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	evttrpc.RegisterEventsService(r.server, discardEvents{})
+	go r.server.Serve(context.Background(), l)
+	return r, nil
+}
+
+func (r *shimRig) close() { r.server.Close() }
+
+// cycle runs one container with f's shim, timing each of shimSteps. With
+// hold set, the container sleeps instead and hold is called with the
+// shim's pid while it runs.
+func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shimPid int) error) ([]time.Duration, error) {
+	bundle := filepath.Join("/run", "containerd-bench-shims", f.name, id)
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(bundle)
+	args := []string{"true"}
+	if hold != nil {
+		args = []string{"sleep", "60"}
+	}
+	if err := r.writeSpec(bundle, id, args); err != nil {
+		return nil, err
+	}
+	// The shim logs to the bundle's fifo; a daemon reads it, so do we.
+	logPath := filepath.Join(bundle, "log")
+	if err := unix.Mkfifo(logPath, 0o700); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(logPath, os.O_RDWR|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	go io.Copy(io.Discard, logf)
+
+	took := make([]time.Duration, 0, len(shimSteps))
+	t := time.Now()
+	lap := func() {
+		now := time.Now()
+		took = append(took, now.Sub(t))
+		t = now
+	}
+	start := exec.CommandContext(ctx, f.shim, "-namespace", shimNamespace, "-address", filepath.Join(r.dir, "none.sock"),
+		"-publish-binary", r.b.ours.path, "-id", id, "start")
+	start.Dir = bundle
+	start.Env = append(os.Environ(), "TTRPC_ADDRESS="+r.events, "GOMAXPROCS=2")
+	var stderr bytes.Buffer
+	start.Stderr = &stderr
+	out, err := start.Output()
+	if err != nil {
+		return nil, fmt.Errorf("start: %v: %s", err, stderr.Bytes())
+	}
+	conn, err := dialShimAddress(strings.TrimSpace(string(out)))
+	if err != nil {
+		return nil, err
+	}
+	client := ttrpc.NewClient(conn)
+	defer client.Close()
+	task := taskapi.NewTaskClient(client)
+	cr, err := task.Connect(ctx, &taskapi.ConnectRequest{Id: id})
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	shimPid := int(cr.GetShimPid())
+	lap()
+	if _, err := task.Create(ctx, &taskapi.CreateTaskRequest{Id: id, Bundle: bundle}); err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	lap()
+	if _, err := task.Start(ctx, &taskapi.StartRequest{Id: id}); err != nil {
+		return nil, fmt.Errorf("start task: %w", err)
+	}
+	lap()
+	if hold != nil {
+		time.Sleep(200 * time.Millisecond) // let the shim settle
+		if err := hold(shimPid); err != nil {
+			return nil, err
+		}
+		if _, err := task.Kill(ctx, &taskapi.KillRequest{Id: id, Signal: uint32(syscall.SIGKILL)}); err != nil {
+			return nil, fmt.Errorf("kill: %w", err)
+		}
+	}
+	w, err := task.Wait(ctx, &taskapi.WaitRequest{Id: id})
+	if err != nil {
+		return nil, fmt.Errorf("wait: %w", err)
+	}
+	if hold == nil && w.GetExitStatus() != 0 {
+		return nil, fmt.Errorf("`true` exited with %d", w.GetExitStatus())
+	}
+	lap()
+	if _, err := task.Delete(ctx, &taskapi.DeleteRequest{Id: id}); err != nil {
+		return nil, fmt.Errorf("delete: %w", err)
+	}
+	lap()
+	task.Shutdown(ctx, &taskapi.ShutdownRequest{Id: id}) // it exits as it answers
+	for running(shimPid) {
+		if time.Since(t) > 5*time.Second {
+			return nil, fmt.Errorf("shim %d still running 5s after Shutdown", shimPid)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	lap()
+	return took, nil
+}
+
+func (r *shimRig) writeSpec(bundle, id string, args []string) error {
+	spec := r.spec
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = args
+	linux := spec["linux"].(map[string]any)
+	linux["cgroupsPath"] = "/" + shimCgroupParent + "/" + id
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600)
+}
+
+// dialShimAddress dials a shim's unix:// address, or the abstract socket
+// that older shims print without a scheme.
+func dialShimAddress(address string) (net.Conn, error) {
+	if strings.HasPrefix(address, "{") {
+		var p struct{ Address string }
+		if err := json.Unmarshal([]byte(address), &p); err != nil {
+			return nil, fmt.Errorf("shim address %q: %w", address, err)
+		}
+		address = p.Address
+	}
+	path, ok := strings.CutPrefix(address, "unix://")
+	if !ok {
+		path = "\x00" + address
+	}
+	return net.DialTimeout("unix", path, 5*time.Second)
+}
+
+// running reports whether pid is a process that has not exited: one that
+// exists and is no zombie waiting for whichever ancestor reaps it.
+func running(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i > 0 && i+2 < len(data) && data[i+2] != 'Z'
+}
+
+// residentBytes is a process's VmRSS.
+func residentBytes(pid int) (float64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+// buildBusyboxRootfs lays the host's static busybox out as a rootfs with
+// the applets the workloads run.
+func buildBusyboxRootfs(root string) error {
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	bin, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return fmt.Errorf("static busybox for the rootfs (apt-get install busybox-static): %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), bin, 0o755); err != nil {
+		return err
+	}
+	for _, applet := range []string{"sh", "true", "sleep"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeCgroupParent removes the parent the containers' cgroups were made
+// in, in each hierarchy, once they are gone.
+func removeCgroupParent(name string) {
+	matches, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+	if m := "/sys/fs/cgroup/" + name; fileExists(m) {
+		matches = append(matches, m)
+	}
+	for _, m := range matches {
+		os.Remove(m)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
