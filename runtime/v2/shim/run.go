@@ -12,7 +12,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/llitfkitfk/containerd/api/types"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/namespaces"
 	"github.com/llitfkitfk/containerd/version"
@@ -34,7 +36,7 @@ const (
 type flags struct {
 	namespace, id, address, publishBinary string
 	bundle, socket                        string
-	debug, version                        bool
+	debug, version, info                  bool
 	action                                string
 }
 
@@ -51,6 +53,9 @@ func parseFlags(name string, args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.debug, "debug", false, "log at debug level")
 	fs.BoolVar(&f.version, "v", false, "")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	// A flag, not an action: older shims fail confusingly on an unknown
+	// action, as containerd found when it added it.
+	fs.BoolVar(&f.info, "info", false, "read runtime options from stdin, print the runtime's RuntimeInfo and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -83,6 +88,13 @@ func run(m Manager, args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	if f.version {
 		fmt.Fprintf(stdout, "%s:\n  Version:  %s\n  Revision: %s\n  Go version: %s\n\n",
 			name, version.Version, version.Revision, runtime.Version())
+		return 0
+	}
+	if f.info {
+		if err := printInfo(m, stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", m.Name(), err)
+			return 1
+		}
 		return 0
 	}
 	if err := dispatch(m, f, stdin, stdout); err != nil {
@@ -159,4 +171,45 @@ func deleteTask(ctx context.Context, m Manager, f *flags, stdout io.Writer) erro
 		return fmt.Errorf("write delete response: %w", err)
 	}
 	return nil
+}
+
+// InfoManager may be implemented by a Manager that tells more of its
+// runtime than its name and version (runc's features, say) to -info.
+type InfoManager interface {
+	Info(ctx context.Context, options *anypb.Any) (*types.RuntimeInfo, error)
+}
+
+// printInfo is -info, which containerd 2.x runs for its introspection
+// service (and CRI, for runtime features): the runtime options, an Any, on
+// stdin, a binary RuntimeInfo on stdout.
+func printInfo(m Manager, stdin io.Reader, stdout io.Writer) error {
+	input, err := io.ReadAll(io.LimitReader(stdin, maxStartInput))
+	if err != nil {
+		return fmt.Errorf("read runtime options from stdin: %w", err)
+	}
+	var opts *anypb.Any
+	if len(input) > 0 {
+		opts = &anypb.Any{}
+		if err := proto.Unmarshal(input, opts); err != nil {
+			return fmt.Errorf("decode runtime options on stdin: %w", err)
+		}
+	}
+	var info *types.RuntimeInfo
+	if im, ok := m.(InfoManager); ok {
+		if info, err = im.Info(context.Background(), opts); err != nil {
+			return fmt.Errorf("runtime info: %w", err)
+		}
+	} else {
+		info = &types.RuntimeInfo{
+			Name:    m.Name(),
+			Version: &types.RuntimeVersion{Version: version.Version, Revision: version.Revision},
+			Options: opts,
+		}
+	}
+	data, err := proto.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("marshal runtime info: %w", err)
+	}
+	_, err = stdout.Write(data)
+	return err
 }

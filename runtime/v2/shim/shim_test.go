@@ -23,6 +23,7 @@ import (
 
 	bootstrap "github.com/llitfkitfk/containerd/api/runtime/bootstrap/v1"
 	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
+	"github.com/llitfkitfk/containerd/api/types"
 	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/sys"
 )
@@ -412,5 +413,21 @@ func TestCommandLineErrors(t *testing.T) {
 	r := runShim(t, dir, nil, nil, "-v")
 	if r.code != 0 || !strings.Contains(string(r.stdout), "Version:") {
 		t.Errorf("-v: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+// TestInfo: -info, as containerd 2.x runs it: options on stdin, a
+// RuntimeInfo on stdout; no namespace needed.
+func TestInfo(t *testing.T) {
+	r := runShim(t, t.TempDir(), nil, mustMarshal(t, runcOptions), "-info")
+	if r.code != 0 {
+		t.Fatalf("-info: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var info types.RuntimeInfo
+	if err := proto.Unmarshal(r.stdout, &info); err != nil {
+		t.Fatalf("-info printed %q: %v", r.stdout, err)
+	}
+	if info.Name != "io.containerd.fake.v2" || info.Version.GetVersion() == "" || !proto.Equal(info.Options, runcOptions) {
+		t.Errorf("runtime info %v", &info)
 	}
 }
