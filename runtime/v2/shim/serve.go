@@ -2,12 +2,12 @@ package shim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -72,15 +72,20 @@ func serve(ctx context.Context, m Manager, f *flags) (retErr error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// The socket goes with the shim; a start finding it afterwards
-		// would have to tell it stale.
-		if sockPath != "" {
-			if err := os.Remove(sockPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+	var sockFile os.FileInfo
+	if sockPath != "" {
+		sockFile, _ = os.Lstat(sockPath)
+	}
+	var removeOnce sync.Once
+	removeSocket := func() {
+		// Once only: a new shim's socket may come to have the same inode.
+		removeOnce.Do(func() {
+			if err := removeOwnSocket(sockPath, sockFile); err != nil {
 				logger.WithError(err).Warn("remove shim socket")
 			}
-		}
-	}()
+		})
+	}
+	defer removeSocket()
 
 	pub := NewPublisher(PublisherOpts{
 		Namespace:     f.namespace,
@@ -158,7 +163,32 @@ wait:
 	if err := server.Shutdown(sctx); err != nil {
 		server.Close()
 	}
+	// Now, not after the events are flushed: from here on a start of the
+	// group finds the socket refusing, and makes a new shim.
+	removeSocket()
 	return nil
+}
+
+// removeOwnSocket removes the socket file at path if it still is the one
+// this shim was given, fi. Once the shim stopped listening, a start of a
+// task of its group may have found the socket stale and put a new shim's
+// in its place, which must stay. The check and the removal are made under
+// the socket directory's lock, which such a start holds while it replaces
+// a socket.
+func removeOwnSocket(path string, fi os.FileInfo) error {
+	if path == "" || fi == nil {
+		return nil
+	}
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	now, err := os.Lstat(path)
+	if err != nil || !os.SameFile(fi, now) {
+		return nil // gone, or another shim's
+	}
+	return os.Remove(path)
 }
 
 // answerGrace is how long a call's answer takes to be written once the

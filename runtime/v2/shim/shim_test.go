@@ -431,3 +431,49 @@ func TestInfo(t *testing.T) {
 		t.Errorf("runtime info %v", &info)
 	}
 }
+
+// TestSignalEndsShim: SIGTERM and SIGINT end the shim as Shutdown does,
+// taking its socket along, but not a socket that replaced its own.
+func TestSignalEndsShim(t *testing.T) {
+	socketDir, err := os.MkdirTemp("", "shimsock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(socketDir)
+	bundle := t.TempDir()
+	params := mustMarshal(t, &bootstrap.BootstrapParams{InstanceId: "t1", Namespace: "ns4", SocketDir: &socketDir})
+	start := func() (string, int) {
+		var result bootstrap.BootstrapResult
+		if err := proto.Unmarshal(startShim(t, bundle, nil, params, "-namespace", "ns4", "-id", "t1"), &result); err != nil {
+			t.Fatal(err)
+		}
+		pid := shimPid(t, dialTask(t, result.Address))
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+		return unixPath(result.Address), pid
+	}
+
+	path, pid := start()
+	syscall.Kill(pid, syscall.SIGTERM)
+	waitGone(t, pid)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the shim left its socket behind: %v", err)
+	}
+
+	// Another shim's socket now in its place: it stays.
+	path, pid = start()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	successor, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer successor.Close()
+	syscall.Kill(pid, syscall.SIGINT)
+	waitGone(t, pid)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the exiting shim removed its successor's socket: %v", err)
+	}
+	c.Close()
+}
