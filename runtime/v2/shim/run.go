@@ -120,7 +120,7 @@ func dispatch(m Manager, f *flags, stdin io.Reader, stdout io.Writer) error {
 		// Nothing may reach stderr on success: 1.6 and 2.x daemons take
 		// stdout and stderr together as the answer.
 		logrus.SetOutput(io.Discard)
-		return start(ctx, m, f, stdin, stdout)
+		return start(m, f, stdin, stdout)
 	case "delete":
 		return deleteTask(ctx, m, f, stdout)
 	case "":

@@ -46,7 +46,7 @@ type CommandRunner interface {
 
 // serve is the serving shim, the one start forked: it serves the task
 // API on the socket it inherited until it is shut down.
-func serve(ctx context.Context, m Manager, f *flags) (retErr error) {
+func serve(ctx context.Context, m Manager, f *flags) error {
 	// A shim per task (or pod) adds up: fewer threads and a tighter heap
 	// keep each one small, as containerd's shims do.
 	if os.Getenv("GOMAXPROCS") == "" {
@@ -63,7 +63,9 @@ func serve(ctx context.Context, m Manager, f *flags) (retErr error) {
 	signal.Notify(signals, unix.SIGTERM, unix.SIGINT, unix.SIGPIPE)
 
 	logger := setupLogging(f.debug).WithField("runtime", m.Name())
-	ctx = log.WithLogger(ctx, logger)
+	// The service's context ends with the shim.
+	ctx, cancel := context.WithCancel(log.WithLogger(ctx, logger))
+	defer cancel()
 	if err := sys.SetSubreaper(); err != nil {
 		return fmt.Errorf("become a child subreaper: %w", err)
 	}
@@ -151,8 +153,8 @@ wait:
 			return fmt.Errorf("serve task API: %w", err)
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), serverShutdownTimeout)
-	defer cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), serverShutdownTimeout)
+	defer scancel()
 	// ttrpc marks a connection busy only once it has looked at it again
 	// after a request came in, and Shutdown closes connections it thinks
 	// idle: closed while the Shutdown call that brought us here is still

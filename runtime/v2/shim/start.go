@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -25,7 +24,7 @@ const addressFile = "address"
 // serving shim as fd 3: the address is printed only once something
 // listens on it, so the daemon's first dial cannot find nothing there,
 // however slowly the serving shim starts.
-func start(ctx context.Context, m Manager, f *flags, stdin io.Reader, stdout io.Writer) (retErr error) {
+func start(m Manager, f *flags, stdin io.Reader, stdout io.Writer) (retErr error) {
 	input, err := io.ReadAll(io.LimitReader(stdin, maxStartInput+1))
 	if err != nil {
 		return fmt.Errorf("read start parameters from stdin: %w", err)
