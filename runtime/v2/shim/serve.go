@@ -59,8 +59,9 @@ func serve(ctx context.Context, m Manager, f *flags) error {
 	// ignored: an ignored signal stays ignored in what the shim execs
 	// (runc, container processes). A terminal's ^C never reaches the shim,
 	// which has a session of its own. SIGCHLD is the task service's.
+	// SIGUSR1 logs every goroutine's stack, as containerd's shims do.
 	signals := make(chan os.Signal, 8)
-	signal.Notify(signals, unix.SIGTERM, unix.SIGINT, unix.SIGPIPE)
+	signal.Notify(signals, unix.SIGTERM, unix.SIGINT, unix.SIGPIPE, unix.SIGUSR1)
 
 	logger := setupLogging(f.debug).WithField("runtime", m.Name())
 	// The service's context ends with the shim.
@@ -143,7 +144,11 @@ wait:
 			logger.Debug("shim shut down")
 			break wait
 		case s := <-signals:
-			if s == unix.SIGPIPE {
+			switch s {
+			case unix.SIGPIPE:
+				continue
+			case unix.SIGUSR1:
+				logger.Infof("=== goroutine stacks ===\n%s\n=== end of goroutine stacks ===", allStacks())
 				continue
 			}
 			logger.WithField("signal", s).Info("shim exits on signal")
@@ -308,4 +313,16 @@ func freeMemoryPeriodically() (stop func()) {
 		}
 	}()
 	return func() { t.Stop(); close(done) }
+}
+
+// allStacks returns the stacks of all goroutines.
+func allStacks() []byte {
+	buf := make([]byte, 64<<10)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return buf[:n]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }

@@ -232,6 +232,14 @@ func TestStartServeOldProtocol(t *testing.T) {
 	if l := logs(); !strings.Contains(l, "shim serving") || !strings.Contains(l, "level=debug") {
 		t.Errorf("the log fifo has no debug line of the shim: %q", l)
 	}
+	// SIGUSR1 logs the goroutines' stacks.
+	syscall.Kill(pid, syscall.SIGUSR1)
+	for i := 0; i < 200 && !strings.Contains(logs(), "end of goroutine stacks"); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l := logs(); !strings.Contains(l, "goroutine stacks") || !strings.Contains(l, "runtime/v2/shim.serve") {
+		t.Errorf("no stacks logged on SIGUSR1: %q", l)
+	}
 
 	// A second task of its group joins it; a 2.0-2.2 daemon gets JSON.
 	bundle2 := t.TempDir()
