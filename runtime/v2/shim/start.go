@@ -7,15 +7,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
 	"github.com/llitfkitfk/containerd/sys"
+	"golang.org/x/sys/unix"
 )
 
 // addressFile in the bundle holds the shim's address: containerd 1.6
 // reads it to reconnect after a restart, and so does our daemon.
 const addressFile = "address"
+
+// schedCoreEnv, set by the daemon (containerd's sched_core option), asks
+// for the shim and its containers in a core scheduling domain of their own.
+const schedCoreEnv = "SCHED_CORE"
 
 // start is the start command. The daemon runs it in the task's bundle and
 // waits for it; it must leave a shim serving the task and print where.
@@ -124,6 +130,17 @@ func forkServer(req startRequest, group string, l *net.UnixListener) (*exec.Cmd,
 	cmd.Env = withEnv(os.Environ(), ttrpcAddressEnv, o.TTRPCAddress)
 	cmd.ExtraFiles = []*os.File{sock}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if os.Getenv(schedCoreEnv) != "" {
+		// A core scheduling domain of its own for the shim, which its
+		// containers inherit, so that no other tenant's tasks share a
+		// core's SMT siblings with them. The cookie is made for this
+		// process group, and the fork, from this thread, inherits it.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := unix.Prctl(unix.PR_SCHED_CORE, unix.PR_SCHED_CORE_CREATE, 0, unix.PR_SCHED_CORE_SCOPE_PROCESS_GROUP, 0); err != nil {
+			return nil, fmt.Errorf("enable core scheduling (%s is set): %w", schedCoreEnv, err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start serving shim: %w", err)
 	}
@@ -132,8 +149,9 @@ func forkServer(req startRequest, group string, l *net.UnixListener) (*exec.Cmd,
 
 // placeServer puts the serving shim where containerd puts its own: in the
 // runtime's shim cgroup (runc's options.shim_cgroup, a path relative to the
-// hierarchies' root), and one step likelier than the daemon to be chosen
-// by the OOM killer.
+// hierarchies' root, on v1 in every controller; containerd wants it to
+// exist, we create it where missing), and one step likelier than the
+// daemon to be chosen by the OOM killer.
 func placeServer(m Manager, opts StartOpts, pid int) error {
 	if cg := m.ShimCgroup(opts); cg != "" {
 		if err := sys.JoinCgroup(cg, pid); err != nil {
