@@ -65,14 +65,14 @@ type PublisherOpts struct {
 // and dropped, and the next one tried.
 type RemotePublisher struct {
 	opts PublisherOpts
+
+	mu sync.Mutex
 	// runCommand runs the publish binary; see CommandRunner.
 	runCommand func(*exec.Cmd) error
-
-	mu     sync.Mutex
-	queue  []*types.Envelope
-	closed bool
-	wake   chan struct{} // a token when the queue went non-empty or closed
-	done   chan struct{} // closed when the sender has returned
+	queue      []*types.Envelope
+	closed     bool
+	wake       chan struct{} // a token when the queue went non-empty or closed
+	done       chan struct{} // closed when the sender has returned
 
 	// ctx is cancelled, by abandon, when Close gives up on the queue.
 	ctx     context.Context
@@ -96,6 +96,13 @@ func NewPublisher(opts PublisherOpts) *RemotePublisher {
 }
 
 var _ Publisher = (*RemotePublisher)(nil)
+
+// setCommandRunner makes run what runs the publish binary from now on.
+func (p *RemotePublisher) setCommandRunner(run func(*exec.Cmd) error) {
+	p.mu.Lock()
+	p.runCommand = run
+	p.mu.Unlock()
+}
 
 // Publish queues event under topic, in the namespace of ctx or else the
 // publisher's. The event goes as an Any with its bare type URL
@@ -269,7 +276,10 @@ func (p *RemotePublisher) runPublishBinary(env *types.Envelope) error {
 	cmd.Stdin = bytes.NewReader(data)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err = p.runCommand(cmd)
+	p.mu.Lock()
+	run := p.runCommand
+	p.mu.Unlock()
+	err = run(cmd)
 	if errors.Is(err, syscall.ECHILD) {
 		// A reaper took its exit status: it did run, and exited.
 		return nil

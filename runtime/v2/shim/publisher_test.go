@@ -207,11 +207,11 @@ func TestPublisherBinaryReapedElsewhere(t *testing.T) {
 	bin, _ := publishScript(t)
 	p := NewPublisher(PublisherOpts{Namespace: "ns1", PublishBinary: bin})
 	runs := make(chan struct{}, 10)
-	p.runCommand = func(cmd *exec.Cmd) error {
+	p.setCommandRunner(func(cmd *exec.Cmd) error {
 		runs <- struct{}{}
 		cmd.Run()
 		return &os.SyscallError{Syscall: "wait", Err: syscall.ECHILD}
-	}
+	})
 	p.Publish(context.Background(), "/tasks/create", &eventsapi.TaskCreate{ContainerId: "c"})
 	closePublisher(t, p)
 	if len(runs) != 1 {

@@ -117,7 +117,7 @@ func serve(ctx context.Context, m Manager, f *flags) error {
 		return fmt.Errorf("task service: %w", err)
 	}
 	if r, ok := svc.(CommandRunner); ok {
-		pub.runCommand = r.RunCommand
+		pub.setCommandRunner(r.RunCommand)
 	}
 
 	var calls inFlight
