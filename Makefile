@@ -14,10 +14,15 @@ RUN_ARGS  ?=
 
 all: build
 
-build binaries: bin/containerd
+build binaries: bin/containerd bin/containerd-shim-runc-v2
 
 bin/containerd: FORCE
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
+
+# The runc shim, static as containerd builds its shims: without cgo no libc
+# is mapped into every one of the (many, long-lived) shim processes.
+bin/containerd-shim-runc-v2: FORCE
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd-shim-runc-v2
 
 FORCE:
 
@@ -48,6 +53,7 @@ fuzz:
 
 install: build
 	install -D -m 0755 bin/containerd $(DESTDIR)$(PREFIX)/bin/containerd
+	install -D -m 0755 bin/containerd-shim-runc-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-runc-v2
 
 protos:
 	script/protos.sh

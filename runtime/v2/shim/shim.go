@@ -33,7 +33,7 @@ type StartOpts struct {
 	// Address is the daemon's gRPC address, TTRPCAddress its ttrpc
 	// address, PublishBinary the daemon's binary (-publish-binary).
 	Address, TTRPCAddress, PublishBinary string
-	Debug bool
+	Debug                                bool
 	// Options are the task's runtime options, such as a
 	// containerd.runc.v1.Options, or nil.
 	Options *anypb.Any
