@@ -1,0 +1,486 @@
+package runc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/cgroups/v3/cgroup1/stats"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	eventsapi "github.com/llitfkitfk/containerd/api/events"
+	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
+	"github.com/llitfkitfk/containerd/api/types"
+	"github.com/llitfkitfk/containerd/api/types/runc/options"
+	"github.com/llitfkitfk/containerd/api/types/task"
+	"github.com/llitfkitfk/containerd/internal/testutil"
+	"github.com/llitfkitfk/containerd/runtime/v2/shim"
+)
+
+const testNS = "runc-shim-test"
+
+// env is one task service with a fake publisher, temporary bundles and
+// its own runc root, and a busybox image the containers bind-mount.
+type env struct {
+	t         *testing.T
+	s         *service
+	pub       *testutil.Publisher
+	dir       string
+	runcRoot  string
+	image     string
+	shutdowns atomic.Int32
+
+	mu     sync.Mutex
+	events []testutil.Published
+}
+
+func newEnv(t *testing.T) *env {
+	testutil.NeedContainers(t)
+	dir := t.TempDir()
+	e := &env{t: t, pub: &testutil.Publisher{}, dir: dir,
+		runcRoot: filepath.Join(dir, "runc"), image: filepath.Join(dir, "image")}
+	testutil.BusyboxRootfs(t, e.image)
+	s, err := newService(context.Background(), shim.ServiceOpts{
+		ID: "group", Namespace: testNS, Publisher: e.pub,
+		Shutdown: func() { e.shutdowns.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s = s
+	return e
+}
+
+func runcOptions(root string) *anypb.Any {
+	b, err := proto.Marshal(&options.Options{Root: root})
+	if err != nil {
+		panic(err)
+	}
+	return &anypb.Any{TypeUrl: "containerd.runc.v1.Options", Value: b}
+}
+
+func ctx() context.Context { return context.Background() }
+
+// create makes a container id running spec, its rootfs a bind mount of
+// the image; req may set stdio. It is force-deleted when the test ends.
+func (e *env) create(id string, spec *specs.Spec, req *taskapi.CreateTaskRequest) *taskapi.CreateTaskResponse {
+	e.t.Helper()
+	if req == nil {
+		req = &taskapi.CreateTaskRequest{}
+	}
+	bundle := filepath.Join(e.dir, id)
+	if spec.Linux.CgroupsPath == "" {
+		spec.Linux.CgroupsPath = "/" + testNS + "/" + id
+	}
+	testutil.WriteBundle(e.t, bundle, spec)
+	req.Id, req.Bundle, req.Options = id, bundle, runcOptions(e.runcRoot)
+	req.Rootfs = []*types.Mount{{Type: "bind", Source: e.image, Options: []string{"rbind", "rw"}}}
+	e.t.Cleanup(func() {
+		exec.Command("runc", "--root", filepath.Join(e.runcRoot, testNS), "delete", "--force", id).Run()
+		syscall.Unmount(filepath.Join(bundle, "rootfs"), syscall.MNT_DETACH)
+	})
+	resp, err := e.s.Create(ctx(), req)
+	if err != nil {
+		e.t.Fatalf("create %s: %v", id, err)
+	}
+	return resp
+}
+
+// fifo makes a fifo for a process's output and reads it until its end;
+// the returned function waits for that end and returns what was read.
+func (e *env) fifo(name string) (string, func() string) {
+	path := filepath.Join(e.dir, name)
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	var out []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f, err := os.Open(path) // waits for the shim to open it for writing
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		out, _ = io.ReadAll(f)
+	}()
+	return path, func() string {
+		e.t.Helper()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			e.t.Fatalf("output fifo %s did not end", name)
+		}
+		return string(out)
+	}
+}
+
+func (e *env) start(id, execID string) uint32 {
+	e.t.Helper()
+	resp, err := e.s.Start(ctx(), &taskapi.StartRequest{Id: id, ExecId: execID})
+	if err != nil {
+		e.t.Fatalf("start %s %s: %v", id, execID, err)
+	}
+	return resp.GetPid()
+}
+
+func (e *env) wait(id, execID string) *taskapi.WaitResponse {
+	e.t.Helper()
+	c, cancel := context.WithTimeout(ctx(), 20*time.Second)
+	defer cancel()
+	resp, err := e.s.Wait(c, &taskapi.WaitRequest{Id: id, ExecId: execID})
+	if err != nil {
+		e.t.Fatalf("wait %s %s: %v", id, execID, err)
+	}
+	return resp
+}
+
+func (e *env) state(id, execID string) *taskapi.StateResponse {
+	e.t.Helper()
+	resp, err := e.s.State(ctx(), &taskapi.StateRequest{Id: id, ExecId: execID})
+	if err != nil {
+		e.t.Fatalf("state %s %s: %v", id, execID, err)
+	}
+	return resp
+}
+
+func (e *env) exec(id, execID string, args []string, terminal bool, stdin, stdout string) {
+	e.t.Helper()
+	b, err := json.Marshal(specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/bin"}, Terminal: terminal})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, err = e.s.Exec(ctx(), &taskapi.ExecProcessRequest{Id: id, ExecId: execID, Terminal: terminal,
+		Stdin: stdin, Stdout: stdout,
+		Spec: &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", Value: b}})
+	if err != nil {
+		e.t.Fatalf("exec %s in %s: %v", execID, id, err)
+	}
+}
+
+func (e *env) kill(id, execID string, sig syscall.Signal, all bool) {
+	e.t.Helper()
+	if _, err := e.s.Kill(ctx(), &taskapi.KillRequest{Id: id, ExecId: execID, Signal: uint32(sig), All: all}); err != nil {
+		e.t.Fatalf("kill %s %s: %v", id, execID, err)
+	}
+}
+
+func (e *env) delete(id, execID string) *taskapi.DeleteResponse {
+	e.t.Helper()
+	resp, err := e.s.Delete(ctx(), &taskapi.DeleteRequest{Id: id, ExecId: execID})
+	if err != nil {
+		e.t.Fatalf("delete %s %s: %v", id, execID, err)
+	}
+	return resp
+}
+
+// take returns every event published so far.
+func (e *env) take() []testutil.Published {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events = append(e.events, e.pub.Take()...)
+	return append([]testutil.Published(nil), e.events...)
+}
+
+// waitEvent waits for an event on topic that match accepts, and returns
+// its index among all events.
+func (e *env) waitEvent(topic string, match func(proto.Message) bool) int {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, ev := range e.take() {
+			if ev.Topic == topic && (match == nil || match(ev.Event)) {
+				if ev.Namespace != testNS {
+					e.t.Errorf("event %s in namespace %q, want %q", topic, ev.Namespace, testNS)
+				}
+				return i
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("no %s event; got %v", topic, topicsOf(e.take()))
+	return -1
+}
+
+func topicsOf(evs []testutil.Published) []string {
+	var ts []string
+	for _, ev := range evs {
+		ts = append(ts, ev.Topic)
+	}
+	return ts
+}
+
+func exitOf(containerID, id string) func(proto.Message) bool {
+	return func(m proto.Message) bool {
+		x, ok := m.(*eventsapi.TaskExit)
+		return ok && x.GetContainerId() == containerID && x.GetId() == id
+	}
+}
+
+// TestExitStatus: a task whose command exits 3 reports 3 through Wait,
+// State, /tasks/exit and Delete, with its output through a fifo, and the
+// events of its life in containerd's order.
+func TestExitStatus(t *testing.T) {
+	e := newEnv(t)
+	stdout, output := e.fifo("stdout")
+	created := e.create("exit3", testutil.ContainerSpec("sh", "-c", "echo hello; exit 3"),
+		&taskapi.CreateTaskRequest{Stdout: stdout})
+	if st := e.state("exit3", ""); st.GetStatus() != task.Status_CREATED || st.GetPid() != created.GetPid() || st.GetStdout() != stdout {
+		t.Fatalf("state after create: %v", st)
+	}
+	pid := e.start("exit3", "")
+	if pid != created.GetPid() {
+		t.Errorf("start pid %d, create pid %d", pid, created.GetPid())
+	}
+	if w := e.wait("exit3", ""); w.GetExitStatus() != 3 || w.GetExitedAt() == nil {
+		t.Fatalf("wait: %v, want exit status 3", w)
+	}
+	st := e.state("exit3", "")
+	if st.GetStatus() != task.Status_STOPPED || st.GetExitStatus() != 3 || st.GetExitedAt() == nil {
+		t.Fatalf("state after exit: %v", st)
+	}
+	if out := output(); out != "hello\n" {
+		t.Errorf("output %q, want hello", out)
+	}
+	i := e.waitEvent("/tasks/exit", exitOf("exit3", "exit3"))
+	if x := e.take()[i].Event.(*eventsapi.TaskExit); x.GetExitStatus() != 3 || x.GetPid() != pid {
+		t.Errorf("exit event %v, want status 3 of pid %d", x, pid)
+	}
+	d := e.delete("exit3", "")
+	if d.GetExitStatus() != 3 || d.GetPid() != pid {
+		t.Errorf("delete: %v", d)
+	}
+	e.waitEvent("/tasks/delete", nil)
+	if got, want := strings.Join(topicsOf(e.take()), " "), "/tasks/create /tasks/start /tasks/exit /tasks/delete"; got != want {
+		t.Errorf("events %s, want %s", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "exit3", "rootfs", "bin")); err == nil {
+		t.Error("rootfs still mounted after delete")
+	}
+	_, err := e.s.State(ctx(), &taskapi.StateRequest{Id: "exit3"})
+	testutil.WantCode(t, err, codes.NotFound)
+	if e.shutdowns.Load() != 0 {
+		t.Error("shutdown without a Shutdown call")
+	}
+	if _, err := e.s.Shutdown(ctx(), &taskapi.ShutdownRequest{}); err != nil || e.shutdowns.Load() != 1 {
+		t.Errorf("shutdown with no container left: %v, %d calls", err, e.shutdowns.Load())
+	}
+}
+
+// TestTaskMethods drives one running container through the other methods
+// and their errors.
+func TestTaskMethods(t *testing.T) {
+	e := newEnv(t)
+	e.create("c1", testutil.ContainerSpec("sleep", "1000"), nil)
+
+	_, err := e.s.Create(ctx(), &taskapi.CreateTaskRequest{Id: "c1", Bundle: filepath.Join(e.dir, "c1")})
+	testutil.CheckCode(t, "create again", err, codes.AlreadyExists)
+	_, err = e.s.State(ctx(), &taskapi.StateRequest{Id: "nope"})
+	testutil.CheckCode(t, "state of unknown", err, codes.NotFound)
+	_, err = e.s.Pause(ctx(), &taskapi.PauseRequest{Id: "c1"})
+	testutil.CheckCode(t, "pause created", err, codes.FailedPrecondition)
+
+	pid := e.start("c1", "")
+	_, err = e.s.Start(ctx(), &taskapi.StartRequest{Id: "c1"})
+	testutil.CheckCode(t, "start again", err, codes.FailedPrecondition)
+	if st := e.state("c1", ""); st.GetStatus() != task.Status_RUNNING {
+		t.Errorf("state after start: %v", st.GetStatus())
+	}
+	_, err = e.s.Delete(ctx(), &taskapi.DeleteRequest{Id: "c1"})
+	testutil.CheckCode(t, "delete running", err, codes.FailedPrecondition)
+
+	c, err := e.s.Connect(ctx(), &taskapi.ConnectRequest{Id: "c1"})
+	if err != nil || c.GetShimPid() != uint32(os.Getpid()) || c.GetTaskPid() != pid || c.GetVersion() == "" {
+		t.Errorf("connect: %v, %v", c, err)
+	}
+
+	// Exec exit codes, and an exec's events.
+	e.exec("c1", "e5", []string{"sh", "-c", "exit 5"}, false, "", "")
+	e.exec("c1", "e0", []string{"true"}, false, "", "")
+	e.waitEvent("/tasks/exec-added", func(m proto.Message) bool { return m.(*eventsapi.TaskExecAdded).GetExecId() == "e5" })
+	_, err = e.s.Exec(ctx(), &taskapi.ExecProcessRequest{Id: "c1", ExecId: "e5", Spec: &anypb.Any{Value: []byte(`{"args":["true"],"cwd":"/"}`)}})
+	testutil.CheckCode(t, "exec with a used id", err, codes.AlreadyExists)
+	epid := e.start("c1", "e5")
+	e.start("c1", "e0")
+	if w := e.wait("c1", "e5"); w.GetExitStatus() != 5 {
+		t.Errorf("exec e5 exited %d, want 5", w.GetExitStatus())
+	}
+	if w := e.wait("c1", "e0"); w.GetExitStatus() != 0 {
+		t.Errorf("exec e0 exited %d, want 0", w.GetExitStatus())
+	}
+	e.waitEvent("/tasks/exec-started", func(m proto.Message) bool {
+		x := m.(*eventsapi.TaskExecStarted)
+		return x.GetExecId() == "e5" && x.GetPid() == epid
+	})
+	e.waitEvent("/tasks/exit", func(m proto.Message) bool {
+		x := m.(*eventsapi.TaskExit)
+		return x.GetId() == "e5" && x.GetContainerId() == "c1" && x.GetExitStatus() == 5 && x.GetPid() == epid
+	})
+	if st := e.state("c1", "e5"); st.GetStatus() != task.Status_STOPPED || st.GetExitStatus() != 5 || st.GetExecId() != "e5" {
+		t.Errorf("exec state: %v", st)
+	}
+	if d := e.delete("c1", "e5"); d.GetExitStatus() != 5 || d.GetPid() != epid {
+		t.Errorf("delete exec: %v", d)
+	}
+	_, err = e.s.State(ctx(), &taskapi.StateRequest{Id: "c1", ExecId: "e5"})
+	testutil.CheckCode(t, "state of deleted exec", err, codes.NotFound)
+
+	// Stdin through a fifo, ended by CloseIO.
+	stdinPath := filepath.Join(e.dir, "cat-stdin")
+	if err := syscall.Mkfifo(stdinPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	catOut, catOutput := e.fifo("cat-stdout")
+	e.exec("c1", "cat", []string{"cat"}, false, stdinPath, catOut)
+	stdinW := make(chan *os.File, 1)
+	go func() {
+		f, _ := os.OpenFile(stdinPath, os.O_WRONLY, 0)
+		stdinW <- f
+	}()
+	e.start("c1", "cat")
+	w := <-stdinW
+	if _, err := w.Write([]byte("via stdin\n")); err != nil {
+		t.Fatal(err)
+	}
+	// A long-running exec is listed by Pids with its exec id.
+	e.exec("c1", "sleeper", []string{"sleep", "1000"}, false, "", "")
+	spid := e.start("c1", "sleeper")
+	pids, err := e.s.Pids(ctx(), &taskapi.PidsRequest{Id: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[uint32]string{}
+	for _, p := range pids.GetProcesses() {
+		found[p.GetPid()] = ""
+		if p.GetInfo() != nil {
+			var d options.ProcessDetails
+			if p.GetInfo().GetTypeUrl() != "containerd.runc.v1.ProcessDetails" || proto.Unmarshal(p.GetInfo().GetValue(), &d) != nil {
+				t.Errorf("pid %d info %v", p.GetPid(), p.GetInfo())
+			}
+			found[p.GetPid()] = d.GetExecId()
+		}
+	}
+	if id, ok := found[pid]; !ok || id != "" {
+		t.Errorf("pids %v: init %d missing or with exec info", found, pid)
+	}
+	if found[spid] != "sleeper" {
+		t.Errorf("pids %v: exec sleeper %d not named", found, spid)
+	}
+	if _, err := e.s.CloseIO(ctx(), &taskapi.CloseIORequest{Id: "c1", ExecId: "cat", Stdin: true}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if st := e.wait("c1", "cat"); st.GetExitStatus() != 0 {
+		t.Errorf("cat exited %d after CloseIO", st.GetExitStatus())
+	}
+	if out := catOutput(); out != "via stdin\n" {
+		t.Errorf("cat output %q", out)
+	}
+
+	// Kill an exec.
+	e.kill("c1", "sleeper", syscall.SIGKILL, false)
+	if w := e.wait("c1", "sleeper"); w.GetExitStatus() != 128+9 {
+		t.Errorf("killed exec exited %d, want 137", w.GetExitStatus())
+	}
+	_, err = e.s.Kill(ctx(), &taskapi.KillRequest{Id: "c1", ExecId: "sleeper", Signal: 9})
+	testutil.CheckCode(t, "kill exited exec", err, codes.NotFound)
+
+	// Pause and resume.
+	if _, err := e.s.Pause(ctx(), &taskapi.PauseRequest{Id: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.state("c1", ""); st.GetStatus() != task.Status_PAUSED {
+		t.Errorf("state after pause: %v", st.GetStatus())
+	}
+	if freezer := readCgroup(t, "freezer", "c1", "freezer.state"); freezer != "FROZEN" {
+		t.Errorf("freezer.state %q after pause", freezer)
+	}
+	if _, err := e.s.Resume(ctx(), &taskapi.ResumeRequest{Id: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.state("c1", ""); st.GetStatus() != task.Status_RUNNING {
+		t.Errorf("state after resume: %v", st.GetStatus())
+	}
+	e.waitEvent("/tasks/paused", nil)
+	e.waitEvent("/tasks/resumed", nil)
+
+	// Update: the resources are runtime-spec LinuxResources JSON.
+	limit := int64(64 << 20)
+	res, _ := json.Marshal(specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}})
+	if _, err := e.s.Update(ctx(), &taskapi.UpdateTaskRequest{Id: "c1",
+		Resources: &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", Value: res}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readCgroup(t, "memory", "c1", "memory.limit_in_bytes"); got != fmt.Sprint(limit) {
+		t.Errorf("memory.limit_in_bytes %s after update, want %d", got, limit)
+	}
+
+	// Checkpoint needs CRIU.
+	_, err = e.s.Checkpoint(ctx(), &taskapi.CheckpointTaskRequest{Id: "c1", Path: filepath.Join(e.dir, "ckpt")})
+	if _, lerr := exec.LookPath("criu"); lerr != nil {
+		testutil.CheckCode(t, "checkpoint without criu", err, codes.Unimplemented)
+		if err != nil && !strings.Contains(err.Error(), "criu") {
+			t.Errorf("checkpoint error does not name criu: %v", err)
+		}
+	}
+
+	// Stats.
+	st, err := e.s.Stats(ctx(), &taskapi.StatsRequest{Id: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetStats().GetTypeUrl() != "io.containerd.cgroups.v1.Metrics" {
+		t.Errorf("stats type %q", st.GetStats().GetTypeUrl())
+	}
+	var m stats.Metrics
+	if err := proto.Unmarshal(st.GetStats().GetValue(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.GetMemory().GetUsage().GetUsage() == 0 || m.GetMemory().GetUsage().GetLimit() != uint64(limit) {
+		t.Errorf("memory metrics %v", m.GetMemory().GetUsage())
+	}
+	if m.GetPids().GetCurrent() == 0 {
+		t.Errorf("pids metrics %v", m.GetPids())
+	}
+
+	// Kill init; Shutdown does nothing while the container is there.
+	e.kill("c1", "", syscall.SIGKILL, false)
+	if w := e.wait("c1", ""); w.GetExitStatus() != 128+9 {
+		t.Errorf("init exited %d, want 137", w.GetExitStatus())
+	}
+	_, err = e.s.Kill(ctx(), &taskapi.KillRequest{Id: "c1", Signal: 9})
+	testutil.CheckCode(t, "kill exited init", err, codes.NotFound)
+	_, err = e.s.Exec(ctx(), &taskapi.ExecProcessRequest{Id: "c1", ExecId: "late", Spec: &anypb.Any{Value: []byte(`{"args":["true"],"cwd":"/"}`)}})
+	testutil.CheckCode(t, "exec in stopped", err, codes.FailedPrecondition)
+	e.s.Shutdown(ctx(), &taskapi.ShutdownRequest{})
+	if e.shutdowns.Load() != 0 {
+		t.Error("shutdown while a container is left")
+	}
+	e.delete("c1", "")
+	if _, err := os.Stat(filepath.Join(e.runcRoot, testNS, "c1")); !os.IsNotExist(err) {
+		t.Errorf("runc state of c1 left after delete: %v", err)
+	}
+}
+
+// readCgroup reads a file of container id's cgroup (cgroup v1).
+func readCgroup(t *testing.T, subsystem, id, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", subsystem, testNS, id, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
