@@ -131,7 +131,9 @@ func (p *procIO) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("receive the console from runc: %w", err)
 		}
+		p.mu.Lock()
 		p.console = c
+		p.mu.Unlock()
 		if err := p.copyOut(ctx, c, p.s.stdout); err != nil {
 			return err
 		}
@@ -205,7 +207,10 @@ func (p *procIO) copyIn(w io.WriteCloser) error {
 		buf := make([]byte, 32<<10)
 		_, _ = io.CopyBuffer(w, r, buf)
 		r.Close()
-		if p.console == nil {
+		p.mu.Lock()
+		tty := p.console != nil
+		p.mu.Unlock()
+		if !tty {
 			w.Close() // the process sees EOF; a console stays open for output
 		}
 	}()
@@ -233,6 +238,8 @@ func (p *procIO) closeStdin() {
 }
 
 func (p *procIO) resize(width, height uint32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.console == nil {
 		return fmt.Errorf("the process has no terminal: %w", errdefs.ErrFailedPrecondition)
 	}
@@ -262,10 +269,10 @@ func (p *procIO) close() {
 	if p.stdinR != nil {
 		p.stdinR.Close()
 	}
-	p.mu.Unlock()
 	if p.console != nil {
 		p.console.Close()
 	}
+	p.mu.Unlock()
 	if p.logger != nil {
 		p.logger.Close()
 	} else if p.rio != nil {

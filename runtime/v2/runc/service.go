@@ -335,7 +335,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	cleanups = append(cleanups, func() {
 		_ = c.runc.Delete(s.ctx, c.id, &gorunc.DeleteOpts{Force: true})
 	})
-	if err := pio.start(ctx); err != nil {
+	if err := pio.start(s.ctx); err != nil {
 		s.endStart(nil, 0)
 		return nil, fmt.Errorf("create %s: %w", c.id, err)
 	}
@@ -570,7 +570,7 @@ func (s *service) startExec(ctx context.Context, c *container, p *process) (*tas
 	if err != nil {
 		return fail(runcErr("runc exec", c, err))
 	}
-	if err := p.io.start(ctx); err != nil {
+	if err := p.io.start(s.ctx); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		log.GetLogger(ctx).WithError(err).Errorf("exec %s of %s", p.id, c.id)
 	}
@@ -636,9 +636,7 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 	s.mu.Lock()
 	delete(s.containers, c.id)
 	for _, e := range c.execs {
-		if e.io != nil {
-			defer e.io.close()
-		}
+		defer e.io.close()
 	}
 	s.mu.Unlock()
 	resp := s.deleteResponse(p)
@@ -877,39 +875,49 @@ func (s *service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emp
 	if err := json.Unmarshal(r.GetSpec().GetValue(), &spec); err != nil {
 		return nil, errdefs.ToGRPC(fmt.Errorf("exec %s in %s: process spec: %v: %w", r.GetExecId(), c.id, err, errdefs.ErrInvalidArgument))
 	}
-	s.mu.Lock()
-	if _, ok := c.execs[r.GetExecId()]; ok {
-		s.mu.Unlock()
-		return nil, errdefs.ToGRPC(fmt.Errorf("exec %s in %s: %w", r.GetExecId(), c.id, errdefs.ErrAlreadyExists))
-	}
-	if c.init.status == task.Status_STOPPED {
-		s.mu.Unlock()
-		return nil, errdefs.ToGRPC(fmt.Errorf("exec %s in %s: the container is stopped: %w", r.GetExecId(), c.id, errdefs.ErrFailedPrecondition))
-	}
-	p := &process{id: r.GetExecId(), c: c, spec: &spec, status: task.Status_CREATED, exited: make(chan struct{}),
-		s: stdio{stdin: r.GetStdin(), stdout: r.GetStdout(), stderr: r.GetStderr(), terminal: r.GetTerminal()}}
-	c.execs[p.id] = p // reserved; no IO yet
-	s.mu.Unlock()
-	spec.Terminal = p.s.terminal
-	pio, err := newProcIO(ctx, sharedReaper(), c.id, s.ns, p.s, int(c.opts.GetIoUid()), int(c.opts.GetIoGid()))
-	if err != nil {
-		s.mu.Lock()
-		delete(c.execs, p.id)
-		s.mu.Unlock()
+	st := stdio{stdin: r.GetStdin(), stdout: r.GetStdout(), stderr: r.GetStderr(), terminal: r.GetTerminal()}
+	spec.Terminal = st.terminal
+	// Checked before the IO is made, and again before the exec is added.
+	if err := s.canExec(c, r.GetExecId()); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	p.io = pio
+	pio, err := newProcIO(ctx, sharedReaper(), c.id, s.ns, st, int(c.opts.GetIoUid()), int(c.opts.GetIoGid()))
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	p := &process{id: r.GetExecId(), c: c, spec: &spec, s: st, io: pio, status: task.Status_CREATED, exited: make(chan struct{})}
+	s.mu.Lock()
+	if err := s.canExecLocked(c, p.id); err != nil {
+		s.mu.Unlock()
+		pio.close()
+		return nil, errdefs.ToGRPC(err)
+	}
+	c.execs[p.id] = p
+	s.mu.Unlock()
 	s.publish(topicExecAdded, &eventsapi.TaskExecAdded{ContainerId: c.id, ExecId: p.id})
 	return &emptypb.Empty{}, nil
+}
+
+func (s *service) canExec(c *container, execID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.canExecLocked(c, execID)
+}
+
+func (s *service) canExecLocked(c *container, execID string) error {
+	if _, ok := c.execs[execID]; ok {
+		return fmt.Errorf("exec %s in %s: %w", execID, c.id, errdefs.ErrAlreadyExists)
+	}
+	if c.init.status == task.Status_STOPPED {
+		return fmt.Errorf("exec %s in %s: the container is stopped: %w", execID, c.id, errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }
 
 func (s *service) ResizePty(ctx context.Context, r *taskapi.ResizePtyRequest) (*emptypb.Empty, error) {
 	_, p, err := s.getProcess(r.GetId(), r.GetExecId())
 	if err != nil {
 		return nil, err
-	}
-	if p.io == nil {
-		return nil, errdefs.ToGRPC(fmt.Errorf("resize %s: %w", p.taskID(), errdefs.ErrFailedPrecondition))
 	}
 	if err := p.io.resize(r.GetWidth(), r.GetHeight()); err != nil {
 		return nil, errdefs.ToGRPC(fmt.Errorf("resize the terminal of %s: %w", p.taskID(), err))
@@ -922,7 +930,7 @@ func (s *service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*empt
 	if err != nil {
 		return nil, err
 	}
-	if r.GetStdin() && p.io != nil {
+	if r.GetStdin() {
 		p.io.closeStdin()
 	}
 	return &emptypb.Empty{}, nil

@@ -484,3 +484,271 @@ func readCgroup(t *testing.T, subsystem, id, file string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestTerminal: a terminal task's output comes through the console, and
+// ResizePty sizes it.
+func TestTerminal(t *testing.T) {
+	e := newEnv(t)
+	stdout, output := e.fifo("tty-stdout")
+	spec := testutil.ContainerSpec("sh", "-c", "sleep 0.2; stty size; tty")
+	spec.Process.Terminal = true
+	e.create("tty", spec, &taskapi.CreateTaskRequest{Terminal: true, Stdout: stdout})
+	if _, err := e.s.ResizePty(ctx(), &taskapi.ResizePtyRequest{Id: "tty", Width: 123, Height: 45}); err != nil {
+		t.Fatal(err)
+	}
+	e.start("tty", "")
+	if w := e.wait("tty", ""); w.GetExitStatus() != 0 {
+		t.Errorf("exit status %d", w.GetExitStatus())
+	}
+	e.delete("tty", "")
+	out := output()
+	if !strings.Contains(out, "45 123\r\n") || !strings.Contains(out, "/dev/pts/") {
+		t.Errorf("terminal output %q, want the size 45 123 and a pts", out)
+	}
+
+	// An exec with a terminal of its own.
+	e.create("tty2", testutil.ContainerSpec("sleep", "1000"), nil)
+	e.start("tty2", "")
+	execOut, execOutput := e.fifo("tty2-exec")
+	e.exec("tty2", "t", []string{"sh", "-c", "sleep 0.2; stty size"}, true, "", execOut)
+	_, err := e.s.ResizePty(ctx(), &taskapi.ResizePtyRequest{Id: "tty2", Width: 80, Height: 24})
+	testutil.CheckCode(t, "resize init without terminal", err, codes.FailedPrecondition)
+	e.start("tty2", "t")
+	if _, err := e.s.ResizePty(ctx(), &taskapi.ResizePtyRequest{Id: "tty2", ExecId: "t", Width: 77, Height: 11}); err != nil {
+		t.Fatal(err)
+	}
+	e.wait("tty2", "t")
+	if out := execOutput(); out != "11 77\r\n" {
+		t.Errorf("exec terminal output %q", out)
+	}
+	e.kill("tty2", "", syscall.SIGKILL, false)
+	e.wait("tty2", "")
+	e.delete("tty2", "")
+}
+
+// TestOOM: a container that outgrows its memory limit is killed, and
+// /tasks/oom comes with its exit.
+func TestOOM(t *testing.T) {
+	e := newEnv(t)
+	spec := testutil.ContainerSpec("tail", "/dev/zero")
+	limit := int64(16 << 20)
+	spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit, Swap: &limit}}
+	e.create("oom", spec, nil)
+	e.start("oom", "")
+	if w := e.wait("oom", ""); w.GetExitStatus() != 128+9 {
+		t.Errorf("exit status %d, want 137 (SIGKILL)", w.GetExitStatus())
+	}
+	e.waitEvent("/tasks/oom", func(m proto.Message) bool { return m.(*eventsapi.TaskOOM).GetContainerId() == "oom" })
+	e.waitEvent("/tasks/exit", exitOf("oom", "oom"))
+	e.delete("oom", "")
+}
+
+// TestGroup: two containers served by one service; the shim goes only
+// once both are deleted.
+func TestGroup(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range []string{"a", "b"} {
+		spec := testutil.ContainerSpec("sleep", "1000")
+		spec.Annotations = map[string]string{"io.kubernetes.cri.sandbox-id": "pod"}
+		e.create(id, spec, nil)
+		e.start(id, "")
+	}
+	for _, id := range []string{"a", "b"} {
+		g, err := New().Group(shim.StartOpts{ID: id, Bundle: filepath.Join(e.dir, id)})
+		if err != nil || g != "pod" {
+			t.Errorf("group of %s: %q, %v", id, g, err)
+		}
+	}
+	e.kill("a", "", syscall.SIGKILL, false)
+	e.wait("a", "")
+	if st := e.state("b", ""); st.GetStatus() != task.Status_RUNNING {
+		t.Errorf("b is %v after a exited", st.GetStatus())
+	}
+	e.delete("a", "")
+	e.s.Shutdown(ctx(), &taskapi.ShutdownRequest{Id: "a"})
+	if e.shutdowns.Load() != 0 {
+		t.Fatal("shutdown while b is left")
+	}
+	e.kill("b", "", syscall.SIGKILL, false)
+	e.wait("b", "")
+	e.delete("b", "")
+	e.s.Shutdown(ctx(), &taskapi.ShutdownRequest{Id: "b"})
+	if e.shutdowns.Load() != 1 {
+		t.Fatal("no shutdown once the last container is deleted")
+	}
+}
+
+// TestInitExitKillsExecs: in a container without a pid namespace of its
+// own, the kernel leaves the execs running when init dies; the shim kills
+// them and publishes their exits before init's.
+func TestInitExitKillsExecs(t *testing.T) {
+	for _, ownPidNS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pidns=%v", ownPidNS), func(t *testing.T) {
+			e := newEnv(t)
+			spec := testutil.ContainerSpec("sleep", "1000")
+			if !ownPidNS {
+				spec.Linux.Namespaces = spec.Linux.Namespaces[1:] // drop pid
+			}
+			e.create("k", spec, nil)
+			e.start("k", "")
+			e.exec("k", "x1", []string{"sleep", "1000"}, false, "", "")
+			e.exec("k", "x2", []string{"sleep", "1000"}, false, "", "")
+			e.start("k", "x1")
+			e.start("k", "x2")
+			e.kill("k", "", syscall.SIGKILL, false)
+			for _, x := range []string{"x1", "x2"} {
+				if w := e.wait("k", x); w.GetExitStatus() != 128+9 {
+					t.Errorf("exec %s exited %d, want 137", x, w.GetExitStatus())
+				}
+			}
+			e.wait("k", "")
+			last := e.waitEvent("/tasks/exit", exitOf("k", "k"))
+			for _, x := range []string{"x1", "x2"} {
+				if i := e.waitEvent("/tasks/exit", exitOf("k", x)); i > last {
+					t.Errorf("exit of exec %s published after init's", x)
+				}
+			}
+			e.delete("k", "")
+		})
+	}
+}
+
+// TestFastExits: execs that exit at once, before runc exec has returned
+// and the service knows their pids, still report their exit. Without the
+// start window of the service their exits would be lost and Wait would
+// never return.
+func TestFastExits(t *testing.T) {
+	e := newEnv(t)
+	e.create("fast", testutil.ContainerSpec("sleep", "1000"), nil)
+	e.start("fast", "")
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("x%d", i)
+		e.exec("fast", id, []string{"sh", "-c", fmt.Sprintf("exit %d", i)}, false, "", "")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.s.Start(ctx(), &taskapi.StartRequest{Id: "fast", ExecId: id}); err != nil {
+				t.Errorf("start %s: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < 20; i++ {
+		if w := e.wait("fast", fmt.Sprintf("x%d", i)); w.GetExitStatus() != uint32(i) {
+			t.Errorf("exec x%d exited %d", i, w.GetExitStatus())
+		}
+	}
+	e.kill("fast", "", syscall.SIGKILL, false)
+	e.wait("fast", "")
+	e.delete("fast", "")
+}
+
+// TestStop: the delete command cleans up the container of a shim that is
+// gone: runc's state and the rootfs mount go, init is reported killed.
+func TestStop(t *testing.T) {
+	e := newEnv(t)
+	e.create("gone", testutil.ContainerSpec("sleep", "1000"), nil)
+	pid := e.start("gone", "")
+	bundle := filepath.Join(e.dir, "gone")
+	resp, err := New().Stop(ctx(), shim.StartOpts{ID: "gone", Namespace: testNS, Bundle: bundle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetPid() != pid || resp.GetExitStatus() != 128+9 || resp.GetExitedAt() == nil {
+		t.Errorf("stop: %v, want pid %d status 137", resp, pid)
+	}
+	if _, err := os.Stat(filepath.Join(e.runcRoot, testNS, "gone")); !os.IsNotExist(err) {
+		t.Errorf("runc still knows the container: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(bundle, "rootfs", "bin")); err == nil {
+		t.Error("rootfs still mounted")
+	}
+	if err := syscall.Kill(int(pid), 0); err == nil {
+		t.Error("init still running")
+	}
+}
+
+// TestBinaryLog: binary:// stdout goes to a logging binary that reads the
+// container's output on fds 3 and 4 once it said it was ready on fd 5.
+func TestBinaryLog(t *testing.T) {
+	e := newEnv(t)
+	logFile := filepath.Join(e.dir, "logger-output")
+	script := filepath.Join(e.dir, "logger.sh")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+echo "id=$CONTAINER_ID ns=$CONTAINER_NAMESPACE arg=$1$2" > "$LOGFILE"
+exec 5>&-
+cat <&3 >> "$LOGFILE" &
+cat <&4 >> "$LOGFILE"
+wait
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOGFILE", logFile)
+	uri := "binary://" + script + "?-k=v"
+	e.create("logged", testutil.ContainerSpec("sh", "-c", "echo out; echo err >&2"), &taskapi.CreateTaskRequest{Stdout: uri, Stderr: uri})
+	e.start("logged", "")
+	e.wait("logged", "")
+	e.delete("logged", "") // waits for the logger to finish
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	if !strings.HasPrefix(got, "id=logged ns="+testNS+" arg=-kv\n") || !strings.Contains(got, "out\n") || !strings.Contains(got, "err\n") {
+		t.Errorf("logged %q", got)
+	}
+}
+
+// TestFileLog: file:// stdout appends both streams to the file.
+func TestFileLog(t *testing.T) {
+	e := newEnv(t)
+	path := filepath.Join(e.dir, "logs", "out.log")
+	uri := "file://" + path
+	e.create("f", testutil.ContainerSpec("sh", "-c", "echo out; echo err >&2"), &taskapi.CreateTaskRequest{Stdout: uri, Stderr: uri})
+	e.start("f", "")
+	e.wait("f", "")
+	e.delete("f", "")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); !strings.Contains(got, "out\n") || !strings.Contains(got, "err\n") {
+		t.Errorf("file holds %q", got)
+	}
+}
+
+// TestCreateFailure: runc's own error reaches the caller, and a failed
+// Create leaves nothing behind: no mount, no runc state, the id free.
+func TestCreateFailure(t *testing.T) {
+	e := newEnv(t)
+	bundle := filepath.Join(e.dir, "bad")
+	spec := testutil.ContainerSpec("/no/such/binary")
+	spec.Linux.CgroupsPath = "/" + testNS + "/bad"
+	testutil.WriteBundle(t, bundle, spec)
+	req := &taskapi.CreateTaskRequest{Id: "bad", Bundle: bundle, Options: runcOptions(e.runcRoot),
+		Rootfs: []*types.Mount{{Type: "bind", Source: e.image, Options: []string{"rbind", "rw"}}}}
+	_, err := e.s.Create(ctx(), req)
+	if err == nil || !strings.Contains(err.Error(), "/no/such/binary") {
+		t.Fatalf("create of a missing binary: %v, want runc's error naming it", err)
+	}
+	if _, err := os.Stat(filepath.Join(bundle, "rootfs", "bin")); err == nil {
+		t.Error("rootfs still mounted after a failed create")
+	}
+	if _, err := os.Stat(filepath.Join(e.runcRoot, testNS, "bad")); !os.IsNotExist(err) {
+		t.Errorf("runc state left after a failed create: %v", err)
+	}
+	_, err = e.s.State(ctx(), &taskapi.StateRequest{Id: "bad"})
+	testutil.CheckCode(t, "state after failed create", err, codes.NotFound)
+
+	// A created container that never starts can be deleted.
+	e.create("never", testutil.ContainerSpec("true"), nil)
+	d := e.delete("never", "")
+	if d.GetPid() == 0 {
+		t.Errorf("delete of created: %v", d)
+	}
+	e.waitEvent("/tasks/delete", func(m proto.Message) bool { return m.(*eventsapi.TaskDelete).GetContainerId() == "never" })
+	if _, err := os.Stat(filepath.Join(e.runcRoot, testNS, "never")); !os.IsNotExist(err) {
+		t.Errorf("runc state left after delete: %v", err)
+	}
+}
