@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -16,62 +17,69 @@ import (
 // busybox-static), as it needs no libraries inside the container.
 const HostBusybox = "/bin/busybox"
 
-// NeedContainers skips the test unless it can run containers here: as
-// root, with runc on PATH and the host's static busybox.
-func NeedContainers(t testing.TB) {
-	t.Helper()
+// CanRunContainers says why tests cannot run containers here, "" if they
+// can: they need root, runc on PATH and the host's static busybox.
+func CanRunContainers() string {
 	if os.Geteuid() != 0 {
-		t.Skip("running containers needs root")
+		return "running containers needs root"
 	}
 	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc is not installed")
+		return "runc is not installed"
 	}
 	if _, err := os.Stat(HostBusybox); err != nil {
-		t.Skipf("no static busybox at %s (package busybox-static)", HostBusybox)
+		return fmt.Sprintf("no static busybox at %s (package busybox-static)", HostBusybox)
+	}
+	return ""
+}
+
+// NeedContainers skips the test unless it can run containers here.
+func NeedContainers(t testing.TB) {
+	t.Helper()
+	if why := CanRunContainers(); why != "" {
+		t.Skip(why)
 	}
 }
 
 // BusyboxRootfs makes dir a root filesystem of the host's static busybox:
 // /bin/busybox, a link in /bin for each of its applets, and the
-// directories runc mounts onto.
-func BusyboxRootfs(t testing.TB, dir string) {
-	t.Helper()
+// directories runc mounts onto. It runs busybox to list its applets, so
+// a test that reaps children itself (a shim's) calls it first.
+func BusyboxRootfs(dir string) error {
 	bin := filepath.Join(dir, "bin")
 	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc", "root"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
 	src, err := os.Open(HostBusybox)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer src.Close()
 	dst, err := os.OpenFile(filepath.Join(bin, "busybox"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
+		dst.Close()
+		return err
 	}
 	if err := dst.Close(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	out, err := exec.Command(HostBusybox, "--list").Output()
 	if err != nil {
-		t.Fatalf("busybox --list: %v", err)
+		return fmt.Errorf("%s --list: %w", HostBusybox, err)
 	}
 	for _, applet := range strings.Fields(string(out)) {
 		if applet == "busybox" {
 			continue
 		}
 		if err := os.Symlink("busybox", filepath.Join(bin, applet)); err != nil && !os.IsExist(err) {
-			t.Fatal(err)
+			return err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return os.WriteFile(filepath.Join(dir, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
 }
 
 // ContainerSpec is a spec like `runc spec`'s default, running args with

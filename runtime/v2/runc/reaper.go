@@ -33,6 +33,11 @@ import (
 // exit for a pid it does not know yet. The service keeps such exits while
 // a start is under way and matches them when it learns the pid.
 //
+// Whatever else the shim runs once the service exists must be started and
+// waited for through go-runc's Monitor (runc.Monitor.Start, then Wait),
+// which the service sets to the reaper: exec.Cmd.Wait alone would race
+// the reaper for the exit status and lose it to ECHILD.
+//
 // The handler is never called with the lock held, and never from the
 // reaping loop itself: it may run runc (kill --all when init dies), which
 // needs the loop to go on reaping. Exits wait for it in an unbounded

@@ -377,6 +377,12 @@ func (s *service) beginStart() {
 // endStart closes the window of beginStart. p, started as pid, now gets
 // its exit: one kept in the window is handled at once, a later one by
 // handleExit. With p nil, the start failed.
+//
+// A kept exit is taken for p's by its pid alone. It could be another's
+// only if a process of that pid was reaped during the window and the pid
+// reused for p in the same window, which pid allocation (ascending, up
+// to pid_max before wrapping) makes all but impossible; containerd's shim
+// accepts the same.
 func (s *service) endStart(p *process, pid int) {
 	s.mu.Lock()
 	s.starting--
@@ -492,10 +498,14 @@ func (s *service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 		return nil, errdefs.ToGRPC(fmt.Errorf("start %s of %s: it is %s, not created: %w",
 			p.taskID(), c.id, strings.ToLower(p.status.String()), errdefs.ErrFailedPrecondition))
 	}
-	if p.id != "" && c.init.status != task.Status_RUNNING {
+	if p.id != "" && (c.init.status != task.Status_RUNNING || c.paused) {
+		st := c.init.status
+		if c.paused {
+			st = task.Status_PAUSED
+		}
 		s.mu.Unlock()
 		return nil, errdefs.ToGRPC(fmt.Errorf("start exec %s: container %s is %s, not running: %w",
-			p.id, c.id, strings.ToLower(c.init.status.String()), errdefs.ErrFailedPrecondition))
+			p.id, c.id, strings.ToLower(st.String()), errdefs.ErrFailedPrecondition))
 	}
 	if p.id == "" {
 		p.hold = true

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup1/stats"
+	gorunc "github.com/containerd/go-runc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -31,6 +32,27 @@ import (
 )
 
 const testNS = "runc-shim-test"
+
+// image is the busybox root filesystem every test container bind-mounts,
+// made before any service reaps children; "" when containers cannot run.
+var image string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		if testutil.CanRunContainers() == "" {
+			dir, err := os.MkdirTemp("", "runc-shim-image")
+			if err != nil {
+				panic(err)
+			}
+			defer os.RemoveAll(dir)
+			if err := testutil.BusyboxRootfs(dir); err != nil {
+				panic(err)
+			}
+			image = dir
+		}
+		return m.Run()
+	}())
+}
 
 // env is one task service with a fake publisher, temporary bundles and
 // its own runc root, and a busybox image the containers bind-mount.
@@ -50,9 +72,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	testutil.NeedContainers(t)
 	dir := t.TempDir()
-	e := &env{t: t, pub: &testutil.Publisher{}, dir: dir,
-		runcRoot: filepath.Join(dir, "runc"), image: filepath.Join(dir, "image")}
-	testutil.BusyboxRootfs(t, e.image)
+	e := &env{t: t, pub: &testutil.Publisher{}, dir: dir, runcRoot: filepath.Join(dir, "runc"), image: image}
 	s, err := newService(context.Background(), shim.ServiceOpts{
 		ID: "group", Namespace: testNS, Publisher: e.pub,
 		Shutdown: func() { e.shutdowns.Add(1) },
@@ -89,7 +109,9 @@ func (e *env) create(id string, spec *specs.Spec, req *taskapi.CreateTaskRequest
 	req.Id, req.Bundle, req.Options = id, bundle, runcOptions(e.runcRoot)
 	req.Rootfs = []*types.Mount{{Type: "bind", Source: e.image, Options: []string{"rbind", "rw"}}}
 	e.t.Cleanup(func() {
-		exec.Command("runc", "--root", filepath.Join(e.runcRoot, testNS), "delete", "--force", id).Run()
+		// Through go-runc, whose monitor is the reaper: a plain exec.Cmd
+		// would race it for the exit status.
+		_ = newRunc(&options.Options{Root: e.runcRoot}, testNS).Delete(ctx(), id, &gorunc.DeleteOpts{Force: true})
 		syscall.Unmount(filepath.Join(bundle, "rootfs"), syscall.MNT_DETACH)
 	})
 	resp, err := e.s.Create(ctx(), req)
@@ -408,6 +430,9 @@ func TestTaskMethods(t *testing.T) {
 	if freezer := readCgroup(t, "freezer", "c1", "freezer.state"); freezer != "FROZEN" {
 		t.Errorf("freezer.state %q after pause", freezer)
 	}
+	e.exec("c1", "frozen", []string{"true"}, false, "", "")
+	_, err = e.s.Start(ctx(), &taskapi.StartRequest{Id: "c1", ExecId: "frozen"})
+	testutil.CheckCode(t, "start exec in paused", err, codes.FailedPrecondition)
 	if _, err := e.s.Resume(ctx(), &taskapi.ResumeRequest{Id: "c1"}); err != nil {
 		t.Fatal(err)
 	}
