@@ -5,9 +5,7 @@ import (
 	"os"
 	"sync"
 
-	cgroups "github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
-	"github.com/containerd/cgroups/v3/cgroup2"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -16,28 +14,25 @@ import (
 )
 
 // taskCgroup is a container's cgroup, found from its init's pid: cgroup v1
-// or v2, whichever the host runs. It reports the container's OOM kills and
-// its metrics.
+// (through cgroups/v3) or v2 (by hand, see cgroupv2.go), whichever the
+// host runs. It reports the container's OOM kills and its metrics.
 type taskCgroup struct {
 	v1 cgroup1.Cgroup
-	v2 *cgroup2.Manager
+	v2 string // the v2 cgroup's directory
 
 	mu      sync.Mutex
 	stopped bool
-	oomFile *os.File // v1's eventfd
+	oomFile *os.File   // v1's eventfd
+	oom2    *oomWatch2 // v2's memory.events watch
 }
 
 func loadCgroup(pid int) (*taskCgroup, error) {
-	if cgroups.Mode() == cgroups.Unified {
-		g, err := cgroup2.PidGroupPath(pid)
+	if isUnified() {
+		dir, err := cgroup2Of(pid)
 		if err != nil {
-			return nil, fmt.Errorf("cgroup of pid %d: %w", pid, err)
+			return nil, err
 		}
-		m, err := cgroup2.Load(g)
-		if err != nil {
-			return nil, fmt.Errorf("load cgroup %s: %w", g, err)
-		}
-		return &taskCgroup{v2: m}, nil
+		return &taskCgroup{v2: dir}, nil
 	}
 	cg, err := cgroup1.Load(cgroup1.PidPath(pid))
 	if err != nil {
@@ -50,24 +45,18 @@ func loadCgroup(pid int) (*taskCgroup, error) {
 // that is the memory.oom_control eventfd, which also fires once when the
 // cgroup is removed; on v2 it is the oom_kill count of memory.events.
 func (c *taskCgroup) watchOOM(oom func()) error {
-	if c.v2 != nil {
-		events, errs := c.v2.EventChan()
-		go func() {
-			var kills uint64
-			for {
-				select {
-				case e := <-events:
-					if e.OOMKill > kills && !c.isStopped() {
-						oom()
-					}
-					kills = max(kills, e.OOMKill)
-				case _, ok := <-errs:
-					if !ok {
-						return // the cgroup is empty or gone
-					}
-				}
+	if c.v1 == nil {
+		w, err := watchOOM2(c.v2, func() {
+			if !c.isStopped() {
+				oom()
 			}
-		}()
+		})
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.oom2 = w
+		c.mu.Unlock()
 		return nil
 	}
 	fd, err := c.v1.OOMEventFD()
@@ -114,6 +103,9 @@ func (c *taskCgroup) stop() {
 		c.oomFile.Close()
 		c.oomFile = nil
 	}
+	if c.oom2 != nil {
+		c.oom2.stop()
+	}
 }
 
 // stats are the cgroup's metrics in an Any named by the bare message name
@@ -122,8 +114,8 @@ func (c *taskCgroup) stop() {
 func (c *taskCgroup) stats() (*anypb.Any, error) {
 	var m proto.Message
 	var err error
-	if c.v2 != nil {
-		m, err = c.v2.Stat()
+	if c.v1 == nil {
+		m, err = stats2(c.v2)
 	} else {
 		m, err = c.v1.Stat(cgroup1.IgnoreNotExist)
 	}
