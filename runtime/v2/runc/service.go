@@ -71,6 +71,10 @@ type process struct {
 	held *gorunc.Exit
 
 	exited chan struct{} // closed once the exit is recorded
+	// published is closed once the exit event is out, so that Delete,
+	// which a client may call as soon as Wait returns, publishes
+	// /tasks/delete after /tasks/exit.
+	published chan struct{}
 }
 
 // taskID is the id the events give the process: the container's for init.
@@ -95,6 +99,7 @@ type container struct {
 	// Guarded by service.mu.
 	execs        map[string]*process
 	paused       bool
+	deleting     bool
 	runningExecs int
 	// initExit is init's exit, kept until the running execs have exited
 	// and their exits are published.
@@ -313,7 +318,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		return nil, err
 	}
 	cleanups = append(cleanups, pio.close)
-	p := &process{c: c, io: pio, s: st, exited: make(chan struct{})}
+	p := &process{c: c, io: pio, s: st, exited: make(chan struct{}), published: make(chan struct{})}
 
 	pidFile := filepath.Join(c.bundle, initPidFile)
 	s.beginStart()
@@ -484,6 +489,7 @@ func (s *service) recordExit(p *process, e gorunc.Exit) {
 		ExitStatus:  uint32(e.Status),
 		ExitedAt:    timestamppb.New(e.Timestamp),
 	})
+	close(p.published)
 }
 
 // Start starts init (`runc start`) or an exec (`runc exec --detach`).
@@ -553,6 +559,7 @@ func (s *service) startExec(ctx context.Context, c *container, p *process) (*tas
 		p.exitStatus = 255
 		p.exitedAt = time.Now()
 		close(p.exited)
+		close(p.published)
 		c.runningExecs--
 		var initExit *gorunc.Exit
 		if c.runningExecs == 0 && c.initExit != nil {
@@ -606,7 +613,11 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 			return nil, errdefs.ToGRPC(fmt.Errorf("delete exec %s of %s: it is running: %w", p.id, c.id, errdefs.ErrFailedPrecondition))
 		}
 		delete(c.execs, p.id)
+		started := p.status == task.Status_STOPPED
 		s.mu.Unlock()
+		if started {
+			<-p.published // the exit goes out before Delete answers
+		}
 		p.io.wait(ioDrainTimeout)
 		p.io.close()
 		return s.deleteResponse(p), nil
@@ -618,20 +629,27 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 		s.mu.Unlock()
 		return nil, errdefs.ToGRPC(fmt.Errorf("delete %s: it is running: %w", c.id, errdefs.ErrFailedPrecondition))
 	}
+	if c.deleting {
+		s.mu.Unlock()
+		return nil, errdefs.ToGRPC(fmt.Errorf("delete %s: already being deleted: %w", c.id, errdefs.ErrFailedPrecondition))
+	}
+	c.deleting = true
 	s.mu.Unlock()
 	if err := c.runc.Delete(s.ctx, c.id, &gorunc.DeleteOpts{Force: true}); err != nil {
 		if st, serr := c.runc.State(s.ctx, c.id); serr == nil && st != nil {
+			s.mu.Lock()
+			c.deleting = false
+			s.mu.Unlock()
 			return nil, errdefs.ToGRPC(runcErr("runc delete", c, err))
 		}
 		// runc no longer knows it: it is deleted.
 	}
-	if status == task.Status_CREATED {
-		// runc delete killed init; its exit comes through the reaper.
-		select {
-		case <-p.exited:
-		case <-time.After(killWaitTime):
-			log.GetLogger(ctx).Warnf("no exit of %s after runc delete", c.id)
-		}
+	// A created init was killed by runc delete; its exit comes through
+	// the reaper. A stopped one's exit may still be on its way out.
+	select {
+	case <-p.published:
+	case <-time.After(killWaitTime):
+		log.GetLogger(ctx).Warnf("no exit of %s after runc delete", c.id)
 	}
 	p.io.wait(ioDrainTimeout)
 	p.io.close()
@@ -895,7 +913,7 @@ func (s *service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emp
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	p := &process{id: r.GetExecId(), c: c, spec: &spec, s: st, io: pio, status: task.Status_CREATED, exited: make(chan struct{})}
+	p := &process{id: r.GetExecId(), c: c, spec: &spec, s: st, io: pio, status: task.Status_CREATED, exited: make(chan struct{}), published: make(chan struct{})}
 	s.mu.Lock()
 	if err := s.canExecLocked(c, p.id); err != nil {
 		s.mu.Unlock()
