@@ -50,8 +50,21 @@ func TestMain(m *testing.M) {
 			}
 			image = dir
 		}
+		defer removeTestCgroups()
 		return m.Run()
 	}())
+}
+
+// removeTestCgroups removes the parent cgroups runc made for the tests'
+// cgroupsPath (/runc-shim-test/<id>); runc removes only the leaves.
+func removeTestCgroups() {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", testNS))
+	if d := filepath.Join("/sys/fs/cgroup", testNS); isUnified() {
+		dirs = []string{d}
+	}
+	for _, d := range dirs {
+		_ = os.Remove(d)
+	}
 }
 
 // env is one task service with a fake publisher, temporary bundles and
