@@ -2,6 +2,7 @@ package runc
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	gorunc "github.com/containerd/go-runc"
+	"github.com/llitfkitfk/containerd/runtime/v2/shim"
 	"golang.org/x/sys/unix"
 )
 
@@ -154,3 +156,24 @@ func (r *reaper) Wait(cmd *exec.Cmd, ch chan gorunc.Exit) (int, error) {
 	_ = cmd.Wait()
 	return e.Status, nil
 }
+
+// RunCommand runs cmd as exec.Cmd.Run does, through the reaper, which
+// would otherwise take its exit status: the frame runs the daemon's
+// publish binary with it (shim.CommandRunner).
+func (s *service) RunCommand(cmd *exec.Cmd) error {
+	r := sharedReaper()
+	ch, err := r.Start(cmd)
+	if err != nil {
+		return err
+	}
+	status, err := r.Wait(cmd, ch)
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return fmt.Errorf("%s: exit status %d", cmd.Path, status)
+	}
+	return nil
+}
+
+var _ shim.CommandRunner = (*service)(nil)
