@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,15 +130,23 @@ func (c *ctl) importImage(archive string) {
 	}
 }
 
+// tasks returns what `tasks ls` shows: each task's pid and status.
+func (c *ctl) tasks() map[string]task {
+	c.t.Helper()
+	tasks := map[string]task{}
+	for _, line := range strings.Split(c.must("tasks", "ls"), "\n")[1:] {
+		if f := strings.Fields(line); len(f) == 3 {
+			pid, _ := strconv.Atoi(f[1])
+			tasks[f[0]] = task{pid: pid, status: f[2]}
+		}
+	}
+	return tasks
+}
+
 // status returns the status `tasks ls` shows for id, "" if none.
 func (c *ctl) status(id string) string {
 	c.t.Helper()
-	for _, line := range strings.Split(c.must("tasks", "ls"), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == id {
-			return f[2]
-		}
-	}
-	return ""
+	return c.tasks()[id].status
 }
 
 func (c *ctl) awaitStatus(id, want string) {
@@ -263,6 +273,29 @@ func startPeer(t *testing.T, binary string, version int, shim string) *peer {
 	return p
 }
 
+// sweepAfter has what the daemon d leaves when a test fails, its shims and
+// their mounts, removed after d is stopped.
+func sweepAfter(t *testing.T, d *daemon) {
+	t.Cleanup(func() {
+		if n := testutil.KillShims(d.Address); n > 0 {
+			t.Logf("killed %d shims left by the daemon", n)
+			time.Sleep(100 * time.Millisecond)
+		}
+		if mounts := testutil.UnmountUnder(d.dir); len(mounts) > 0 {
+			t.Logf("detached mounts left: %v", mounts)
+		}
+	})
+}
+
+// restartWith starts a new daemon on d's paths and config with env, as
+// restart does without.
+func restartWith(d *daemon, env ...string) *daemon {
+	d.t.Helper()
+	d2 := &daemon{t: d.t, dir: d.dir, DaemonPaths: d.DaemonPaths, log: d.log}
+	d2.start(env...)
+	return d2
+}
+
 func (p *peer) cleanup() {
 	if p.Process != nil && !p.Stop(10*time.Second) {
 		p.t.Logf("%s had to be killed", p.Cmd.Path)
@@ -291,6 +324,7 @@ func TestPeerContainerd2ShimUnderOurDaemon(t *testing.T) {
 	}
 	archive := buildBusyboxArchive(t, t.TempDir(), busyboxImage)
 	d := newDaemon(t, "")
+	sweepAfter(t, d)
 	d.start("PATH=" + shimDir + ":" + os.Getenv("PATH"))
 
 	for _, c := range []struct {
@@ -332,4 +366,84 @@ func TestPeerContainerd2(t *testing.T) {
 	c := &ctl{t: t, ctr: containerd2(t, "ctr"), address: p.Address, v2: true, log: p.log}
 	c.importImage(buildBusyboxArchive(t, t.TempDir(), busyboxImage))
 	runScenarios(t, c, "c2", shim, p.Address, p.State)
+}
+
+// TestPeerContainerd2ShimGroup runs a group of tasks (one sandbox id) with
+// our daemon on one containerd 2.x shim: each task is served over its own
+// connection; a daemon killed with -9 takes all of them back on restart;
+// deleting one leaves the shim serving the others; the shim killed with
+// -9 takes the rest, which the daemon cleans up after (the shim's delete
+// kills their processes and unmounts their root filesystems).
+func TestPeerContainerd2ShimGroup(t *testing.T) {
+	needPrivateRun(t)
+	shim := containerd2(t, "containerd-shim-runc-v2")
+	shimDir := filepath.Join(t.TempDir(), "shim")
+	if err := testutil.ShimDir(shimDir, shim); err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(t, "")
+	sweepAfter(t, d)
+	env := "PATH=" + shimDir + ":" + os.Getenv("PATH")
+	d.start(env)
+	c := &ctl{t: t, ctr: containerd2(t, "ctr"), address: d.Address, v2: true, log: d.log}
+	c.importImage(buildBusyboxArchive(t, t.TempDir(), busyboxImage))
+
+	ids := []string{"g1", "g2", "g3"}
+	for _, id := range ids {
+		c.must("run", "-d", "--annotation", "io.kubernetes.cri.sandbox-id=pod", busyboxImage, id, "sleep", "1000")
+		c.awaitStatus(id, "RUNNING")
+	}
+	pids := testutil.ShimPids(d.Address)
+	if len(pids) != 1 {
+		t.Fatalf("%d shims for one group, want 1", len(pids))
+	}
+	shimPid := pids[0]
+
+	d.signal(syscall.SIGKILL)
+	d.wait(10 * time.Second)
+	d = restartWith(d, env)
+	c.address = d.Address
+	tasks := c.tasks()
+	for _, id := range ids {
+		if tasks[id].status != "RUNNING" {
+			t.Fatalf("after the restart, task %s is %+v", id, tasks[id])
+		}
+		if out, code := c.run("tasks", "exec", "--exec-id", "x", id, "echo", id); code != 0 || out != id+"\n" {
+			t.Fatalf("exec in %s after the restart: exit status %d, output %q\n%s", id, code, out, d.log)
+		}
+	}
+
+	c.must("tasks", "kill", "--signal", "SIGKILL", "g1")
+	c.awaitStatus("g1", "STOPPED")
+	c.must("tasks", "delete", "g1")
+	c.must("containers", "rm", "g1")
+	time.Sleep(200 * time.Millisecond)
+	if st := procState(shimPid); st == "" || st == "Z" {
+		t.Fatalf("the group's shim exited with its first task (state %q)", st)
+	}
+	if out, code := c.run("tasks", "exec", "--exec-id", "y", "g2", "true"); code != 0 {
+		t.Fatalf("exec in g2 after g1's deletion: exit status %d\n%s", code, out)
+	}
+
+	if err := syscall.Kill(shimPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Done once the shim's delete commands, which go by the daemon's
+	// address as well, are through, and the tasks unlisted.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(c.tasks()) > 0 || len(testutil.ShimPids(d.Address)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the shim was killed, tasks %v and shims %v left\n%s", c.tasks(), testutil.ShimPids(d.Address), d.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, id := range []string{"g2", "g3"} {
+		if st := procState(tasks[id].pid); st != "" && st != "Z" {
+			t.Errorf("task %s's process %d still runs (%s) after its shim was killed", id, tasks[id].pid, st)
+		}
+		c.must("containers", "rm", id)
+	}
+	if mounts := testutil.MountsUnder(d.State); len(mounts) > 0 {
+		t.Errorf("mounts left under %s: %v", d.State, mounts)
+	}
 }
