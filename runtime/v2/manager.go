@@ -435,13 +435,18 @@ func (m *TaskManager) connect(ctx context.Context, bin *shimBinary, ep *endpoint
 
 // stopShim lets go of a shim whose task is deleted, or was never created:
 // it asks the shim to exit (which it does once it serves no task), closes
-// the task's connection and reaps the shim if this was its last task. It
-// waits for the connection's end, not for the shim's: a shim that serves
-// other tasks of its group runs on.
+// the task's connection and reaps the shim if this was its last task. A
+// shim that serves no other listed task is given until shutdownTimeout to
+// end the connection as it exits, so that it is gone when the teardown is
+// done; one that serves other tasks of its group runs on, and is not
+// waited for.
 func (m *TaskManager) stopShim(ctx context.Context, s *shimTask) {
 	s.detach()
 	sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
 	_, err := s.task.Shutdown(sctx, &taskapi.ShutdownRequest{Id: s.ID()})
+	if err == nil && !m.sharesShim(s) {
+		s.client.UserOnCloseWait(sctx)
+	}
 	cancel()
 	if err != nil && !errors.Is(err, ttrpc.ErrClosed) {
 		log.G(ctx).WithError(shimErr(err)).WithField("id", s.ID()).Warn("shut down shim")
@@ -451,6 +456,17 @@ func (m *TaskManager) stopShim(ctx context.Context, s *shimTask) {
 	s.client.UserOnCloseWait(wctx)
 	cancel()
 	s.reap()
+}
+
+// sharesShim reports whether a listed task other than s is served by s's
+// shim.
+func (m *TaskManager) sharesShim(s *shimTask) bool {
+	for _, other := range m.tasks.list("") {
+		if other != s && other.endpoint.Address == s.endpoint.Address {
+			return true
+		}
+	}
+	return false
 }
 
 // abandon undoes a task whose creation failed part way: whatever the shim
