@@ -301,17 +301,24 @@ func TestSharedShimKilled(t *testing.T) {
 }
 
 // TestSharedShimRestart: a daemon restarted with several tasks on one shim
-// takes each back on a connection of its own; the retired bundle of a task
+// (of either generation) takes each back on a connection of its own, over
+// the task API its bootstrap.json names; the retired bundle of a task
 // of the group deleted before the restart does not stop the shim, nor is
 // waited out; the tasks are deleted one by one, and the shim exits after
 // the last.
 func TestSharedShimRestart(t *testing.T) {
+	for _, name := range []string{fakeLegacy, fakeBoot} {
+		t.Run(name, func(t *testing.T) { testSharedShimRestart(t, name) })
+	}
+}
+
+func testSharedShimRestart(t *testing.T, name string) {
 	fe := newFakeEnv(t)
 	m1 := fe.manager()
 	ctx := testContext()
-	a := fe.create(m1, fakeLegacy, "a", "pod")
-	fe.create(m1, fakeLegacy, "b", "pod")
-	gone := fe.create(m1, fakeLegacy, "gone", "pod")
+	a := fe.create(m1, name, "a", "pod")
+	fe.create(m1, name, "b", "pod")
+	gone := fe.create(m1, name, "gone", "pod")
 	if _, err := m1.Delete(ctx, gone.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -340,8 +347,8 @@ func TestSharedShimRestart(t *testing.T) {
 	var ss []*shimTask
 	for _, task := range tasks {
 		s := task.(*shimTask)
-		if s.shimPid != a.shimPid {
-			t.Errorf("task %s on shim %d, want %d", s.ID(), s.shimPid, a.shimPid)
+		if s.shimPid != a.shimPid || s.endpoint.Version != a.endpoint.Version {
+			t.Errorf("task %s on shim %d (API v%d), want %d (v%d)", s.ID(), s.shimPid, s.endpoint.Version, a.shimPid, a.endpoint.Version)
 		}
 		ss = append(ss, s)
 	}
