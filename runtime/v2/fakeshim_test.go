@@ -218,12 +218,11 @@ func fakeServe(name, socket string) error {
 }
 
 type fakeTask struct {
-	pid     uint32
-	status  tasktypes.Status
-	exit    uint32
-	exited  chan struct{}
-	exitAt  time.Time
-	created time.Time
+	pid    uint32
+	status tasktypes.Status
+	exit   uint32
+	exited chan struct{}
+	exitAt time.Time
 }
 
 type fakeService struct {
@@ -261,7 +260,7 @@ func (s *fakeService) Create(ctx context.Context, r *taskapi.CreateTaskRequest) 
 		return nil, errdefs.ToGRPCf(errdefs.ErrAlreadyExists, "task %s", r.GetId())
 	}
 	s.nextPid++
-	t := &fakeTask{pid: 1_000_000 + s.nextPid, status: tasktypes.Status_CREATED, exited: make(chan struct{}), created: time.Now()}
+	t := &fakeTask{pid: 1_000_000 + s.nextPid, status: tasktypes.Status_CREATED, exited: make(chan struct{})}
 	s.tasks[r.GetId()] = t
 	return &taskapi.CreateTaskResponse{Pid: t.pid}, nil
 }
