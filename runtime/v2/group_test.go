@@ -395,3 +395,23 @@ func TestBootstrapRefusedByLegacyShim(t *testing.T) {
 		t.Errorf("remembered %v, want legacy", p)
 	}
 }
+
+// TestLegacyFailureIsNoRefusal: a legacy start that fails for another
+// reason than the 2.3+ refusal is reported as it is, not retried with
+// bootstrap parameters, and nothing is remembered of the binary.
+func TestLegacyFailureIsNoRefusal(t *testing.T) {
+	fe := newFakeEnv(t)
+	m := fe.manager()
+	opts := fe.opts(fakeLegacy, "a", "")
+	opts.RuntimeOptions = &anypb.Any{TypeUrl: "types.containerd.io/unknown"}
+	_, err := m.Create(testContext(), "a", opts)
+	if err == nil || !strings.Contains(err.Error(), "type with url types.containerd.io/unknown: not found") {
+		t.Fatalf("create with options the shim does not know: %v", err)
+	}
+	if calls := fe.calls(); len(calls) != 0 {
+		t.Errorf("shim calls %q, want none that got as far as starting", calls)
+	}
+	if _, p := m.startProtocol(filepath.Join(fe.shims, fakeLegacy)); p != protocolUnknown {
+		t.Errorf("remembered %v after a failed start", p)
+	}
+}
