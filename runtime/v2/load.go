@@ -109,7 +109,7 @@ func (m *TaskManager) loadTask(ctx context.Context, b *bundle) {
 				s.exited.Store(true)
 			}
 			if err := m.tasks.add(s); err != nil {
-				m.stopShim(ctx, s)
+				m.stopShim(ctx, s, false)
 				return
 			}
 			if !s.arm() {
@@ -119,11 +119,11 @@ func (m *TaskManager) loadTask(ctx context.Context, b *bundle) {
 		case !errors.Is(serr, ttrpc.ErrClosed) && errdefs.IsNotFound(shimErr(serr)):
 			// The shim answers but has no such task: it was never
 			// created, or was deleted before the daemon could finish.
-			m.stopShim(ctx, s)
+			m.stopShim(ctx, s, false)
 			m.cleanupShim(ctx, b, bin)
 			return
 		}
-		m.stopShim(ctx, s)
+		m.stopShim(ctx, s, false)
 		err = shimErr(serr)
 	}
 	logger.WithError(err).Warn("shim is gone; cleaning up after it")

@@ -256,7 +256,7 @@ func (m *TaskManager) Delete(ctx context.Context, id string) (*runtime.Exit, err
 	// away. Should the daemon die first, the next start finds the shim
 	// through the retired bundle and stops it.
 	m.later(func() {
-		m.stopShim(ctx, s)
+		m.stopShim(ctx, s, !m.sharesShim(s))
 		free()
 		if err := removeRetired(retired); err != nil {
 			log.G(ctx).WithError(err).WithField("id", id).Error("remove bundle")
@@ -435,16 +435,16 @@ func (m *TaskManager) connect(ctx context.Context, bin *shimBinary, ep *endpoint
 
 // stopShim lets go of a shim whose task is deleted, or was never created:
 // it asks the shim to exit (which it does once it serves no task), closes
-// the task's connection and reaps the shim if this was its last task. A
-// shim that serves no other listed task is given until shutdownTimeout to
-// end the connection as it exits, so that it is gone when the teardown is
-// done; one that serves other tasks of its group runs on, and is not
-// waited for.
-func (m *TaskManager) stopShim(ctx context.Context, s *shimTask) {
+// the task's connection and reaps the shim if this was its last task.
+// With awaitExit, the shim is given until shutdownTimeout to end the
+// connection as it exits, so that it is gone when the teardown is done;
+// that is for a shim that serves no other task (see sharesShim): one that
+// serves other tasks of its group runs on, and would be waited out.
+func (m *TaskManager) stopShim(ctx context.Context, s *shimTask, awaitExit bool) {
 	s.detach()
 	sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
 	_, err := s.task.Shutdown(sctx, &taskapi.ShutdownRequest{Id: s.ID()})
-	if err == nil && !m.sharesShim(s) {
+	if err == nil && awaitExit {
 		s.client.UserOnCloseWait(sctx)
 	}
 	cancel()
@@ -459,7 +459,7 @@ func (m *TaskManager) stopShim(ctx context.Context, s *shimTask) {
 }
 
 // sharesShim reports whether a listed task other than s is served by s's
-// shim.
+// shim. While the daemon loads its tasks, not all are listed yet.
 func (m *TaskManager) sharesShim(s *shimTask) bool {
 	for _, other := range m.tasks.list("") {
 		if other != s && other.endpoint.Address == s.endpoint.Address {
@@ -477,7 +477,7 @@ func (m *TaskManager) abandon(ctx context.Context, s *shimTask) {
 	dctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	s.task.Delete(dctx, &taskapi.DeleteRequest{Id: s.ID()})
 	cancel()
-	m.stopShim(ctx, s)
+	m.stopShim(ctx, s, !m.sharesShim(s))
 	if _, err := s.binary.delete(ctx); err != nil {
 		log.G(ctx).WithError(err).WithField("id", s.ID()).Debug("clean up after failed create")
 	}
