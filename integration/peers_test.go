@@ -181,8 +181,8 @@ func runScenarios(t *testing.T, c *ctl, prefix, shim, address, state string) {
 	if out, code := c.run("run", "--rm", busyboxImage, prefix+"-true", "true"); code != 0 || out != "" {
 		t.Fatalf("run --rm true: exit status %d, output %q\ndaemon log:\n%s", code, out, c.log)
 	}
-	if out, code := c.run("run", "--rm", busyboxImage, prefix+"-false", "false"); code != 1 {
-		t.Fatalf("run --rm false: exit status %d, want 1\n%s", code, out)
+	if out, code := c.run("run", "--rm", busyboxImage, prefix+"-exit3", "sh", "-c", "exit 3"); code != 3 {
+		t.Fatalf("run --rm exit 3: exit status %d, want 3\n%s", code, out)
 	}
 
 	id := prefix + "-long"
@@ -195,8 +195,8 @@ func runScenarios(t *testing.T, c *ctl, prefix, shim, address, state string) {
 	if exe := testutil.Exe(pids[0]); exe != wantExe {
 		t.Fatalf("task runs under shim %s, want %s", exe, wantExe)
 	}
-	if out, code := c.run("tasks", "exec", "--exec-id", "e1", id, "false"); code != 1 {
-		t.Errorf("tasks exec false: exit status %d, want 1\n%s", code, out)
+	if out, code := c.run("tasks", "exec", "--exec-id", "e1", id, "sh", "-c", "exit 5"); code != 5 {
+		t.Errorf("tasks exec exit 5: exit status %d, want 5\n%s", code, out)
 	}
 	if out, code := c.run("tasks", "exec", "--exec-id", "e2", id, "echo", "exec'd"); code != 0 || out != "exec'd\n" {
 		t.Errorf("tasks exec echo: exit status %d, output %q", code, out)
