@@ -27,9 +27,13 @@ bin/containerd-shim-runc-v2: FORCE
 FORCE:
 
 # What the tests drive the daemon with: the distribution's ctr, its
-# containerd-shim-runc-v2 and runc. Installed only when missing.
+# containerd-shim-runc-v2 and runc. Installed only when missing. And
+# containerd 2.x's containerd, ctr and shim, built from the Go module proxy
+# into bin/containerd2 when missing or of another version, for the tests
+# against containerd's own daemons and shims (integration/peers_test.go).
 test-deps:
 	@script/test-deps.sh
+	@script/containerd2.sh
 
 # Last, integration/client: containerd's content and snapshotter suites and
 # its Go client's basic flows against the daemon, from a module of their own

@@ -13,17 +13,21 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/llitfkitfk/containerd/api/convert"
+	bootstrap "github.com/llitfkitfk/containerd/api/runtime/bootstrap/v1"
 	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/runtime"
 	"github.com/llitfkitfk/containerd/sys"
+	"github.com/llitfkitfk/containerd/version"
 )
 
 const (
@@ -117,14 +121,68 @@ func (b *shimBinary) command(ctx context.Context, args ...string) (*exec.Cmd, er
 	return cmd, nil
 }
 
-// start runs the shim's start command, which forks the long-lived shim and
-// prints its address. opts, the runtime options, go on its stdin.
-func (b *shimBinary) start(ctx context.Context, opts *anypb.Any) (string, error) {
+// The two ways of starting a shim. Shims of containerd 1.x and 2.0-2.2
+// read the runtime options, an Any, on stdin and print their address;
+// shims of containerd 2.3+ read BootstrapParams, answer with a binary
+// BootstrapResult, and refuse anything else before doing anything at all.
+// Fed BootstrapParams, a 1.6 shim instead forks its server, writes the
+// bundle's address file, then fails to decode the "options" and kills
+// the server again: costly, and it leaves a stale address behind. So a
+// shim of unknown generation is started the old way first, and the new
+// way only after it refused the old; what worked is remembered for the
+// binary (see TaskManager.startShim).
+type startProtocol int
+
+const (
+	protocolUnknown startProtocol = iota
+	protocolLegacy
+	protocolBootstrap
+)
+
+func (p startProtocol) String() string {
+	switch p {
+	case protocolLegacy:
+		return "legacy"
+	case protocolBootstrap:
+		return "bootstrap"
+	}
+	return "unknown"
+}
+
+// errBootstrapRequired is a shim's refusal of the legacy start.
+var errBootstrapRequired = errors.New("shim requires the bootstrap protocol")
+
+// bootstrapRefusal is what a shim of containerd 2.3+ says when it is not
+// given BootstrapParams (pkg/shim's errDeprecatedBootstrapAPI).
+const bootstrapRefusal = "started through the deprecated API"
+
+// start runs the shim's start command, which forks the long-lived shim (or
+// finds the running shim of the task's group) and prints its endpoint.
+// opts, the runtime options, go on its stdin as protocol p wants them.
+func (b *shimBinary) start(ctx context.Context, opts *anypb.Any, p startProtocol) (*endpoint, error) {
 	args := []string{"-id", b.bundle.id}
 	if logrus.IsLevelEnabled(logrus.DebugLevel) {
 		args = append(args, "-debug")
 	}
 	args = append(args, "start")
+
+	var stdin []byte
+	switch p {
+	case protocolBootstrap:
+		data, err := b.bootstrapParams(opts)
+		if err != nil {
+			return nil, err
+		}
+		stdin = data
+	default:
+		if opts != nil {
+			data, err := proto.Marshal(opts)
+			if err != nil {
+				return nil, fmt.Errorf("marshal shim options: %w", err)
+			}
+			stdin = data
+		}
+	}
 
 	// A caller that gives up must not kill the start command half way,
 	// which could leave a shim running that nobody knows about.
@@ -132,14 +190,10 @@ func (b *shimBinary) start(ctx context.Context, opts *anypb.Any) (string, error)
 	defer cancel()
 	cmd, err := b.command(ctx, args...)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if opts != nil {
-		data, err := proto.Marshal(opts)
-		if err != nil {
-			return "", fmt.Errorf("marshal shim options: %w", err)
-		}
-		cmd.Stdin = bytes.NewReader(data)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -148,38 +202,128 @@ func (b *shimBinary) start(ctx context.Context, opts *anypb.Any) (string, error)
 	cmd.WaitDelay = time.Second
 	if err := sys.RunManaged(cmd); err != nil && !errors.Is(err, exec.ErrWaitDelay) {
 		msg := strings.TrimSpace(stderr.String() + stdout.String())
-		return "", fmt.Errorf("start shim %s: %s: %w", b.path, msg, err)
+		if p != protocolBootstrap && strings.Contains(msg, bootstrapRefusal) {
+			return nil, fmt.Errorf("start shim %s: %s: %w", b.path, msg, errBootstrapRequired)
+		}
+		return nil, fmt.Errorf("start shim %s: %s: %w", b.path, msg, err)
 	}
-	return parseAddress(stdout.Bytes())
+	ep, err := parseEndpoint(stdout.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("start shim %s: %w", b.path, err)
+	}
+	return ep, nil
 }
 
-// parseAddress reads a shim's address as its start command prints it and
-// as it is kept in the bundle: the bare address of 1.x shims, or the JSON
-// bootstrap parameters of 2.x shims, of which only version 2 over ttrpc
-// speaks the task API this daemon drives.
-func parseAddress(out []byte) (string, error) {
-	s := strings.TrimSpace(string(out))
-	if s == "" {
-		return "", errors.New("shim gave no address")
+// bootstrapParams is the start command's stdin for a shim of containerd
+// 2.3+: what the command line and environment also say, which the shim
+// checks against them, and the runtime options as the first extension.
+func (b *shimBinary) bootstrapParams(opts *anypb.Any) ([]byte, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("daemon binary for shims to publish with: %w", err)
 	}
-	var params struct {
-		Version  int    `json:"version"`
-		Address  string `json:"address"`
-		Protocol string `json:"protocol"`
+	params := &bootstrap.BootstrapParams{
+		InstanceId:             b.bundle.id,
+		Namespace:              b.bundle.namespace,
+		LogLevel:               bootstrapLogLevel(),
+		ContainerdVersion:      version.Version,
+		ContainerdTtrpcAddress: b.ttrpcAddress,
+		ContainerdGrpcAddress:  b.address,
+		ContainerdBinary:       self,
 	}
-	if json.Unmarshal([]byte(s), &params) != nil || params.Version < 2 {
-		return s, nil
+	if opts != nil {
+		params.Extensions = []*bootstrap.Extension{{Value: opts}}
 	}
-	if params.Version > 2 {
-		return "", fmt.Errorf("shim task API version %d unsupported, only 2: %w", params.Version, errdefs.ErrNotImplemented)
+	data, err := proto.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("marshal shim bootstrap parameters: %w", err)
 	}
-	if !strings.EqualFold(params.Protocol, "ttrpc") {
-		return "", fmt.Errorf("shim protocol %q unsupported, only ttrpc: %w", params.Protocol, errdefs.ErrNotImplemented)
+	return data, nil
+}
+
+func bootstrapLogLevel() bootstrap.LogLevel {
+	switch logrus.GetLevel() {
+	case logrus.TraceLevel:
+		return bootstrap.LogLevel_LOG_LEVEL_TRACE
+	case logrus.DebugLevel:
+		return bootstrap.LogLevel_LOG_LEVEL_DEBUG
+	case logrus.WarnLevel:
+		return bootstrap.LogLevel_LOG_LEVEL_WARN
+	case logrus.ErrorLevel:
+		return bootstrap.LogLevel_LOG_LEVEL_ERROR
+	case logrus.FatalLevel:
+		return bootstrap.LogLevel_LOG_LEVEL_FATAL
+	case logrus.PanicLevel:
+		return bootstrap.LogLevel_LOG_LEVEL_PANIC
 	}
-	if params.Address == "" {
-		return "", errors.New("shim gave no address")
+	return bootstrap.LogLevel_LOG_LEVEL_INFO
+}
+
+// endpoint is where and how to reach a shim: its task API version (2 is
+// containerd.task.v2.Task, 3 containerd.task.v3.Task, the same messages
+// under another service name) over ttrpc at address. Kept in the bundle
+// as bootstrap.json, in the JSON form containerd 2.x writes there.
+type endpoint struct {
+	Version  int32  `json:"version"`
+	Address  string `json:"address"`
+	Protocol string `json:"protocol"`
+}
+
+// Task API versions this daemon speaks.
+const (
+	minTaskVersion = 2
+	maxTaskVersion = 3
+)
+
+// parseEndpoint reads a shim's endpoint in each form shims print it and
+// bundles keep it: the bare address of 1.x shims, the JSON of 2.0-2.2
+// shims (and of bootstrap.json), and the binary BootstrapResult of 2.3+
+// shims. An address is printable text, which a BootstrapResult, starting
+// with a field tag byte, never is; so text is read as text, and anything
+// else as protobuf, which would otherwise accept many a plain string.
+func parseEndpoint(out []byte) (*endpoint, error) {
+	var ep endpoint
+	if s := strings.TrimSpace(string(out)); isText(s) {
+		if s == "" {
+			return nil, errors.New("shim gave no address")
+		}
+		if json.Unmarshal([]byte(s), &ep) != nil || ep.Version < 2 {
+			// A bare address, or JSON without a version, which 1.x
+			// shims never print: taken as it is, as containerd does.
+			ep = endpoint{Version: 2, Address: s, Protocol: "ttrpc"}
+		}
+	} else {
+		var res bootstrap.BootstrapResult
+		if err := proto.Unmarshal(out, &res); err != nil {
+			return nil, fmt.Errorf("shim's bootstrap result %q: %w", out, err)
+		}
+		ep = endpoint{Version: res.GetVersion(), Address: res.GetAddress(), Protocol: res.GetProtocol()}
 	}
-	return params.Address, nil
+	if ep.Version < minTaskVersion || ep.Version > maxTaskVersion {
+		return nil, fmt.Errorf("shim task API version %d unsupported, only %d to %d: %w",
+			ep.Version, minTaskVersion, maxTaskVersion, errdefs.ErrNotImplemented)
+	}
+	if !strings.EqualFold(ep.Protocol, "ttrpc") {
+		return nil, fmt.Errorf("shim protocol %q unsupported, only ttrpc: %w", ep.Protocol, errdefs.ErrNotImplemented)
+	}
+	ep.Protocol = "ttrpc"
+	if ep.Address == "" {
+		return nil, errors.New("shim gave no address")
+	}
+	return &ep, nil
+}
+
+// isText reports whether s is printable UTF-8, as every address is.
+func isText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) && !unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // dialShim connects to a shim's address: unix://path is a socket file,

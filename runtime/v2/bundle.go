@@ -15,12 +15,15 @@ import (
 )
 
 // Files in a bundle besides the OCI config.json and rootfs/. The shim
-// writes "address" (its socket), "log" is the fifo it logs to, and
+// writes "address" (its socket; 1.x shims do, the daemon does for others),
+// "bootstrap.json" is the shim's endpoint as containerd 2.x keeps it,
+// "log" is the fifo the shim logs to, and
 // "shim-binary-path" records which shim to run for cleanup after a
 // restart, so that nothing outside the bundle is needed to recover it.
 const (
 	configFile     = "config.json"
 	addressFile    = "address"
+	bootstrapFile  = "bootstrap.json"
 	logFifo        = "log"
 	shimBinaryFile = "shim-binary-path"
 )

@@ -54,20 +54,24 @@ func (m *TaskManager) loadNamespace(ctx context.Context, ns string) {
 		log.G(ctx).WithError(err).WithField("namespace", ns).Error("read bundles")
 		return
 	}
+	var retired []string
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
-			// A retired bundle the daemon died before removing, perhaps
-			// before its shim was let go.
-			path := filepath.Join(dir, name)
-			m.stopRetiredShim(ctx, path)
-			os.RemoveAll(path)
+			retired = append(retired, filepath.Join(dir, name))
 			continue
 		}
 		if !e.IsDir() || identifiers.Validate(name) != nil {
 			continue
 		}
 		m.loadTask(ctx, bundlePaths(m.root, m.state, ns, name))
+	}
+	// Retired bundles the daemon died before removing, perhaps before
+	// their shims were let go; after the live tasks are taken back, so
+	// that a shim still serving some of them is known to stay.
+	for _, path := range retired {
+		m.stopRetiredShim(ctx, path)
+		os.RemoveAll(path)
 	}
 }
 
@@ -84,14 +88,17 @@ func (m *TaskManager) loadTask(ctx context.Context, b *bundle) {
 		return
 	}
 	bin := m.binary(b, string(path))
-	data, err := os.ReadFile(b.file(addressFile))
-	if err != nil {
+	ep, err := readEndpoint(b.path)
+	if errors.Is(err, os.ErrNotExist) {
 		// The shim's start did not finish, so no task was created.
 		logger.Info("cleaning up after a shim that did not start")
 		m.cleanupShim(ctx, b, bin)
 		return
 	}
-	s, err := m.reconnect(ctx, bin, data)
+	var s *shimTask
+	if err == nil {
+		s, err = m.reconnect(ctx, bin, ep)
+	}
 	if err == nil {
 		sctx, cancel := context.WithTimeout(ctx, loadTimeout)
 		resp, serr := s.task.State(sctx, &taskapi.StateRequest{Id: b.id})
@@ -102,7 +109,7 @@ func (m *TaskManager) loadTask(ctx context.Context, b *bundle) {
 				s.exited.Store(true)
 			}
 			if err := m.tasks.add(s); err != nil {
-				m.stopShim(ctx, s)
+				m.stopShim(ctx, s, false)
 				return
 			}
 			if !s.arm() {
@@ -112,11 +119,11 @@ func (m *TaskManager) loadTask(ctx context.Context, b *bundle) {
 		case !errors.Is(serr, ttrpc.ErrClosed) && errdefs.IsNotFound(shimErr(serr)):
 			// The shim answers but has no such task: it was never
 			// created, or was deleted before the daemon could finish.
-			m.stopShim(ctx, s)
+			m.stopShim(ctx, s, false)
 			m.cleanupShim(ctx, b, bin)
 			return
 		}
-		m.stopShim(ctx, s)
+		m.stopShim(ctx, s, false)
 		err = shimErr(serr)
 	}
 	logger.WithError(err).Warn("shim is gone; cleaning up after it")
@@ -126,29 +133,36 @@ func (m *TaskManager) loadTask(ctx context.Context, b *bundle) {
 
 // stopRetiredShim asks the shim of a retired bundle, if it still runs, to
 // exit, and waits until it has. Its task was deleted before the bundle
-// was retired, so nothing else is left to clean up.
+// was retired, so nothing else is left to clean up. A shim that serves
+// live tasks of the same group as well is left alone: it exits with the
+// last of them.
 func (m *TaskManager) stopRetiredShim(ctx context.Context, path string) {
-	data, err := os.ReadFile(filepath.Join(path, addressFile))
+	ep, err := readEndpoint(path)
 	if err != nil {
 		return // no shim was started
 	}
-	address, err := parseAddress(data)
-	if err != nil {
-		return
+	for _, s := range m.tasks.list("") {
+		if s.endpoint.Address == ep.Address {
+			return
+		}
 	}
-	conn, err := dialShim(address)
+	conn, err := dialShim(ep.Address)
 	if err != nil {
 		return // gone already
 	}
 	client := ttrpc.NewClient(conn)
 	defer client.Close()
+	task, err := newTaskClient(client, ep.Version)
+	if err != nil {
+		return
+	}
 	// The hidden name is "." + id + "." + a suffix without dots.
 	name := filepath.Base(path)
 	id := name[1:max(1, strings.LastIndexByte(name, '.'))]
 	log.G(ctx).WithField("id", id).Info("stopping the shim of a deleted task")
 	sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
 	defer cancel()
-	_, err = taskapi.NewTaskClient(client).Shutdown(sctx, &taskapi.ShutdownRequest{Id: id})
+	_, err = task.Shutdown(sctx, &taskapi.ShutdownRequest{Id: id})
 	if err != nil && !errors.Is(err, ttrpc.ErrClosed) {
 		log.G(ctx).WithError(shimErr(err)).WithField("id", id).Warn("shut down shim of a deleted task")
 		return
@@ -156,17 +170,13 @@ func (m *TaskManager) stopRetiredShim(ctx context.Context, path string) {
 	client.UserOnCloseWait(sctx)
 }
 
-// reconnect connects to the shim whose address the bundle holds.
-func (m *TaskManager) reconnect(ctx context.Context, bin *shimBinary, data []byte) (*shimTask, error) {
-	address, err := parseAddress(data)
-	if err != nil {
-		return nil, err
-	}
+// reconnect connects to the shim at the endpoint the bundle holds.
+func (m *TaskManager) reconnect(ctx context.Context, bin *shimBinary, ep *endpoint) (*shimTask, error) {
 	logs, err := copyShimLog(m.ctx, bin.bundle)
 	if err != nil {
 		return nil, err
 	}
-	return m.connect(ctx, bin, address, logs)
+	return m.connect(ctx, bin, ep, logs)
 }
 
 // removeStaleWork removes the work directories in ns that no task owns.

@@ -7,10 +7,12 @@ package v2
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -73,6 +75,11 @@ type TaskManager struct {
 
 	tasks *taskList
 	shims sync.Map // runtime name -> shim binary path
+	// protocols remembers how each shim binary is started.
+	protocols sync.Map // protocolKey -> startProtocol
+	// procs counts the tasks on each shim that is our child, which is
+	// reaped once, when the last of them lets go.
+	procs shimProcs
 	// background counts the teardowns of deleted tasks still under way
 	// after their deletion returned: shims exiting, bundles being removed.
 	// Once closing is set, teardowns run before Delete returns instead, so
@@ -249,7 +256,7 @@ func (m *TaskManager) Delete(ctx context.Context, id string) (*runtime.Exit, err
 	// away. Should the daemon die first, the next start finds the shim
 	// through the retired bundle and stops it.
 	m.later(func() {
-		m.stopShim(ctx, s)
+		m.stopShim(ctx, s, !m.sharesShim(s))
 		free()
 		if err := removeRetired(retired); err != nil {
 			log.G(ctx).WithError(err).WithField("id", id).Error("remove bundle")
@@ -314,7 +321,10 @@ func (m *TaskManager) binary(b *bundle, path string) *shimBinary {
 	}
 }
 
-// startShim starts the task's shim and connects to it.
+// startShim starts the task's shim, or has it find the running shim of the
+// task's group, and connects to it. The start protocol that worked is
+// remembered for the binary, so that a 2.3+ shim is refused the legacy
+// start only once per daemon run (and again after it is replaced).
 func (m *TaskManager) startShim(ctx context.Context, bin *shimBinary, opts *anypb.Any) (*shimTask, error) {
 	b := bin.bundle
 	// The shim opens the log fifo as it starts; it must have a reader.
@@ -322,53 +332,121 @@ func (m *TaskManager) startShim(ctx context.Context, bin *shimBinary, opts *anyp
 	if err != nil {
 		return nil, err
 	}
-	address, err := bin.start(ctx, opts)
+	key, p := m.startProtocol(bin.path)
+	ep, err := bin.start(ctx, opts, p)
+	if errors.Is(err, errBootstrapRequired) {
+		log.G(ctx).WithField("shim", bin.path).Debug("shim refused the legacy start; starting it with bootstrap parameters")
+		p = protocolBootstrap
+		ep, err = bin.start(ctx, opts, p)
+	} else if err == nil && p == protocolUnknown {
+		p = protocolLegacy
+	}
 	if err != nil {
 		logs.Close()
 		return nil, err
 	}
-	// Shims of 1.x write the address file themselves; others may not.
-	if _, err := os.Stat(b.file(addressFile)); errors.Is(err, os.ErrNotExist) {
-		if err := writeAtomic(b.file(addressFile), []byte(address)); err != nil {
-			logs.Close()
-			return nil, err
-		}
+	m.protocols.Store(key, p)
+	if err := writeEndpoint(b, ep); err != nil {
+		logs.Close()
+		return nil, err
 	}
-	return m.connect(ctx, bin, address, logs)
+	return m.connect(ctx, bin, ep, logs)
 }
 
-// connect dials the shim at address and asks for its pid, which also
-// shows that it answers. On failure logs is closed.
-func (m *TaskManager) connect(ctx context.Context, bin *shimBinary, address string, logs io.Closer) (*shimTask, error) {
-	conn, err := dialShim(address)
+// protocolKey names one shim binary as it is on disk: a binary replaced
+// by another generation is detected anew.
+type protocolKey struct {
+	path        string
+	size, mtime int64
+}
+
+// startProtocol returns what is known of how to start the shim at path.
+func (m *TaskManager) startProtocol(path string) (protocolKey, startProtocol) {
+	key := protocolKey{path: path}
+	if fi, err := os.Stat(path); err == nil {
+		key.size, key.mtime = fi.Size(), fi.ModTime().UnixNano()
+	}
+	if p, ok := m.protocols.Load(key); ok {
+		return key, p.(startProtocol)
+	}
+	return key, protocolUnknown
+}
+
+// writeEndpoint keeps the shim's endpoint in the bundle, for the daemon's
+// next start: bootstrap.json, as containerd 2.x keeps it, and the address
+// file of 1.x shims, which write it themselves and others may not.
+func writeEndpoint(b *bundle, ep *endpoint) error {
+	data, err := json.Marshal(ep)
+	if err != nil {
+		return fmt.Errorf("shim endpoint of task %s: %w", b.id, err)
+	}
+	if err := writeAtomic(b.file(bootstrapFile), data); err != nil {
+		return err
+	}
+	if _, err := os.Stat(b.file(addressFile)); errors.Is(err, os.ErrNotExist) {
+		return writeAtomic(b.file(addressFile), []byte(ep.Address))
+	}
+	return nil
+}
+
+// readEndpoint reads the endpoint of the bundle's shim: bootstrap.json,
+// else the address file of a bundle from before it was written.
+func readEndpoint(dir string) (*endpoint, error) {
+	data, err := os.ReadFile(filepath.Join(dir, bootstrapFile))
+	if errors.Is(err, os.ErrNotExist) {
+		data, err = os.ReadFile(filepath.Join(dir, addressFile))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseEndpoint(data)
+}
+
+// connect dials the shim at ep and asks for its pid, which also shows that
+// it answers. Every task has a connection of its own, also when its shim
+// serves other tasks of its group. On failure logs is closed.
+func (m *TaskManager) connect(ctx context.Context, bin *shimBinary, ep *endpoint, logs io.Closer) (*shimTask, error) {
+	conn, err := dialShim(ep.Address)
 	if err != nil {
 		logs.Close()
-		return nil, fmt.Errorf("connect to shim at %s: %w", address, err)
+		return nil, fmt.Errorf("connect to shim at %s: %w", ep.Address, err)
 	}
-	s := &shimTask{bundle: bin.bundle, binary: bin, logs: logs}
+	s := &shimTask{bundle: bin.bundle, binary: bin, endpoint: ep, logs: logs, procs: &m.procs}
 	s.client = ttrpc.NewClient(conn, ttrpc.WithOnClose(func() { m.shimDisconnected(s) }))
-	s.task = taskapi.NewTaskClient(s.client)
+	if s.task, err = newTaskClient(s.client, ep.Version); err != nil {
+		s.client.Close()
+		return nil, err
+	}
 
 	cctx, cancel := context.WithTimeout(ctx, loadTimeout)
 	defer cancel()
 	resp, err := s.task.Connect(cctx, &taskapi.ConnectRequest{Id: s.ID()})
 	if err != nil {
 		s.client.Close()
-		return nil, fmt.Errorf("connect to shim at %s: %w", address, shimErr(err))
+		return nil, fmt.Errorf("connect to shim at %s: %w", ep.Address, shimErr(err))
 	}
 	s.shimPid = resp.GetShimPid()
 	s.pid.Store(resp.GetTaskPid())
-	s.child = isChild(s.shimPid)
+	if s.child = isChild(s.shimPid); s.child {
+		m.procs.hold(s.shimPid)
+	}
 	return s, nil
 }
 
 // stopShim lets go of a shim whose task is deleted, or was never created:
 // it asks the shim to exit (which it does once it serves no task), closes
-// the connection and reaps the shim.
-func (m *TaskManager) stopShim(ctx context.Context, s *shimTask) {
+// the task's connection and reaps the shim if this was its last task.
+// With awaitExit, the shim is given until shutdownTimeout to end the
+// connection as it exits, so that it is gone when the teardown is done;
+// that is for a shim that serves no other task (see sharesShim): one that
+// serves other tasks of its group runs on, and would be waited out.
+func (m *TaskManager) stopShim(ctx context.Context, s *shimTask, awaitExit bool) {
 	s.detach()
 	sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
 	_, err := s.task.Shutdown(sctx, &taskapi.ShutdownRequest{Id: s.ID()})
+	if err == nil && awaitExit {
+		s.client.UserOnCloseWait(sctx)
+	}
 	cancel()
 	if err != nil && !errors.Is(err, ttrpc.ErrClosed) {
 		log.G(ctx).WithError(shimErr(err)).WithField("id", s.ID()).Warn("shut down shim")
@@ -380,6 +458,17 @@ func (m *TaskManager) stopShim(ctx context.Context, s *shimTask) {
 	s.reap()
 }
 
+// sharesShim reports whether a listed task other than s is served by s's
+// shim. While the daemon loads its tasks, not all are listed yet.
+func (m *TaskManager) sharesShim(s *shimTask) bool {
+	for _, other := range m.tasks.list("") {
+		if other != s && other.endpoint.Address == s.endpoint.Address {
+			return true
+		}
+	}
+	return false
+}
+
 // abandon undoes a task whose creation failed part way: whatever the shim
 // made of it is deleted, the shim let go, and the shim's delete command
 // run for what a dead shim may have left behind.
@@ -388,7 +477,7 @@ func (m *TaskManager) abandon(ctx context.Context, s *shimTask) {
 	dctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	s.task.Delete(dctx, &taskapi.DeleteRequest{Id: s.ID()})
 	cancel()
-	m.stopShim(ctx, s)
+	m.stopShim(ctx, s, !m.sharesShim(s))
 	if _, err := s.binary.delete(ctx); err != nil {
 		log.G(ctx).WithError(err).WithField("id", s.ID()).Debug("clean up after failed create")
 	}

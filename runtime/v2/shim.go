@@ -25,16 +25,18 @@ import (
 
 // shimTask is a task served by its own shim over ttrpc.
 type shimTask struct {
-	bundle *bundle
-	binary *shimBinary
-	logs   io.Closer // stops copying the shim's log
-	client *ttrpc.Client
-	task   taskapi.TaskService
+	bundle   *bundle
+	binary   *shimBinary
+	endpoint *endpoint
+	logs     io.Closer // stops copying the shim's log
+	client   *ttrpc.Client
+	task     taskapi.TaskService
 
 	shimPid uint32
 	// child is set when the shim is this process's child, as it is when
 	// the daemon is a child subreaper, so that it must be reaped here.
 	child    bool
+	procs    *shimProcs
 	reapOnce sync.Once
 
 	mu sync.Mutex
@@ -82,17 +84,52 @@ func (s *shimTask) disconnected() (died bool) {
 	return died
 }
 
-// reap collects the shim's exit status if the shim is our child, once its
-// connection is closed and it is gone or going. Only then: a pid that is
-// our child cannot be reused before we reap it, so the wait cannot take
-// another process's status.
+// reap lets go of this task's hold on its shim process, once its
+// connection is closed and the shim is gone or going. The shim is reaped
+// when no task holds it any more (see shimProcs).
 func (s *shimTask) reap() {
 	if !s.child {
 		return
 	}
-	s.reapOnce.Do(func() {
-		go unix.Wait4(int(s.shimPid), nil, 0, nil)
-	})
+	s.reapOnce.Do(func() { s.procs.release(s.shimPid) })
+}
+
+// shimProcs counts, for each shim process that is this process's child (as
+// shims are when the daemon is a child subreaper), the tasks it serves, so
+// that a shim serving a group of tasks is reaped once, after its last task
+// let go. Only then: a pid that is our child cannot be reused before we
+// reap it, so the wait cannot take another process's status, and a shim
+// started later with the same pid is not taken for this one.
+type shimProcs struct {
+	mu   sync.Mutex
+	refs map[uint32]int
+}
+
+func (p *shimProcs) hold(pid uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refs == nil {
+		p.refs = map[uint32]int{}
+	}
+	p.refs[pid]++
+}
+
+// release drops a hold on pid and, with the last, reaps it once it exits.
+func (p *shimProcs) release(pid uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refs[pid]--; p.refs[pid] > 0 {
+		return
+	}
+	delete(p.refs, pid)
+	go unix.Wait4(int(pid), nil, 0, nil)
+}
+
+// held reports how many tasks hold pid.
+func (p *shimProcs) held(pid uint32) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refs[pid]
 }
 
 // isChild reports whether pid's parent is this process.

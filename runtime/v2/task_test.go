@@ -205,11 +205,15 @@ func TestRestartRetiredBundle(t *testing.T) {
 	if _, err := task.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// What Delete does before it returns.
+	// What Delete does before it returns. The shim publishes the task's
+	// deletion itself, asynchronously: it must be in before the restart,
+	// or it would pass for one the restart published.
 	s := task.(*shimTask)
+	shimDeletes := subscribe(t, e.events, `topic=="/tasks/delete"`)
 	if _, err := s.task.Delete(ctx, &taskapi.DeleteRequest{Id: "retired"}); err != nil {
 		t.Fatal(err)
 	}
+	waitEvent(t, shimDeletes, func(*events.Envelope) bool { return true })
 	if _, err := s.bundle.retire(); err != nil {
 		t.Fatal(err)
 	}

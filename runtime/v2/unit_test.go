@@ -2,6 +2,9 @@ package v2
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -11,7 +14,9 @@ import (
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/proto"
 
+	bootstrap "github.com/llitfkitfk/containerd/api/runtime/bootstrap/v1"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/plugin"
 )
@@ -31,30 +36,98 @@ func TestBinaryName(t *testing.T) {
 	}
 }
 
-func TestParseAddress(t *testing.T) {
+func TestParseEndpoint(t *testing.T) {
+	result := func(r *bootstrap.BootstrapResult) string {
+		data, err := proto.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	v2 := func(addr string) *endpoint { return &endpoint{Version: 2, Address: addr, Protocol: "ttrpc"} }
 	for _, tc := range []struct {
-		in, want string
-		is       func(error) bool
+		in   string
+		want *endpoint
+		is   func(error) bool
 	}{
-		{"unix:///run/containerd/s/abc", "unix:///run/containerd/s/abc", nil},
-		{"unix:///run/containerd/s/abc\n", "unix:///run/containerd/s/abc", nil},
-		{"@abstract", "@abstract", nil},
-		{`{"version":2,"address":"unix:///s/x","protocol":"ttrpc"}`, "unix:///s/x", nil},
-		{`{"address":"unix:///s/x","protocol":"ttrpc"}`, `{"address":"unix:///s/x","protocol":"ttrpc"}`, nil},
-		{`{"version":3,"address":"unix:///s/x","protocol":"ttrpc"}`, "", errdefs.IsNotImplemented},
-		{`{"version":2,"address":"unix:///s/x","protocol":"grpc"}`, "", errdefs.IsNotImplemented},
-		{"", "", func(err error) bool { return err != nil }},
+		// containerd 1.x shims: a bare address.
+		{"unix:///run/containerd/s/abc", v2("unix:///run/containerd/s/abc"), nil},
+		{"unix:///run/containerd/s/abc\n", v2("unix:///run/containerd/s/abc"), nil},
+		{"@abstract", v2("@abstract"), nil},
+		// containerd 2.0-2.2 shims, and bootstrap.json.
+		{`{"version":2,"address":"unix:///s/x","protocol":"ttrpc"}`, v2("unix:///s/x"), nil},
+		{`{"version":3,"address":"unix:///s/x","protocol":"ttrpc"}`, &endpoint{3, "unix:///s/x", "ttrpc"}, nil},
+		{`{"address":"unix:///s/x","protocol":"ttrpc"}`, v2(`{"address":"unix:///s/x","protocol":"ttrpc"}`), nil},
+		{`{"version":4,"address":"unix:///s/x","protocol":"ttrpc"}`, nil, errdefs.IsNotImplemented},
+		{`{"version":2,"address":"unix:///s/x","protocol":"grpc"}`, nil, errdefs.IsNotImplemented},
+		// containerd 2.3+ shims: a binary BootstrapResult.
+		{result(&bootstrap.BootstrapResult{Version: 3, Address: "unix:///run/containerd/s/abc", Protocol: "ttrpc"}),
+			&endpoint{3, "unix:///run/containerd/s/abc", "ttrpc"}, nil},
+		{result(&bootstrap.BootstrapResult{Version: 2, Address: "unix:///s/y", Protocol: "TTRPC", Metadata: map[string]string{"k": "v"}}),
+			v2("unix:///s/y"), nil},
+		{result(&bootstrap.BootstrapResult{Version: 3, Address: "vsock://3:1024", Protocol: "grpc"}), nil, errdefs.IsNotImplemented},
+		{result(&bootstrap.BootstrapResult{Version: 3, Protocol: "ttrpc"}), nil, func(err error) bool { return err != nil }},
+		{"\x08\x03\x12\xff", nil, func(err error) bool { return err != nil }}, // truncated
+		{"", nil, func(err error) bool { return err != nil }},
 	} {
-		got, err := parseAddress([]byte(tc.in))
+		got, err := parseEndpoint([]byte(tc.in))
 		if tc.is != nil {
 			if !tc.is(err) {
-				t.Errorf("parseAddress(%q): %v", tc.in, err)
+				t.Errorf("parseEndpoint(%q) = %+v, %v", tc.in, got, err)
 			}
 			continue
 		}
-		if err != nil || got != tc.want {
-			t.Errorf("parseAddress(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		if err != nil || *got != *tc.want {
+			t.Errorf("parseEndpoint(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestEndpointFileRoundTrip: what the daemon keeps in bootstrap.json is
+// what containerd 2.x writes there and reads back, and the address file
+// of a bundle from an older daemon still serves.
+func TestEndpointFileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	b := &bundle{id: "t", namespace: "ns", path: dir}
+	if _, err := readEndpoint(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("empty bundle: %v, want not exist", err)
+	}
+	if err := os.WriteFile(b.file(addressFile), []byte("unix:///old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ep, err := readEndpoint(dir); err != nil || *ep != (endpoint{2, "unix:///old", "ttrpc"}) {
+		t.Fatalf("address file only: %+v, %v", ep, err)
+	}
+	os.Remove(b.file(addressFile))
+	want := endpoint{3, "unix:///new", "ttrpc"}
+	if err := writeEndpoint(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(b.file(bootstrapFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// containerd 2.x reads it with encoding/json into BootstrapResult.
+	var res bootstrap.BootstrapResult
+	if err := json.Unmarshal(data, &res); err != nil || res.GetVersion() != 3 || res.GetAddress() != "unix:///new" || res.GetProtocol() != "ttrpc" {
+		t.Errorf("bootstrap.json %s read as %v, %v", data, &res, err)
+	}
+	if addr, err := os.ReadFile(b.file(addressFile)); err != nil || string(addr) != "unix:///new" {
+		t.Errorf("address file = %q, %v", addr, err)
+	}
+	if ep, err := readEndpoint(dir); err != nil || *ep != want {
+		t.Errorf("read back %+v, %v; want %+v", ep, err, want)
+	}
+}
+
+func TestTaskService(t *testing.T) {
+	for v, want := range map[int32]string{2: "containerd.task.v2.Task", 3: "containerd.task.v3.Task"} {
+		if got, err := taskService(v); err != nil || got != want {
+			t.Errorf("taskService(%d) = %q, %v", v, got, err)
+		}
+	}
+	if _, err := taskService(4); !errdefs.IsNotImplemented(err) {
+		t.Errorf("taskService(4): %v", err)
 	}
 }
 
