@@ -26,6 +26,10 @@ import (
 // sets it, or one built from this checkout.
 var daemonBinary string
 
+// testShim is the containerd-shim-runc-v2 every container runs through:
+// ours, built beside the daemon, unless $CONTAINERD_SHIM names another.
+var testShim string
+
 func TestMain(m *testing.M) {
 	// As root the tests run with a /run of their own; see isolate.
 	isolate()
@@ -50,10 +54,9 @@ func TestMain(m *testing.M) {
 	// $CONTAINERD_SHIM names another), first on every daemon's PATH.
 	shimDir, err := os.MkdirTemp("", "containerd-shim")
 	if err == nil {
-		var shim string
-		if shim, err = testutil.ShimUnderTest(daemonBinary, ".."); err == nil {
-			err = testutil.PutShimFirst(shimDir, shim)
-			fmt.Fprintln(os.Stderr, "integration: containers run through", shim)
+		if testShim, err = testutil.ShimUnderTest(daemonBinary, ".."); err == nil {
+			err = testutil.PutShimFirst(shimDir, testShim)
+			fmt.Fprintln(os.Stderr, "integration: containers run through", testShim)
 		}
 	}
 	if err != nil {
