@@ -18,7 +18,7 @@ import (
 
 	eventsapi "github.com/llitfkitfk/containerd/api/events"
 	"github.com/llitfkitfk/containerd/api/types"
-	"github.com/llitfkitfk/containerd/internal/testutil"
+	"github.com/llitfkitfk/containerd/internal/testutil/ttrpcevents"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
@@ -44,7 +44,7 @@ func containerOf(t *testing.T, env *types.Envelope) string {
 }
 
 func TestPublisherForwardsInOrder(t *testing.T) {
-	events := testutil.ServeTTRPCEvents(t, filepath.Join(t.TempDir(), "events.ttrpc"))
+	events := ttrpcevents.Serve(t, filepath.Join(t.TempDir(), "events.ttrpc"))
 	p := NewPublisher(PublisherOpts{Namespace: "ns1", TTRPCAddress: "unix://" + events.Path})
 	const n = 100
 	for i := range n {
@@ -81,7 +81,7 @@ func TestPublisherForwardsInOrder(t *testing.T) {
 // TestPublisherSurvivesDaemonRestart: events published while the daemon
 // is away are delivered, in order, once it is back.
 func TestPublisherSurvivesDaemonRestart(t *testing.T) {
-	events := testutil.ServeTTRPCEvents(t, filepath.Join(t.TempDir(), "events.ttrpc"))
+	events := ttrpcevents.Serve(t, filepath.Join(t.TempDir(), "events.ttrpc"))
 	p := NewPublisher(PublisherOpts{Namespace: "ns1", TTRPCAddress: events.Path})
 	defer closePublisher(t, p)
 	publish := func(id string) {
@@ -119,7 +119,7 @@ func TestPublisherSurvivesDaemonRestart(t *testing.T) {
 // TestPublisherDropsRefusedEvent: an event the daemon refuses is dropped
 // at once, and the next one delivered.
 func TestPublisherDropsRefusedEvent(t *testing.T) {
-	events := testutil.ServeTTRPCEvents(t, filepath.Join(t.TempDir(), "events.ttrpc"))
+	events := ttrpcevents.Serve(t, filepath.Join(t.TempDir(), "events.ttrpc"))
 	events.Refuse = func(env *types.Envelope) error {
 		if env.Topic == "/bad" {
 			return status.Error(codes.InvalidArgument, "bad topic")

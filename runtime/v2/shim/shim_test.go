@@ -24,7 +24,7 @@ import (
 	bootstrap "github.com/llitfkitfk/containerd/api/runtime/bootstrap/v1"
 	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
 	"github.com/llitfkitfk/containerd/api/types"
-	"github.com/llitfkitfk/containerd/internal/testutil"
+	"github.com/llitfkitfk/containerd/internal/testutil/ttrpcevents"
 	"github.com/llitfkitfk/containerd/sys"
 )
 
@@ -182,7 +182,7 @@ func needPrivateRun(t *testing.T) {
 // drives it, has a second task of its group join it, and shuts it down.
 func TestStartServeOldProtocol(t *testing.T) {
 	needPrivateRun(t)
-	events := testutil.ServeTTRPCEvents(t, filepath.Join(t.TempDir(), "events.ttrpc"))
+	events := ttrpcevents.Serve(t, filepath.Join(t.TempDir(), "events.ttrpc"))
 	env := []string{ttrpcAddressEnv + "=" + events.Path}
 	bundle := t.TempDir()
 	logs := readLogFifo(t, bundle)
@@ -290,7 +290,7 @@ func TestStartReplacesDeadShim(t *testing.T) {
 // everything in BootstrapParams on stdin, nothing in the environment but
 // MAX_SHIM_VERSION, which 2.4 sets too.
 func TestStartBootstrapProtocol(t *testing.T) {
-	events := testutil.ServeTTRPCEvents(t, filepath.Join(t.TempDir(), "events.ttrpc"))
+	events := ttrpcevents.Serve(t, filepath.Join(t.TempDir(), "events.ttrpc"))
 	socketDir, err := os.MkdirTemp("", "shimsock")
 	if err != nil {
 		t.Fatal(err)

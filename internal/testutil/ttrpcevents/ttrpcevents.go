@@ -1,4 +1,8 @@
-package testutil
+// Package ttrpcevents is a fake of the daemon's ttrpc events service, which
+// shims forward their events to. It is a package of its own, apart from
+// testutil, because it registers this project's API protos, which must not
+// meet containerd's in the client test module.
+package ttrpcevents
 
 import (
 	"context"
@@ -17,7 +21,7 @@ import (
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
-// Forwarded is one event a TTRPCEvents server took: the envelope, and the
+// Forwarded is one event the Server took: the envelope, and the
 // namespace of the call's ttrpc metadata.
 type Forwarded struct {
 	Envelope    *types.Envelope
@@ -26,10 +30,10 @@ type Forwarded struct {
 	ServerIndex int
 }
 
-// TTRPCEvents is what a daemon's ttrpc events service is to a shim: it
+// Server is what a daemon's ttrpc events service is to a shim: it
 // takes Forward calls on a unix socket and records them. It can be
 // stopped and started again on the same socket, as a restarting daemon.
-type TTRPCEvents struct {
+type Server struct {
 	t    testing.TB
 	Path string
 
@@ -42,15 +46,15 @@ type TTRPCEvents struct {
 }
 
 // ServeTTRPCEvents serves on path until the test ends.
-func ServeTTRPCEvents(t testing.TB, path string) *TTRPCEvents {
-	s := &TTRPCEvents{t: t, Path: path}
+func Serve(t testing.TB, path string) *Server {
+	s := &Server{t: t, Path: path}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
 }
 
 // Start serves again after Stop.
-func (s *TTRPCEvents) Start() {
+func (s *Server) Start() {
 	s.t.Helper()
 	os.Remove(s.Path)
 	l, err := net.Listen("unix", s.Path)
@@ -89,7 +93,7 @@ func (s *TTRPCEvents) Start() {
 }
 
 // Stop closes the server and its connections, as a daemon killed.
-func (s *TTRPCEvents) Stop() {
+func (s *Server) Stop() {
 	s.mu.Lock()
 	server := s.server
 	s.server = nil
@@ -100,7 +104,7 @@ func (s *TTRPCEvents) Stop() {
 }
 
 // Events returns what was forwarded so far.
-func (s *TTRPCEvents) Events() []Forwarded {
+func (s *Server) Events() []Forwarded {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Forwarded(nil), s.got...)
@@ -108,7 +112,7 @@ func (s *TTRPCEvents) Events() []Forwarded {
 
 // WaitFor waits until n events were forwarded, failing the test after
 // timeout, and returns them.
-func (s *TTRPCEvents) WaitFor(n int, timeout time.Duration) []Forwarded {
+func (s *Server) WaitFor(n int, timeout time.Duration) []Forwarded {
 	s.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
