@@ -24,16 +24,21 @@ func (m *TaskManager) shimDisconnected(s *shimTask) {
 }
 
 // cleanupDead cleans up after the dead shim of a listed task and reports
-// the task gone.
+// the task gone. The task is unlisted at once, its id held meanwhile: a
+// create of the same id waits for the cleanup, rather than failing with
+// "already exists" for a task that no list shows, and its /tasks/create
+// follows this task's /tasks/delete.
 func (m *TaskManager) cleanupDead(s *shimTask) {
 	ctx := namespaces.WithNamespace(m.ctx, s.Namespace())
+	free := m.tasks.leave(s)
+	if free == nil {
+		return // deleted meanwhile; that delete cleans up
+	}
+	defer free()
 	log.G(ctx).WithField("id", s.ID()).Warn("shim disconnected; cleaning up after it")
 	s.reap()
 	exit := m.cleanupShim(ctx, s.bundle, s.binary)
-	// Unlisted only now, so that the id stays taken while its bundle goes.
-	if m.tasks.remove(s) {
-		m.publishGone(ctx, s.ID(), exit, s.exited.Load())
-	}
+	m.publishGone(ctx, s.ID(), exit, s.exited.Load())
 }
 
 // cleanupShim runs the shim's delete command for a shim that is gone and

@@ -140,7 +140,7 @@ func (m *TaskManager) Create(ctx context.Context, id string, opts runtime.Create
 	if err != nil {
 		return nil, err
 	}
-	if err := m.tasks.reserve(ctx, ns, id); err != nil {
+	if err := m.reserve(ctx, ns, id); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -186,6 +186,30 @@ func (m *TaskManager) Create(ctx context.Context, id string, opts runtime.Create
 		return nil, fmt.Errorf("create task %s: shim exited: %w", id, errdefs.ErrUnavailable)
 	}
 	return s, nil
+}
+
+// reserve takes id in ns for a task about to be created. An id held by a
+// task whose shim has died is taken once that task is cleaned up: calls to
+// a dead shim fail as soon as its connection breaks, before the close
+// handler that cleans up after it has run, so a client may well create
+// the id again in between.
+func (m *TaskManager) reserve(ctx context.Context, ns, id string) error {
+	for {
+		err := m.tasks.reserve(ctx, ns, id)
+		if !errdefs.IsAlreadyExists(err) {
+			return err
+		}
+		s := m.tasks.listed(ns, id)
+		if s == nil {
+			return err // being created
+		}
+		if _, cerr := s.task.Connect(ctx, &taskapi.ConnectRequest{Id: id}); !errors.Is(cerr, ttrpc.ErrClosed) {
+			return err // alive
+		}
+		if werr := s.client.UserOnCloseWait(ctx); werr != nil {
+			return fmt.Errorf("task %s: waiting for the cleanup after its dead shim: %w", id, werr)
+		}
+	}
 }
 
 // Get returns the task id of the context's namespace.

@@ -421,6 +421,39 @@ func TestShimCrash(t *testing.T) {
 	}
 }
 
+// A task whose shim died is being cleaned up (the shim's delete command
+// runs) as soon as calls to it fail. A create of the same id meanwhile
+// waits for that cleanup rather than failing with "already exists" for a
+// task that no list shows.
+func TestCreateWhileDeadShimIsCleanedUp(t *testing.T) {
+	e := newEnv(t)
+	m := e.manager()
+	ctx := testContext()
+
+	task := startLongRunning(t, e, m, "again")
+	deletes := subscribe(t, e.events, `topic=="/tasks/delete"`)
+	killShim(t, task)
+	waitFor(t, "calls to the dead shim to fail", func() bool {
+		_, err := task.State(ctx)
+		return err != nil
+	})
+	again, err := m.Create(ctx, "again", e.createOpts("again", "", "true"))
+	if err != nil {
+		t.Fatalf("create of a dead shim's task id during its cleanup: %v", err)
+	}
+	// The old task's deletion was reported before the new task existed.
+	waitEvent(t, deletes, func(*events.Envelope) bool { return true })
+	if _, err := again.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := again.Wait(ctx); err != nil || exit.Status != 0 {
+		t.Fatalf("exit = %+v, %v", exit, err)
+	}
+	if _, err := m.Delete(ctx, "again"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRestart(t *testing.T) {
 	e := newEnv(t)
 	m1 := e.manager()

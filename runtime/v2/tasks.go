@@ -84,19 +84,6 @@ func (l *taskList) add(s *shimTask) error {
 	return nil
 }
 
-// remove unlists s and reports whether it was listed; a task of the same
-// id that has since taken its place stays.
-func (l *taskList) remove(s *shimTask) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ns, id := s.Namespace(), s.ID()
-	if cur, ok := l.tasks[ns][id]; !ok || cur != s {
-		return false
-	}
-	l.delete(ns, id)
-	return true
-}
-
 // leave unlists s, which its shim has deleted, and keeps its id reserved
 // until the returned func is called. It returns nil if s is not listed,
 // as when another delete took it first.
@@ -136,6 +123,14 @@ func (l *taskList) delete(ns, id string) {
 	if len(l.tasks[ns]) == 0 {
 		delete(l.tasks, ns)
 	}
+}
+
+// listed returns the task listed as id in ns, nil if there is none or the
+// id is only reserved.
+func (l *taskList) listed(ns, id string) *shimTask {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tasks[ns][id]
 }
 
 func (l *taskList) get(ns, id string) (*shimTask, error) {
