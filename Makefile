@@ -76,8 +76,10 @@ protos:
 check-protos:
 	script/protos.sh check
 
+# bin/ first on PATH: the daemon looks shims up on PATH before beside
+# itself, as containerd does, and must find ours before a distribution's.
 run: build
-	./bin/containerd $(RUN_ARGS)
+	PATH=$(CURDIR)/bin:$$PATH ./bin/containerd $(RUN_ARGS)
 
 clean:
 	rm -rf bin
