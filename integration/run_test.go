@@ -512,9 +512,10 @@ func parentOf(pid int) int {
 	return ppid
 }
 
-// When a shim dies, its container's processes are re-parented to the
-// daemon, a child subreaper, which cleans up after the shim (killing
-// them) and must reap them: none is left a zombie.
+// When a shim dies (kill -9), the daemon notices and runs the shim's
+// delete command, which kills the container and makes runc forget it. The
+// container's processes are re-parented to the daemon, a child subreaper,
+// which must reap them: none is left a zombie.
 func TestCtrShimCrashLeavesNoZombies(t *testing.T) {
 	r := newRunner(t, "overlayfs")
 	r.ctr("run", "-d", busyboxImage, "s1", "sleep", "1000")
@@ -549,5 +550,10 @@ func TestCtrShimCrashLeavesNoZombies(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// runc's state for the container is gone: a container of the same id
+	// runs again.
 	r.ctr("containers", "rm", "s1")
+	if out := r.ctr("run", "--rm", busyboxImage, "s1", "echo", "again"); out != "again\n" {
+		t.Fatalf("run of s1 after cleanup: %q", out)
+	}
 }

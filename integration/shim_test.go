@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -119,34 +118,5 @@ func TestShimGroup(t *testing.T) {
 			t.Fatalf("group shim %d still running after its last task's delete", shim)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// A shim killed with -9 is noticed by the daemon, which runs the shim's
-// delete command: the container is killed and runc forgets it.
-func TestShimKilledIsCleanedUp(t *testing.T) {
-	r := newRunner(t, "overlayfs")
-	r.ctr("run", "-d", busyboxImage, "k1", "sleep", "1000")
-	tk := r.awaitStatus("k1", "RUNNING")
-	shim := parentOf(tk.pid)
-	if shim <= 1 {
-		t.Fatalf("no shim for container process %d", tk.pid)
-	}
-	events := r.watchEvents()
-	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	// The daemon reports the task deleted once it has cleaned up.
-	events.await(t, func(line string) bool {
-		return strings.Contains(line, "/tasks/delete") && strings.Contains(line, `"k1"`)
-	}, r.d)
-	if _, listed := r.tasks()["k1"]; listed || procState(tk.pid) != "" {
-		t.Fatalf("after cleanup: task listed %v, container process state %q\n%s", listed, procState(tk.pid), r.d.log)
-	}
-	// runc's state for the container is gone: a container of the same id
-	// runs again.
-	r.ctr("containers", "rm", "k1")
-	if out := r.ctr("run", "--rm", busyboxImage, "k1", "echo", "again"); out != "again\n" {
-		t.Fatalf("run of k1 after cleanup: %q", out)
 	}
 }

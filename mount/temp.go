@@ -135,6 +135,23 @@ func CleanupTempMounts() error {
 // /proc/self/mountinfo lists them. dir itself may be a mount point (a
 // tmpfs an administrator put there); that is not a temporary mount.
 func mountPointsUnder(dir string) ([]string, error) {
+	all, err := PointsUnder(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, mp := range all {
+		if mp != dir {
+			out = append(out, mp)
+		}
+	}
+	return out, nil
+}
+
+// PointsUnder returns the mount points at or below dir in this process's
+// mount namespace, in the order /proc/self/mountinfo lists them: a mount
+// comes after the mounts it is on.
+func PointsUnder(dir string) ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("list mounts: %w", err)
@@ -148,7 +165,7 @@ func mountPointsUnder(dir string) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		if mp := unescapeMountinfo(fields[4]); strings.HasPrefix(mp, dir+"/") {
+		if mp := unescapeMountinfo(fields[4]); mp == dir || strings.HasPrefix(mp, dir+"/") {
 			out = append(out, mp)
 		}
 	}

@@ -1,17 +1,19 @@
 package testutil
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/llitfkitfk/containerd/mount"
 )
 
 // Peers are containerd's own daemons (the distribution's 1.6, 2.x built by
@@ -128,46 +130,9 @@ func KillShims(address string) int {
 // MountsUnder returns the mount points at or under dir, deepest first, as
 // this process's mount namespace has them.
 func MountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var mounts []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		// Octal escapes, as the kernel writes spaces and the like.
-		mp := unescapeMountPath(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			mounts = append(mounts, mp)
-		}
-	}
-	for i, j := 0, len(mounts)-1; i < j; i, j = i+1, j-1 {
-		mounts[i], mounts[j] = mounts[j], mounts[i]
-	}
+	mounts, _ := mount.PointsUnder(dir)
+	slices.Reverse(mounts)
 	return mounts
-}
-
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // UnmountUnder detaches every mount at or under dir and returns what it
