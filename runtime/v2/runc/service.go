@@ -25,6 +25,7 @@ import (
 	"github.com/llitfkitfk/containerd/api/types/runc/options"
 	"github.com/llitfkitfk/containerd/api/types/task"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/identifiers"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/mount"
 	"github.com/llitfkitfk/containerd/namespaces"
@@ -250,8 +251,11 @@ func lastRuncError(path string) string {
 // Create makes the container: mounts its rootfs into the bundle, sets up
 // its init's stdio and runs `runc create`. Init waits for Start.
 func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
-	if r.GetId() == "" || r.GetBundle() == "" {
-		return nil, errdefs.ToGRPC(fmt.Errorf("create: id and bundle are required: %w", errdefs.ErrInvalidArgument))
+	if r.GetBundle() == "" {
+		return nil, errdefs.ToGRPC(fmt.Errorf("create: bundle is required: %w", errdefs.ErrInvalidArgument))
+	}
+	if err := identifiers.Validate(r.GetId()); err != nil {
+		return nil, errdefs.ToGRPC(fmt.Errorf("create: container id: %w", err))
 	}
 	if r.GetCheckpoint() != "" {
 		return nil, errdefs.ToGRPC(fmt.Errorf("create %s from a checkpoint: %w", r.GetId(), errdefs.ErrNotImplemented))
@@ -896,8 +900,10 @@ func (s *service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emp
 	if err != nil {
 		return nil, err
 	}
-	if r.GetExecId() == "" {
-		return nil, errdefs.ToGRPC(fmt.Errorf("exec in %s: no exec id: %w", c.id, errdefs.ErrInvalidArgument))
+	// The exec id names files in the bundle (its pid file): a daemon
+	// checks it, and so does the shim, whichever daemon started it.
+	if err := identifiers.Validate(r.GetExecId()); err != nil {
+		return nil, errdefs.ToGRPC(fmt.Errorf("exec in %s: exec id: %w", c.id, err))
 	}
 	var spec specs.Process
 	if err := json.Unmarshal(r.GetSpec().GetValue(), &spec); err != nil {

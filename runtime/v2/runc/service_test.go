@@ -790,3 +790,30 @@ func TestCreateFailure(t *testing.T) {
 		t.Errorf("runc state left after delete: %v", err)
 	}
 }
+
+// Ids name files and runc state: ones that could climb out of the bundle
+// are refused, whichever daemon sent them, and nothing is written.
+func TestHostileIDs(t *testing.T) {
+	e := newEnv(t)
+	bundle := filepath.Join(e.dir, "b")
+	testutil.WriteBundle(t, bundle, testutil.ContainerSpec("true"))
+	for _, id := range []string{"", "../escape", "a/b", "."} {
+		_, err := e.s.Create(ctx(), &taskapi.CreateTaskRequest{Id: id, Bundle: bundle, Options: runcOptions(e.runcRoot)})
+		testutil.CheckCode(t, "create "+id, err, codes.InvalidArgument)
+	}
+
+	e.create("c", testutil.ContainerSpec("sleep", "100"), nil)
+	e.start("c", "")
+	b, _ := json.Marshal(specs.Process{Args: []string{"true"}, Cwd: "/"})
+	for _, id := range []string{"", "../../escape", "x/y"} {
+		_, err := e.s.Exec(ctx(), &taskapi.ExecProcessRequest{Id: "c", ExecId: id,
+			Spec: &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", Value: b}})
+		testutil.CheckCode(t, "exec "+id, err, codes.InvalidArgument)
+	}
+	if matches, _ := filepath.Glob(filepath.Join(e.dir, "escape*")); len(matches) > 0 {
+		t.Errorf("files written outside the bundle: %v", matches)
+	}
+	e.kill("c", "", syscall.SIGKILL, false)
+	e.wait("c", "")
+	e.delete("c", "")
+}
