@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,7 @@ var reaper = struct {
 	mu      sync.Mutex
 	managed map[int]struct{}
 	once    sync.Once
+	started atomic.Bool
 	wake    chan struct{}
 }{managed: map[int]struct{}{}, wake: make(chan struct{}, 1)}
 
@@ -40,6 +42,7 @@ var reaper = struct {
 // the process is a child subreaper; later calls do nothing.
 func StartReaper() {
 	reaper.once.Do(func() {
+		reaper.started.Store(true)
 		// One pending signal is enough: every pass reaps all it can.
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, unix.SIGCHLD)
@@ -55,6 +58,11 @@ func StartReaper() {
 		}()
 	})
 }
+
+// Reaping reports whether StartReaper has run: the exited children that
+// no caller waits for through WaitManaged are reaped, and nobody else may
+// wait for them, since their pids may be reused at once.
+func Reaping() bool { return reaper.started.Load() }
 
 // StartManaged starts cmd so that the reaper leaves it to the caller, who
 // must call WaitManaged.

@@ -21,6 +21,7 @@ import (
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/identifiers"
 	"github.com/llitfkitfk/containerd/runtime"
+	"github.com/llitfkitfk/containerd/sys"
 )
 
 // shimTask is a task served by its own shim over ttrpc.
@@ -122,6 +123,12 @@ func (p *shimProcs) release(pid uint32) {
 		return
 	}
 	delete(p.refs, pid)
+	if sys.Reaping() {
+		// The daemon's reaper takes it as it takes every orphan; a wait
+		// here could take the status of a child started later with the
+		// pid it freed.
+		return
+	}
 	go unix.Wait4(int(pid), nil, 0, nil)
 }
 
