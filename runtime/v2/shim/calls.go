@@ -13,9 +13,13 @@ import (
 // written: ttrpc gives no sign of that, so the shim watches the ttrpc
 // frames going through each connection. Every request read is a call
 // whose answer is owed until a response frame goes out on the same
-// connection; when no answer is owed anywhere, the shim may stop serving
-// at once, where it would otherwise have to guess how long the writes
-// take. The task API is unary: one response per request.
+// connection. The task API is unary: one response per request.
+//
+// Written is not yet taken, though: a ttrpc client that sees its
+// connection end may fail a call whose answer it has already read but
+// not yet handed over (ttrpc.ErrClosed). So once no answer is owed the
+// shim also waits, briefly, for its peers to hang up, as daemons do
+// after Shutdown (containerd's at once).
 
 // ttrpc frame: a 10-byte header (payload length, stream id, type, flags)
 // and the payload.
@@ -25,11 +29,13 @@ const (
 	frameResponse  byte = 0x2
 )
 
-// callTracker counts the answers owed by the shim's connections.
+// callTracker counts the answers owed by the shim's connections, and
+// the connections open.
 type callTracker struct {
-	mu    sync.Mutex
-	owed  int
-	quiet chan struct{} // closed when owed drops to 0; nil while it is 0
+	mu      sync.Mutex
+	owed    int
+	open    int
+	changed chan struct{} // closed, and replaced, on every change
 }
 
 func (t *callTracker) add(c *trackedConn, n int) {
@@ -39,31 +45,36 @@ func (t *callTracker) add(c *trackedConn, n int) {
 		return
 	}
 	c.owed += n
-	t.addLocked(n)
-}
-
-func (t *callTracker) addLocked(n int) {
-	if t.owed == 0 && n > 0 {
-		t.quiet = make(chan struct{})
-	}
 	t.owed += n
-	if t.owed == 0 && t.quiet != nil {
-		close(t.quiet)
-		t.quiet = nil
+	t.changedLocked()
+}
+
+func (t *callTracker) changedLocked() {
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
 	}
 }
 
-// wait returns once no answer is owed, or ctx is done.
-func (t *callTracker) wait(ctx context.Context) {
-	t.mu.Lock()
-	quiet := t.quiet
-	t.mu.Unlock()
-	if quiet == nil {
-		return
-	}
-	select {
-	case <-quiet:
-	case <-ctx.Done():
+// waitUntil returns once ok(answers owed, connections open) holds, or
+// ctx is done.
+func (t *callTracker) waitUntil(ctx context.Context, ok func(owed, open int) bool) {
+	for {
+		t.mu.Lock()
+		if ok(t.owed, t.open) {
+			t.mu.Unlock()
+			return
+		}
+		if t.changed == nil {
+			t.changed = make(chan struct{})
+		}
+		changed := t.changed
+		t.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -83,6 +94,9 @@ func (th trackingHandshaker) Handshake(ctx context.Context, conn net.Conn) (net.
 	if err != nil {
 		return nil, nil, err
 	}
+	th.t.mu.Lock()
+	th.t.open++
+	th.t.mu.Unlock()
 	return &trackedConn{Conn: conn, t: th.t}, info, nil
 }
 
@@ -124,8 +138,10 @@ func (c *trackedConn) Close() error {
 	c.t.mu.Lock()
 	if !c.closed {
 		c.closed = true
-		c.t.addLocked(-c.owed)
+		c.t.owed -= c.owed
 		c.owed = 0
+		c.t.open--
+		c.t.changedLocked()
 	}
 	c.t.mu.Unlock()
 	return c.Conn.Close()

@@ -46,11 +46,20 @@ func (passHandshaker) Handshake(ctx context.Context, conn net.Conn) (net.Conn, a
 	return conn, nil, nil
 }
 
-func quiet(tr *callTracker) bool {
+// holds reports whether ok comes to hold within 20ms.
+func holds(tr *callTracker, ok func(owed, open int) bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	tr.wait(ctx)
+	tr.waitUntil(ctx, ok)
 	return ctx.Err() == nil
+}
+
+func quiet(tr *callTracker) bool {
+	return holds(tr, func(owed, _ int) bool { return owed == 0 })
+}
+
+func allClosed(tr *callTracker) bool {
+	return holds(tr, func(_, open int) bool { return open == 0 })
 }
 
 // TestCallTrackerWaitsForAnswers: the shim may stop serving once every
@@ -75,6 +84,9 @@ func TestCallTrackerWaitsForAnswers(t *testing.T) {
 	if !quiet(&tr) {
 		t.Fatal("not quiet once the call was answered")
 	}
+	if allClosed(&tr) {
+		t.Fatal("all closed with a connection open")
+	}
 
 	go client.Write(frame(frameRequest, "call"))
 	conn.Read(buf)
@@ -84,5 +96,8 @@ func TestCallTrackerWaitsForAnswers(t *testing.T) {
 	conn.Close()
 	if !quiet(&tr) {
 		t.Fatal("not quiet once the connection owing an answer was closed")
+	}
+	if !allClosed(&tr) {
+		t.Fatal("not all closed once the one connection was")
 	}
 }

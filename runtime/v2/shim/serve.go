@@ -163,11 +163,14 @@ wait:
 	// after a request came in, and closes connections it thinks idle:
 	// closed while the Shutdown call that brought us here is still
 	// answering, its answer would be lost. So wait for every answer owed,
-	// that one among them, to be written first. Then no connection is
-	// busy for long, and Close (which, unlike Shutdown, does not poll
-	// for that every 200ms) lets each go as soon as it is idle; the rest
-	// goes with the process.
-	calls.wait(sctx)
+	// that one among them, to be written first; then for the daemons to
+	// hang up, for at most answerGrace (see callTracker). Close then
+	// (which, unlike Shutdown, does not poll every 200ms for busy
+	// connections) lets each go; the rest goes with the process.
+	calls.waitUntil(sctx, func(owed, _ int) bool { return owed == 0 })
+	gctx, gcancel := context.WithTimeout(sctx, answerGrace)
+	calls.waitUntil(gctx, func(_, open int) bool { return open == 0 })
+	gcancel()
 	server.Close()
 	// Now, not after the events are flushed: from here on a start of the
 	// group finds the socket refusing, and makes a new shim.
@@ -196,6 +199,11 @@ func removeOwnSocket(path string, fi os.FileInfo) error {
 	}
 	return os.Remove(path)
 }
+
+// answerGrace bounds waiting, once every answer is written, for the
+// peers to hang up: time for a client to take an answer in (a read on a
+// local socket and a goroutine switch) before its connection ends.
+const answerGrace = 20 * time.Millisecond
 
 // serveListener is the listener start handed down as fd 3, or one on
 // path for a shim run by hand with -socket. It returns the socket file's
