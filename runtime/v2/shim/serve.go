@@ -120,10 +120,9 @@ func serve(ctx context.Context, m Manager, f *flags) error {
 		pub.setCommandRunner(r.RunCommand)
 	}
 
-	var calls inFlight
+	var calls callTracker
 	server, err := ttrpc.NewServer(
-		ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()),
-		ttrpc.WithUnaryServerInterceptor(calls.intercept),
+		ttrpc.WithServerHandshaker(calls.handshaker(ttrpc.UnixSocketRequireSameUser())),
 	)
 	if err != nil {
 		l.Close()
@@ -161,15 +160,18 @@ wait:
 	sctx, scancel := context.WithTimeout(context.Background(), serverShutdownTimeout)
 	defer scancel()
 	// ttrpc marks a connection busy only once it has looked at it again
-	// after a request came in, and Shutdown closes connections it thinks
-	// idle: closed while the Shutdown call that brought us here is still
-	// answering, its answer would be lost. So wait for the calls in
-	// flight to return, and their answers to go out, first.
-	calls.wait(sctx)
-	time.Sleep(answerGrace)
-	if err := server.Shutdown(sctx); err != nil {
-		server.Close()
-	}
+	// after a request came in, and closes connections it thinks idle:
+	// closed while the Shutdown call that brought us here is still
+	// answering, its answer would be lost. So wait for every answer owed,
+	// that one among them, to be written first; then for the daemons to
+	// hang up, for at most answerGrace (see callTracker). Close then
+	// (which, unlike Shutdown, does not poll every 200ms for busy
+	// connections) lets each go; the rest goes with the process.
+	calls.waitUntil(sctx, func(owed, _ int) bool { return owed == 0 })
+	gctx, gcancel := context.WithTimeout(sctx, answerGrace)
+	calls.waitUntil(gctx, func(_, open int) bool { return open == 0 })
+	gcancel()
+	server.Close()
 	// Now, not after the events are flushed: from here on a start of the
 	// group finds the socket refusing, and makes a new shim.
 	removeSocket()
@@ -198,49 +200,10 @@ func removeOwnSocket(path string, fi os.FileInfo) error {
 	return os.Remove(path)
 }
 
-// answerGrace is how long a call's answer takes to be written once the
-// call returned: a channel send and a write on a local socket.
+// answerGrace bounds waiting, once every answer is written, for the
+// peers to hang up: time for a client to take an answer in (a read on a
+// local socket and a goroutine switch) before its connection ends.
 const answerGrace = 20 * time.Millisecond
-
-// inFlight counts the calls being served.
-type inFlight struct {
-	mu   sync.Mutex
-	n    int
-	idle chan struct{} // closed when n drops to 0; nil while n is 0
-}
-
-func (c *inFlight) intercept(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, method ttrpc.Method) (any, error) {
-	c.mu.Lock()
-	if c.n == 0 {
-		c.idle = make(chan struct{})
-	}
-	c.n++
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.n--
-		if c.n == 0 {
-			close(c.idle)
-			c.idle = nil
-		}
-		c.mu.Unlock()
-	}()
-	return method(ctx, unmarshal)
-}
-
-// wait returns once no call is in flight, or ctx is done.
-func (c *inFlight) wait(ctx context.Context) {
-	c.mu.Lock()
-	idle := c.idle
-	c.mu.Unlock()
-	if idle == nil {
-		return
-	}
-	select {
-	case <-idle:
-	case <-ctx.Done():
-	}
-}
 
 // serveListener is the listener start handed down as fd 3, or one on
 // path for a shim run by hand with -socket. It returns the socket file's
