@@ -254,7 +254,9 @@ func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shi
 		return nil, fmt.Errorf("delete: %w", err)
 	}
 	lap()
-	task.Shutdown(ctx, &taskapi.ShutdownRequest{Id: id}) // it exits as it answers
+	// As daemons do: ask it to exit, then hang up.
+	task.Shutdown(ctx, &taskapi.ShutdownRequest{Id: id})
+	client.Close()
 	for running(shimPid) {
 		if time.Since(t) > 5*time.Second {
 			return nil, fmt.Errorf("shim %d still running 5s after Shutdown", shimPid)
