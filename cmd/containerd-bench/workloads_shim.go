@@ -170,7 +170,7 @@ func (r *shimRig) close() { r.server.Close() }
 // cycle runs one container with f's shim, timing each of shimSteps. With
 // hold set, the container sleeps instead and hold is called with the
 // shim's pid while it runs.
-func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shimPid int) error) ([]time.Duration, error) {
+func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shimPid int) error) (_ []time.Duration, retErr error) {
 	bundle := filepath.Join("/run", "containerd-bench-shims", f.name, id)
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		return nil, err
@@ -224,6 +224,12 @@ func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shi
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	shimPid := int(cr.GetShimPid())
+	defer func() {
+		// A failed cycle must not leave its shim (and container) behind.
+		if retErr != nil && running(shimPid) {
+			syscall.Kill(shimPid, syscall.SIGKILL)
+		}
+	}()
 	lap()
 	if _, err := task.Create(ctx, &taskapi.CreateTaskRequest{Id: id, Bundle: bundle}); err != nil {
 		return nil, fmt.Errorf("create: %w", err)
