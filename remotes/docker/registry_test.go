@@ -3,9 +3,11 @@ package docker
 import (
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -50,7 +52,8 @@ func TestIsLocalhost(t *testing.T) {
 // http.
 func TestHTTPFallbackToPlainHTTP(t *testing.T) {
 	var tlsRequests, requests int
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests++
 		if r.TLS != nil {
 			tlsRequests++
@@ -58,6 +61,12 @@ func TestHTTPFallbackToPlainHTTP(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		_, _ = io.WriteString(w, r.Method+" "+string(b))
 	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
 	defer srv.Close()
 	url := strings.Replace(srv.URL, "http://", "https://", 1) + "/v2/"
 
@@ -66,6 +75,7 @@ func TestHTTPFallbackToPlainHTTP(t *testing.T) {
 		t.Fatal("https to a plain HTTP server succeeded without the fallback")
 	}
 
+	conns.Store(0)
 	client := &http.Client{Transport: NewHTTPFallback(insecure)}
 	for i, body := range []string{"first", "second"} {
 		resp, err := client.Post(url, "text/plain", strings.NewReader(body))
@@ -80,6 +90,11 @@ func TestHTTPFallbackToPlainHTTP(t *testing.T) {
 	}
 	if requests != 2 || tlsRequests != 0 {
 		t.Errorf("server handled %d requests (%d over TLS), want 2 plain", requests, tlsRequests)
+	}
+	// One refused TLS handshake, then one kept-alive plain connection:
+	// the second request did not try https again.
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
 	}
 }
 
