@@ -48,10 +48,13 @@ type HostOptions struct {
 // [host."…"] tables of its hosts.toml in file order, then its server.
 //
 // With no configured server, the server is https://registry-1.docker.io
-// for docker.io and <DefaultScheme or https>://<host> for others, except
-// for loopback hosts without a DefaultScheme: those on port 443 or none
-// use https, those on any other port try https (without verifying the
-// certificate, unless the port is 80) and fall back to plain http.
+// for docker.io and <DefaultScheme or https>://<host> for others. A
+// loopback host with no DefaultScheme is https without certificate
+// verification, except that on port 80 it is plain http, and on ports
+// other than 443 https is tried first, falling back to plain http.
+//
+// A host configured as http but given TLS settings (its own, or
+// DefaultTLS) also tries https first, unless on port 80.
 func ConfigureHosts(ctx context.Context, options HostOptions) docker.RegistryHosts {
 	return func(host string) ([]docker.RegistryHost, error) {
 		var hosts []hostConfig

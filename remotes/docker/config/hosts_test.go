@@ -128,6 +128,33 @@ func TestLoopbackFallback(t *testing.T) {
 	}
 }
 
+// An http server tries https first once TLS is configured.
+func TestHTTPServerWithDefaultTLS(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	root := t.TempDir()
+	writeHostsFile(t, root, "registry.example.com", fmt.Sprintf("server = %q\n", srv.URL))
+	for _, defaultTLS := range []*tls.Config{nil, {}} {
+		hosts, err := ConfigureHosts(context.Background(), HostOptions{
+			HostDir:    HostDirFromRoot(root),
+			DefaultTLS: defaultTLS,
+		})("registry.example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "http"
+		if defaultTLS != nil {
+			want = "https"
+		}
+		if hosts[0].Scheme != want {
+			t.Errorf("DefaultTLS %v: scheme %s, want %s", defaultTLS != nil, hosts[0].Scheme, want)
+		}
+		if err := get(hosts); err != nil {
+			t.Errorf("DefaultTLS %v: %v", defaultTLS != nil, err)
+		}
+	}
+}
+
 func TestMirrorsInFileOrderThenServer(t *testing.T) {
 	root := t.TempDir()
 	writeHostsFile(t, root, "docker.io", `
