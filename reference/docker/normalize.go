@@ -23,7 +23,9 @@ const (
 //
 // The first component is a domain when it is "localhost", contains a '.' or
 // a ':', or has an uppercase letter; otherwise the reference is on docker.io.
-// It adds no tag: see WithDefaultTag.
+// It adds no tag: see WithDefaultTag. Unlike distribution, it refuses a first
+// component it takes for a domain that is not a valid one ("foo_bar.com/x"),
+// so a normalised reference always has a domain.
 func ParseNormalized(s string) (Reference, error) {
 	if len(s) == 64 && isLowerHex(s) {
 		return Reference{}, invalid("invalid repository name (%s), cannot specify 64-byte hexadecimal strings", s)
@@ -31,6 +33,11 @@ func ParseNormalized(s string) (Reference, error) {
 	domain, remainder := splitDockerDomain(s)
 	if remote, _, _ := strings.Cut(remainder, ":"); strings.ToLower(remote) != remote {
 		return Reference{}, invalid("repository name (%s) must be lowercase", remote)
+	}
+	// distribution would read "foo_bar.com/x" as a path without a domain;
+	// the user named a host there, so say that it is not a valid one.
+	if !validDomain(domain) {
+		return Reference{}, invalid("invalid domain %q", domain)
 	}
 	return Parse(domain + "/" + remainder)
 }

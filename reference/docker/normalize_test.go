@@ -99,7 +99,7 @@ func TestParseNormalizedInvalid(t *testing.T) {
 		{"docker.io/docker/Docker", "must be lowercase"},
 		{"-docker", "invalid repository name"},
 		{"-docker/docker", "invalid repository name"},
-		{"-docker.io/docker/docker", "invalid repository name"},
+		{"-docker.io/docker/docker", "invalid domain"},
 		{"docker///docker", "invalid repository name"},
 		{"docker.io/docker///docker", "invalid repository name"},
 		{"[fc00::1]", "invalid"},
@@ -109,6 +109,8 @@ func TestParseNormalizedInvalid(t *testing.T) {
 		{"[2001:db8:3:4::192.0.2.33]:5000/debian", "invalid"},
 		{"1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a", "cannot specify 64-byte hexadecimal strings"},
 		{"", "invalid"},
+		{"foo_bar.com/x", `invalid domain "foo_bar.com"`},
+		{"-docker.io:5000/x", "invalid domain"},
 	} {
 		_, err := ParseNormalized(tc.in)
 		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), tc.want) {
