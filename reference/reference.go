@@ -9,6 +9,7 @@ package reference
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
@@ -46,12 +47,14 @@ func Parse(s string) (Spec, error) {
 	if strings.Contains(s, "://") {
 		return Spec{}, fmt.Errorf("%q has a scheme: %w", s, ErrInvalid)
 	}
+	s, frag, _ := strings.Cut(s, "#") // a fragment is dropped, as by url.Parse
+	if _, err := url.PathUnescape(frag); err != nil {
+		return Spec{}, fmt.Errorf("fragment %q: %v: %w", frag, err, ErrInvalid)
+	}
 	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
 		return Spec{}, fmt.Errorf("%q has a control character: %w", s, ErrInvalid)
 	}
-	if i := strings.IndexAny(s, "?#"); i >= 0 {
-		s = s[:i]
-	}
+	s, _, _ = strings.Cut(s, "?")
 	host, p, _ := strings.Cut(s, "/")
 	if host == "" {
 		return Spec{}, ErrHostnameRequired
@@ -101,8 +104,8 @@ func checkHost(host string) error {
 			return fmt.Errorf("host %q: missing ']': %w", host, ErrInvalid)
 		}
 		name, port = host[1:end], host[end+1:]
-		if port != "" && port[0] != ':' {
-			return fmt.Errorf("host %q: %w", host, ErrInvalid)
+		if ip, err := netip.ParseAddr(name); err != nil || !ip.Is6() || ip.Zone() != "" || port != "" && port[0] != ':' {
+			return fmt.Errorf("host %q: invalid IPv6 address: %w", host, ErrInvalid)
 		}
 	} else if i := strings.LastIndexByte(host, ':'); i >= 0 {
 		name, port = host[:i], host[i:]

@@ -60,6 +60,11 @@ func TestParse(t *testing.T) {
 		{name: "BadEscape", in: "example.com/a%zz", err: ErrInvalid},
 		{name: "ControlChar", in: "example.com/a\n:tag", err: ErrInvalid},
 		{name: "Space", in: "exa mple.com/a", err: ErrInvalid},
+		{name: "EmptyIPv6", in: "[]/repo", err: ErrInvalid},
+		{name: "IPv6Zone", in: "[fe80::1%25eth0]/repo", err: ErrInvalid},
+		{name: "BadFragmentEscape", in: "example.com/a#%zz", err: ErrInvalid},
+		{name: "ControlInFragment", in: "example.com/a:t#\x01", normalized: "example.com/a:t", hostname: "example.com",
+			want: Spec{Locator: "example.com/a", Object: "t"}},
 		{name: "ObjectWithoutPath", in: "0/:0", err: ErrInvalid}, // "0:0" would be a host and port
 		{name: "EscapedPercent", in: "example.com/a%25", err: ErrInvalid},
 		{name: "EscapedQuery", in: "example.com/a:b%3fc", err: ErrInvalid},
