@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llitfkitfk/containerd/internal/testutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -113,13 +116,12 @@ func compareShims(ctx context.Context, b *bench) ([]row, error) {
 	return pair(metrics(b.ours), metrics(b.theirs))
 }
 
-// shimRig is what the shims need around them: a rootfs, a spec template,
-// and a ttrpc events service to publish to, as a daemon has.
+// shimRig is what the shims need around them: a rootfs and a ttrpc
+// events service to publish to, as a daemon has.
 type shimRig struct {
 	b      *bench
 	dir    string
 	rootfs string
-	spec   map[string]any
 	events string // the events socket, TTRPC_ADDRESS
 	server *ttrpc.Server
 }
@@ -133,25 +135,9 @@ func (discardEvents) Forward(context.Context, *evttrpc.ForwardRequest) (*emptypb
 
 func newShimRig(b *bench, dir string) (*shimRig, error) {
 	r := &shimRig{b: b, dir: dir, rootfs: filepath.Join(dir, "rootfs"), events: filepath.Join(dir, "ev.sock")}
-	if err := buildBusyboxRootfs(r.rootfs); err != nil {
-		return nil, err
+	if err := testutil.BusyboxRootfs(r.rootfs); err != nil {
+		return nil, fmt.Errorf("rootfs (apt-get install busybox-static): %w", err)
 	}
-	// runc's default spec, made runnable without a terminal.
-	tmpl := filepath.Join(dir, "tmpl")
-	if err := os.Mkdir(tmpl, 0o700); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command("runc", "spec", "--bundle", tmpl).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("runc spec: %v: %s", err, out)
-	}
-	data, err := os.ReadFile(filepath.Join(tmpl, "config.json"))
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(data, &r.spec); err != nil {
-		return nil, fmt.Errorf("runc spec: %w", err)
-	}
-	r.spec["root"] = map[string]any{"path": r.rootfs, "readonly": true}
 	l, err := net.Listen("unix", r.events)
 	if err != nil {
 		return nil, err
@@ -274,12 +260,9 @@ func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shi
 }
 
 func (r *shimRig) writeSpec(bundle, id string, args []string) error {
-	spec := r.spec
-	proc := spec["process"].(map[string]any)
-	proc["terminal"] = false
-	proc["args"] = args
-	linux := spec["linux"].(map[string]any)
-	linux["cgroupsPath"] = "/" + shimCgroupParent + "/" + id
+	spec := testutil.ContainerSpec(args...)
+	spec.Root = &specs.Root{Path: r.rootfs, Readonly: true}
+	spec.Linux.CgroupsPath = "/" + shimCgroupParent + "/" + id
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return err
@@ -328,29 +311,6 @@ func residentBytes(pid int) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
-}
-
-// buildBusyboxRootfs lays the host's static busybox out as a rootfs with
-// the applets the workloads run.
-func buildBusyboxRootfs(root string) error {
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			return err
-		}
-	}
-	bin, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		return fmt.Errorf("static busybox for the rootfs (apt-get install busybox-static): %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), bin, 0o755); err != nil {
-		return err
-	}
-	for _, applet := range []string{"sh", "true", "sleep"} {
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // removeCgroupParent removes the parent the containers' cgroups were made
