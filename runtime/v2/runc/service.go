@@ -770,32 +770,33 @@ func (s *service) runningInit(id, what string) (*container, error) {
 }
 
 func (s *service) Pause(ctx context.Context, r *taskapi.PauseRequest) (*emptypb.Empty, error) {
-	c, err := s.runningInit(r.GetId(), "pause")
-	if err != nil {
-		return nil, err
-	}
-	if err := c.runc.Pause(s.ctx, c.id); err != nil {
-		return nil, errdefs.ToGRPC(runcErr("runc pause", c, err))
-	}
-	s.mu.Lock()
-	c.paused = true
-	s.mu.Unlock()
-	s.publish(topicPaused, &eventsapi.TaskPaused{ContainerId: c.id})
-	return &emptypb.Empty{}, nil
+	return s.setPaused(r.GetId(), true)
 }
 
 func (s *service) Resume(ctx context.Context, r *taskapi.ResumeRequest) (*emptypb.Empty, error) {
-	c, err := s.runningInit(r.GetId(), "resume")
+	return s.setPaused(r.GetId(), false)
+}
+
+// setPaused freezes (runc pause) or thaws (runc resume) a running
+// container and publishes /tasks/paused or /tasks/resumed.
+func (s *service) setPaused(id string, pause bool) (*emptypb.Empty, error) {
+	what, topic, run := "resume", topicResumed, (*gorunc.Runc).Resume
+	var event proto.Message = &eventsapi.TaskResumed{ContainerId: id}
+	if pause {
+		what, topic, run = "pause", topicPaused, (*gorunc.Runc).Pause
+		event = &eventsapi.TaskPaused{ContainerId: id}
+	}
+	c, err := s.runningInit(id, what)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.runc.Resume(s.ctx, c.id); err != nil {
-		return nil, errdefs.ToGRPC(runcErr("runc resume", c, err))
+	if err := run(c.runc, s.ctx, c.id); err != nil {
+		return nil, errdefs.ToGRPC(runcErr("runc "+what, c, err))
 	}
 	s.mu.Lock()
-	c.paused = false
+	c.paused = pause
 	s.mu.Unlock()
-	s.publish(topicResumed, &eventsapi.TaskResumed{ContainerId: c.id})
+	s.publish(topic, event)
 	return &emptypb.Empty{}, nil
 }
 
