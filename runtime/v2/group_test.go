@@ -17,7 +17,6 @@ import (
 	eventsapi "github.com/llitfkitfk/containerd/api/events"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
-	"github.com/llitfkitfk/containerd/events/exchange"
 	"github.com/llitfkitfk/containerd/runtime"
 )
 
@@ -34,18 +33,8 @@ type fakeEnv struct {
 
 func newFakeEnv(t *testing.T) *fakeEnv {
 	t.Helper()
-	dir := t.TempDir()
-	e := &env{
-		t:            t,
-		dir:          dir,
-		root:         filepath.Join(dir, "root"),
-		state:        filepath.Join(dir, "state"),
-		address:      filepath.Join(dir, "containerd.sock"),
-		ttrpcAddress: filepath.Join(dir, "containerd.sock.ttrpc"),
-		events:       exchange.NewExchange(),
-	}
-	e.serveEvents()
-	fe := &fakeEnv{env: e, shims: filepath.Join(dir, "shims")}
+	e := newBareEnv(t)
+	fe := &fakeEnv{env: e, shims: filepath.Join(e.dir, "shims")}
 	if err := os.Mkdir(fe.shims, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,16 @@ func newEnv(t *testing.T) *env {
 	if shimReady != "" {
 		t.Fatalf("%s: `make test` installs the prerequisites", shimReady)
 	}
+	e := newBareEnv(t)
+	e.rootfs = filepath.Join(e.dir, "rootfs")
+	e.makeRootfs()
+	return e
+}
+
+// newBareEnv is a daemon's paths under a temporary directory and its
+// ttrpc events service, with no rootfs.
+func newBareEnv(t *testing.T) *env {
+	t.Helper()
 	dir := t.TempDir()
 	e := &env{
 		t:            t,
@@ -108,10 +118,8 @@ func newEnv(t *testing.T) *env {
 		address:      filepath.Join(dir, "containerd.sock"),
 		ttrpcAddress: filepath.Join(dir, "containerd.sock.ttrpc"),
 		events:       exchange.NewExchange(),
-		rootfs:       filepath.Join(dir, "rootfs"),
 	}
 	e.serveEvents()
-	e.makeRootfs()
 	return e
 }
 
