@@ -2,9 +2,13 @@ package images
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 
 	"github.com/containerd/platforms"
 	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -34,34 +38,77 @@ const (
 
 // IsIndexType reports whether mt is an index (OCI or Docker list).
 func IsIndexType(mt string) bool {
-	panic("images.IsIndexType: not yet implemented")
+	switch mt {
+	case ocispec.MediaTypeImageIndex, MediaTypeDockerSchema2ManifestList:
+		return true
+	}
+	return false
 }
 
 // IsManifestType reports whether mt is an image manifest (OCI or Docker).
 func IsManifestType(mt string) bool {
-	panic("images.IsManifestType: not yet implemented")
+	switch mt {
+	case ocispec.MediaTypeImageManifest, MediaTypeDockerSchema2Manifest:
+		return true
+	}
+	return false
 }
 
 // IsConfigType reports whether mt is an image config.
 func IsConfigType(mt string) bool {
-	panic("images.IsConfigType: not yet implemented")
+	switch mt {
+	case ocispec.MediaTypeImageConfig, MediaTypeDockerSchema2Config:
+		return true
+	}
+	return false
 }
 
 // IsLayerType reports whether mt is a layer (any compression, foreign or
 // not, OCI or Docker).
 func IsLayerType(mt string) bool {
-	panic("images.IsLayerType: not yet implemented")
+	// OCI layer types are a base plus a compression suffix
+	// ("+gzip", "+zstd", "+encrypted"...); the base decides.
+	if base, _, ok := strings.Cut(mt, "+"); ok {
+		mt = base
+	}
+	switch mt {
+	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerNonDistributable, //nolint:staticcheck // still in archives
+		MediaTypeDockerSchema2Layer, MediaTypeDockerSchema2LayerGzip,
+		MediaTypeDockerSchema2LayerForeign, MediaTypeDockerSchema2LayerForeignGzip:
+		return true
+	}
+	return false
 }
 
 // Children returns the descriptors desc references: an index's manifests,
 // a manifest's config and layers; none for other types.
 func Children(ctx context.Context, provider content.Provider, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-	panic("images.Children: not yet implemented")
+	var children []ocispec.Descriptor
+	switch {
+	case IsManifestType(desc.MediaType):
+		var m ocispec.Manifest
+		if err := readJSON(ctx, provider, desc, &m); err != nil {
+			return nil, err
+		}
+		children = append(children, m.Config)
+		children = append(children, m.Layers...)
+	case IsIndexType(desc.MediaType):
+		var idx ocispec.Index
+		if err := readJSON(ctx, provider, desc, &idx); err != nil {
+			return nil, err
+		}
+		children = append(children, idx.Manifests...)
+	case desc.MediaType == MediaTypeDockerSchema1Manifest:
+		return nil, fmt.Errorf("%s: docker schema 1 manifests are not supported: %w", desc.Digest, errdefs.ErrNotImplemented)
+	}
+	return children, nil
 }
 
 // ChildrenHandler is a handler returning Children.
 func ChildrenHandler(provider content.Provider) HandlerFunc {
-	panic("images.ChildrenHandler: not yet implemented")
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		return Children(ctx, provider, desc)
+	}
 }
 
 // SetChildrenLabels wraps f: on content with children, it sets the
@@ -104,4 +151,23 @@ func RootFS(ctx context.Context, provider content.Provider, configDesc ocispec.D
 // Platforms returns the platforms image has manifests for.
 func Platforms(ctx context.Context, provider content.Provider, image ocispec.Descriptor) ([]ocispec.Platform, error) {
 	panic("images.Platforms: not yet implemented")
+}
+
+// maxJSON bounds the manifests, indexes and configs read into memory: a
+// registry or archive that claims a larger one is refused, not believed.
+const maxJSON = 8 << 20
+
+// readJSON reads the JSON blob desc names into v.
+func readJSON(ctx context.Context, provider content.Provider, desc ocispec.Descriptor, v any) error {
+	if desc.Size > maxJSON {
+		return fmt.Errorf("%s %s: %d bytes is over the %d allowed: %w", desc.MediaType, desc.Digest, desc.Size, maxJSON, errdefs.ErrInvalidArgument)
+	}
+	b, err := content.ReadBlob(ctx, provider, desc)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s %s: %w", desc.MediaType, desc.Digest, err)
+	}
+	return nil
 }
