@@ -28,6 +28,7 @@ const (
 	GCPlugin        Type = "io.containerd.gc.v1"
 	EventPlugin     Type = "io.containerd.event.v1"
 	LeasePlugin     Type = "io.containerd.lease.v1"
+	TransferPlugin  Type = "io.containerd.transfer.v1"
 )
 
 // All, as a requirement, puts a plugin after every plugin that does not also

@@ -22,4 +22,5 @@ import (
 	_ "github.com/llitfkitfk/containerd/services/version"
 	_ "github.com/llitfkitfk/containerd/snapshots/naive"
 	_ "github.com/llitfkitfk/containerd/snapshots/overlay"
+	_ "github.com/llitfkitfk/containerd/transfer/local"
 )
