@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -91,7 +92,7 @@ func Dispatch(ctx context.Context, handler Handler, limiter *semaphore.Weighted,
 				if errors.Is(err, ErrSkipDesc) {
 					return nil
 				}
-				return fmt.Errorf("%s %s: %w", desc.MediaType, desc.Digest, err)
+				return nameDesc(desc, err)
 			}
 			if len(children) > 0 {
 				return Dispatch(ctx, handler, limiter, children...)
@@ -100,4 +101,14 @@ func Dispatch(ctx context.Context, handler Handler, limiter *semaphore.Weighted,
 		})
 	}
 	return eg.Wait()
+}
+
+// nameDesc says which descriptor err is about, unless err already does:
+// handlers that fetch or read usually name the digest themselves, and a
+// second prefix only makes the message longer.
+func nameDesc(desc ocispec.Descriptor, err error) error {
+	if strings.Contains(err.Error(), desc.Digest.String()) {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", desc.MediaType, desc.Digest, err)
 }
