@@ -42,6 +42,11 @@ func (s *Service) importImages(ctx context.Context, src transfer.ImageImporter, 
 	)
 	var handler images.HandlerFunc = func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		if desc.Digest != index.Digest {
+			// Children reads manifests and indexes, which proves them
+			// present; layers and configs must be checked.
+			if _, err := s.content.Info(ctx, desc.Digest); err != nil {
+				return nil, fmt.Errorf("archive lacks %s %s: %w", desc.MediaType, desc.Digest, err)
+			}
 			return images.Children(ctx, s.content, desc)
 		}
 		p, err := content.ReadBlob(ctx, s.content, desc)
