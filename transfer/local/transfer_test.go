@@ -170,7 +170,9 @@ func TestPullProgress(t *testing.T) {
 		}
 	}
 	done := make(chan error, 1)
-	go func() { done <- e.svc.Transfer(e.ctx, reg, &fakeStore{name: imageName}, transfer.WithProgress(ev.record)) }()
+	go func() {
+		done <- e.svc.Transfer(e.ctx, reg, &fakeStore{name: imageName}, transfer.WithProgress(ev.record))
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
