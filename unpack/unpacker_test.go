@@ -202,7 +202,7 @@ func TestUnpack(t *testing.T) {
 					t.Errorf("layer %d: %s with parent %q, want committed with %q", i, info.Kind, info.Parent, parent)
 				}
 				want := map[string]string{
-					snapshots.LabelSnapshotRef:        c,
+					snapshots.LabelSnapshotRef:       c,
 					"containerd.io/snapshot/diff-id": img.diffIDs[i].String(),
 				}
 				if parent != "" {
