@@ -68,6 +68,11 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 		ingester = trackingIngester{Ingester: s.content, t: t}
 	}
 	fetch := remotes.FetchHandler(ingester, fetcher)
+	unpacker, requests, err := s.unpacker(ctx, dst, t)
+	if err != nil {
+		return err
+	}
+	unpacking := unpacker != nil
 	fetchOne := images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		t.add(desc)
 		if _, err := s.content.Info(ctx, desc.Digest); err == nil {
@@ -79,10 +84,11 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 			t.exists(desc)
 			return nil, nil
 		}
-		// The download limit is taken here rather than by Dispatch, so
-		// that it bounds the layers an unpacker fetches too, and is
-		// never held while waiting for something else.
-		if s.downloads != nil {
+		// The download limit is taken here, around the copy alone, rather
+		// than by Dispatch around handlers that may wait on other
+		// things. An unpacker takes it itself, in layer order, before
+		// calling this handler.
+		if s.downloads != nil && !unpacking {
 			if err := s.downloads.Acquire(ctx, 1); err != nil {
 				return nil, err
 			}
@@ -112,11 +118,7 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 	// gone; set on the parent after its children are known.
 	children = images.SetChildrenLabels(s.content, children)
 
-	var handler images.Handler = images.Handlers(fetchOne, children)
-	unpacker, requests, err := s.unpacker(ctx, dst, t)
-	if err != nil {
-		return err
-	}
+	var handler images.Handler = images.Handlers(fetchOne, sourceLabeler(s.content, name), children)
 	if unpacker != nil {
 		handler = unpacker.Unpack(handler)
 	}
@@ -237,6 +239,9 @@ func (s *Service) unpacker(ctx context.Context, dst interface{}, t *tracker) (*u
 		}
 		log.G(ctx).WithField("platform", platforms.Format(r.Platform)).WithField("snapshotter", up.SnapshotterKey).Debug("transfer: unpacking")
 		opts = append(opts, unpack.WithUnpackPlatform(up))
+	}
+	if s.downloads != nil {
+		opts = append(opts, unpack.WithLimiter(s.downloads))
 	}
 	if t != nil {
 		opts = append(opts, unpack.WithProgress(func(p unpack.Progress) {

@@ -120,8 +120,30 @@ func TestPullStoresImageOnlyWhenComplete(t *testing.T) {
 		if !named[l.Digest.String()] {
 			t.Errorf("manifest labels %v do not name layer %s", info.Labels, l.Digest)
 		}
+		// The source label lets a push to another repository of the
+		// registry mount the layer.
+		li, err := e.cs.Info(e.ctx, l.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := li.Labels["containerd.io/distribution.source.registry.test"]; got != "library/app" {
+			t.Errorf("layer %s source label %q, want library/app", l.Digest, got)
+		}
 	}
 	e.noLeases(t)
+
+	// Pulled from another repository, the layers name both.
+	reg2 := newRegistry("registry.test/other/app:2", img)
+	if err := e.svc.Transfer(e.ctx, reg2, &fakeStore{name: "registry.test/other/app:2"}); err != nil {
+		t.Fatal(err)
+	}
+	li, err := e.cs.Info(e.ctx, img.layers[0][0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := li.Labels["containerd.io/distribution.source.registry.test"]; got != "library/app,other/app" {
+		t.Errorf("source label after a second repository %q", got)
+	}
 }
 
 // A lease the client put on the context is used, not replaced or deleted.
