@@ -7,6 +7,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,26 +84,42 @@ func (s *Service) Transfer(ctx context.Context, src, dst interface{}, opts ...tr
 	// The order of the cases matters where one object is several things:
 	// a registry is both a fetcher and a pusher, the image store both a
 	// getter and a storer; the source decides first, as in containerd.
-	switch s2 := src.(type) {
+	op := s.operation(src, dst)
+	if op == nil {
+		return fmt.Errorf("transfer from %s to %s: %w", describe(src), describe(dst), errdefs.ErrNotImplemented)
+	}
+	err := op(ctx, &tc)
+	if errors.Is(err, errdefs.ErrNotImplemented) {
+		// NotImplemented from a known pair is about the content (a
+		// schema 1 manifest, say), not the pair: it must not make the
+		// caller try another transferrer and lose this message.
+		return fmt.Errorf("%s: %w", err.Error(), errdefs.ErrInvalidArgument)
+	}
+	return err
+}
+
+// operation returns the transfer that moves src to dst, nil if none does.
+func (s *Service) operation(src, dst interface{}) func(context.Context, *transfer.Config) error {
+	switch src := src.(type) {
 	case transfer.ImageFetcher:
-		if d, ok := dst.(transfer.ImageStorer); ok {
-			return s.pull(ctx, s2, d, &tc)
+		if dst, ok := dst.(transfer.ImageStorer); ok {
+			return func(ctx context.Context, tc *transfer.Config) error { return s.pull(ctx, src, dst, tc) }
 		}
 	case transfer.ImageGetter:
-		switch d := dst.(type) {
+		switch dst := dst.(type) {
 		case transfer.ImagePusher:
-			return s.push(ctx, s2, d, &tc)
+			return func(ctx context.Context, tc *transfer.Config) error { return s.push(ctx, src, dst, tc) }
 		case transfer.ImageExporter:
-			return s.export(ctx, s2, d, &tc)
+			return func(ctx context.Context, tc *transfer.Config) error { return s.export(ctx, src, dst, tc) }
 		case transfer.ImageStorer:
-			return s.tag(ctx, s2, d, &tc)
+			return func(ctx context.Context, tc *transfer.Config) error { return s.tag(ctx, src, dst, tc) }
 		}
 	case transfer.ImageImporter:
-		if d, ok := dst.(transfer.ImageStorer); ok {
-			return s.importImages(ctx, s2, d, &tc)
+		if dst, ok := dst.(transfer.ImageStorer); ok {
+			return func(ctx context.Context, tc *transfer.Config) error { return s.importImages(ctx, src, dst, tc) }
 		}
 	}
-	return fmt.Errorf("transfer from %s to %s: %w", describe(src), describe(dst), errdefs.ErrNotImplemented)
+	return nil
 }
 
 // describe names a transfer object for messages: its String if it has

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/llitfkitfk/containerd/content"
@@ -420,5 +422,25 @@ func TestUnpackPlatformChoice(t *testing.T) {
 	s.config.DefaultSnapshotter = "zfs"
 	if up, _ := s.unpackPlatform(transfer.UnpackConfiguration{Platform: ocispec.Platform{OS: "linux"}}); up.SnapshotterKey != "native" {
 		t.Errorf("without the default, chose %q", up.SnapshotterKey)
+	}
+}
+
+// A schema 1 manifest, at the top or inside an index, is refused as bad
+// input, not as an unknown pair (which would send the caller elsewhere).
+func TestPullSchema1IsInvalid(t *testing.T) {
+	e := newEnv(t)
+	img := newImage(t, []ocispec.Platform{host}, false, twoLayers()...)
+	s1 := img.add(images.MediaTypeDockerSchema1Manifest, []byte(`{"schemaVersion":1}`))
+	s1.Platform = &host
+	idx, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{s1}})
+	for _, root := range []ocispec.Descriptor{s1, img.add(ocispec.MediaTypeImageIndex, idx)} {
+		img.root = root
+		err := e.svc.Transfer(e.ctx, newRegistry(imageName, img), &fakeStore{name: imageName})
+		if !errdefs.IsInvalidArgument(err) || errors.Is(err, errdefs.ErrNotImplemented) || !strings.Contains(err.Error(), "schema 1") {
+			t.Errorf("pull of schema 1 (root %s): %v, want InvalidArgument", root.MediaType, err)
+		}
+	}
+	if _, err := e.is.Get(e.ctx, imageName); !errdefs.IsNotFound(err) {
+		t.Errorf("image recorded: %v", err)
 	}
 }
