@@ -354,6 +354,17 @@ func TestPullUnpacks(t *testing.T) {
 	}
 	checkUnpacked(t, e, img.diffIDs[0], "bin/second", "two for "+platforms.Format(host))
 	e.noLeases(t)
+	// With the lease gone, the image alone keeps its content and
+	// snapshots through a collection.
+	if _, err := e.db.GarbageCollect(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append([]ocispec.Descriptor{img.root, img.manifest[0]}, img.layers[0]...) {
+		if _, err := e.cs.Info(e.ctx, d.Digest); err != nil {
+			t.Errorf("after GC, blob %s: %v", d.Digest, err)
+		}
+	}
+	checkUnpacked(t, e, img.diffIDs[0], "bin/second", "two for "+platforms.Format(host))
 	// The config names the snapshot, so that it lives as long as the image.
 	cfg, err := images.Config(e.ctx, e.cs, img.root, platforms.Only(host))
 	if err != nil {
