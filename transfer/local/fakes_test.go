@@ -209,10 +209,11 @@ type fakeRegistry struct {
 	failAt  map[digest.Digest]int64         // serve this many bytes, then fail
 	gates   map[digest.Digest]chan struct{} // serve half, then wait for close
 	fetched map[digest.Digest]int
+	seeks   map[digest.Digest][]int64 // offsets fetches resumed at
 }
 
 func newRegistry(name string, img *testImage) *fakeRegistry {
-	return &fakeRegistry{name: name, img: img, failAt: map[digest.Digest]int64{}, gates: map[digest.Digest]chan struct{}{}, fetched: map[digest.Digest]int{}}
+	return &fakeRegistry{name: name, img: img, failAt: map[digest.Digest]int64{}, gates: map[digest.Digest]chan struct{}{}, fetched: map[digest.Digest]int{}, seeks: map[digest.Digest][]int64{}}
 }
 
 func (r *fakeRegistry) String() string { return "fake registry " + r.name }
@@ -251,7 +252,24 @@ func (r *fakeRegistry) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.R
 		half := len(b) / 2
 		return io.NopCloser(io.MultiReader(bytes.NewReader(b[:half]), &gateReader{ctx: ctx, gate: gate, rest: bytes.NewReader(b[half:])})), nil
 	}
-	return io.NopCloser(bytes.NewReader(b)), nil
+	return &seekableBlob{Reader: bytes.NewReader(b), r: r, d: desc.Digest}, nil
+}
+
+// seekableBlob lets a fetch resume part way, recording where.
+type seekableBlob struct {
+	*bytes.Reader
+	r *fakeRegistry
+	d digest.Digest
+}
+
+func (b *seekableBlob) Close() error { return nil }
+
+func (b *seekableBlob) Seek(offset int64, whence int) (int64, error) {
+	n, err := b.Reader.Seek(offset, whence)
+	b.r.mu.Lock()
+	b.r.seeks[b.d] = append(b.r.seeks[b.d], n)
+	b.r.mu.Unlock()
+	return n, err
 }
 
 type errReader struct{}

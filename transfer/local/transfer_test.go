@@ -94,6 +94,12 @@ func TestPullStoresImageOnlyWhenComplete(t *testing.T) {
 	if err := e.svc.Transfer(e.ctx, reg, &fakeStore{name: imageName}); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
+	reg.mu.Lock()
+	seeks := reg.seeks[broken.Digest]
+	reg.mu.Unlock()
+	if len(seeks) != 1 || seeks[0] != broken.Size/2 {
+		t.Errorf("the retry resumed the broken layer at %v, want [%d]", seeks, broken.Size/2)
+	}
 	got, err := e.is.Get(e.ctx, imageName)
 	if err != nil {
 		t.Fatal(err)
