@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
@@ -210,6 +211,13 @@ type fakeRegistry struct {
 	gates   map[digest.Digest]chan struct{} // serve half, then wait for close
 	fetched map[digest.Digest]int
 	seeks   map[digest.Digest][]int64 // offsets fetches resumed at
+
+	inflight, maxInflight int // blobs open at once, now and at most
+	// holdFor, if set, keeps each blob open that long, or until more
+	// than holdLimit are: so that blobs fetched beyond a limit overlap.
+	holdFor   time.Duration
+	holdLimit int
+	over      chan struct{} // closed once more than holdLimit are open
 }
 
 func newRegistry(name string, img *testImage) *fakeRegistry {
@@ -242,15 +250,30 @@ func (r *fakeRegistry) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.R
 	}
 	r.mu.Lock()
 	r.fetched[desc.Digest]++
+	r.inflight++
+	r.maxInflight = max(r.maxInflight, r.inflight)
+	if r.holdFor > 0 && r.inflight > r.holdLimit && r.over != nil {
+		close(r.over)
+		r.over = nil
+	}
+	over := r.over
 	fail, failing := r.failAt[desc.Digest]
 	gate := r.gates[desc.Digest]
 	r.mu.Unlock()
 	switch {
 	case failing:
-		return io.NopCloser(io.MultiReader(bytes.NewReader(b[:fail]), errReader{})), nil
+		return r.closer(io.MultiReader(bytes.NewReader(b[:fail]), errReader{})), nil
 	case gate != nil:
 		half := len(b) / 2
-		return io.NopCloser(io.MultiReader(bytes.NewReader(b[:half]), &gateReader{ctx: ctx, gate: gate, rest: bytes.NewReader(b[half:])})), nil
+		return r.closer(io.MultiReader(bytes.NewReader(b[:half]), &gateReader{ctx: ctx, gate: gate, rest: bytes.NewReader(b[half:])})), nil
+	}
+	if r.holdFor > 0 {
+		t := time.NewTimer(r.holdFor)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-over:
+		}
 	}
 	return &seekableBlob{Reader: bytes.NewReader(b), r: r, d: desc.Digest}, nil
 }
@@ -262,7 +285,24 @@ type seekableBlob struct {
 	d digest.Digest
 }
 
-func (b *seekableBlob) Close() error { return nil }
+func (b *seekableBlob) Close() error { b.r.closed(); return nil }
+
+func (r *fakeRegistry) closed() {
+	r.mu.Lock()
+	r.inflight--
+	r.mu.Unlock()
+}
+
+type closerFunc struct {
+	io.Reader
+	close func()
+}
+
+func (c closerFunc) Close() error { c.close(); return nil }
+
+func (r *fakeRegistry) closer(rd io.Reader) io.ReadCloser {
+	return closerFunc{Reader: rd, close: r.closed}
+}
 
 func (b *seekableBlob) Seek(offset int64, whence int) (int64, error) {
 	n, err := b.Reader.Seek(offset, whence)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -459,5 +460,32 @@ func TestPullSchema1IsInvalid(t *testing.T) {
 	}
 	if _, err := e.is.Get(e.ctx, imageName); !errdefs.IsNotFound(err) {
 		t.Errorf("image recorded: %v", err)
+	}
+}
+
+// No more blobs are open at once than max_concurrent_downloads, whether
+// the pull's walk or the unpacker fetches them.
+func TestPullDownloadLimit(t *testing.T) {
+	var files []map[string]string
+	for i := range 6 {
+		files = append(files, map[string]string{fmt.Sprintf("f%d", i): strings.Repeat("x", i+1)})
+	}
+	for _, unpacked := range []bool{false, true} {
+		e := newEnv(t)
+		e.svc = NewTransferService(e.cs, e.is, Config{Leases: e.leases, MaxConcurrentDownloads: 2, DefaultSnapshotter: "naive", UnpackPlatforms: e.svc.config.UnpackPlatforms})
+		reg := newRegistry(imageName, newImage(t, []ocispec.Platform{host}, false, files...))
+		// Each blob stays open a while, so that fetches beyond the
+		// limit would overlap; the limit holding never depends on it.
+		reg.holdFor, reg.holdLimit, reg.over = 20*time.Millisecond, 2, make(chan struct{})
+		dst := &fakeStore{name: imageName}
+		if unpacked {
+			dst.unpacks = []transfer.UnpackConfiguration{{Platform: host}}
+		}
+		if err := e.svc.Transfer(e.ctx, reg, dst); err != nil {
+			t.Fatal(err)
+		}
+		if reg.maxInflight > 2 || reg.maxInflight < 1 {
+			t.Errorf("unpack %v: %d blobs fetched at once, limit 2", unpacked, reg.maxInflight)
+		}
 	}
 }
