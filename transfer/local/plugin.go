@@ -51,8 +51,9 @@ func init() {
 	plugin.Register(&plugin.Registration{
 		Type: plugin.TransferPlugin,
 		ID:   "local",
-		// The local services: content, images, leases, snapshots, diff.
-		Requires: []plugin.Type{plugin.ServicePlugin, plugin.DiffPlugin},
+		// The local services (content, images, leases, snapshots, diff),
+		// the differs and the snapshotters' capabilities.
+		Requires: []plugin.Type{plugin.ServicePlugin, plugin.DiffPlugin, plugin.SnapshotPlugin},
 		Config: &PluginConfig{
 			MaxConcurrentDownloads:      3,
 			MaxConcurrentUploadedLayers: 3,
@@ -146,10 +147,19 @@ func unpackPlatform(ic *plugin.InitContext, uc UnpackConfig, snapshotters map[st
 			return unpack.Platform{}, fmt.Errorf("differ %q is a %T, which does not apply layers", uc.Differ, d)
 		}
 	}
+	// What the snapshotter's plugin advertises decides how the unpacker
+	// may use it: with "rebase", layers are applied in parallel.
+	var caps []string
+	if ps, err := ic.GetByType(plugin.SnapshotPlugin); err == nil {
+		if sp, ok := ps[uc.Snapshotter]; ok && sp.Meta != nil {
+			caps = sp.Meta.Capabilities
+		}
+	}
 	return unpack.Platform{
-		Platform:       platforms.OnlyOS(p),
-		SnapshotterKey: uc.Snapshotter,
-		Snapshotter:    sn,
-		Applier:        applier,
+		Platform:                platforms.OnlyOS(p),
+		SnapshotterKey:          uc.Snapshotter,
+		Snapshotter:             sn,
+		Applier:                 applier,
+		SnapshotterCapabilities: caps,
 	}, nil
 }
