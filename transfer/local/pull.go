@@ -72,7 +72,6 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 	if err != nil {
 		return err
 	}
-	unpacking := unpacker != nil
 	fetchOne := images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		t.add(desc)
 		if _, err := s.content.Info(ctx, desc.Digest); err == nil {
@@ -85,10 +84,10 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 			return nil, nil
 		}
 		// The download limit is taken here, around the copy alone, rather
-		// than by Dispatch around handlers that may wait on other
-		// things. An unpacker takes it itself, in layer order, before
-		// calling this handler.
-		if s.downloads != nil && !unpacking {
+		// than by Dispatch around handlers that may wait on other things
+		// (an unpacker's), so that it bounds every fetch, the walk's and
+		// the unpacker's alike, and cannot deadlock.
+		if s.downloads != nil {
 			if err := s.downloads.Acquire(ctx, 1); err != nil {
 				return nil, err
 			}
@@ -239,9 +238,6 @@ func (s *Service) unpacker(ctx context.Context, dst interface{}, t *tracker) (*u
 		}
 		log.G(ctx).WithField("platform", platforms.Format(r.Platform)).WithField("snapshotter", up.SnapshotterKey).Debug("transfer: unpacking")
 		opts = append(opts, unpack.WithUnpackPlatform(up))
-	}
-	if s.downloads != nil {
-		opts = append(opts, unpack.WithLimiter(s.downloads))
 	}
 	if t != nil {
 		opts = append(opts, unpack.WithProgress(func(p unpack.Progress) {
