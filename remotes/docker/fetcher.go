@@ -204,4 +204,3 @@ func (r *blobReader) Close() error {
 	}
 	return nil
 }
-
