@@ -397,7 +397,14 @@ func (f *fakeRegistry) bearerAuth(ts *tokenServer) {
 		if write {
 			action = "pull,push"
 		}
-		if ok && !ts.reject && strings.Contains(" "+scopes+" ", " repository:"+repo+":"+action+" ") {
+		granted := false
+		for _, sc := range strings.Fields(scopes) {
+			if name, actions, ok := strings.Cut(strings.TrimPrefix(sc, "repository:"), ":"); ok && name == repo &&
+				(actions == action || action == "pull" && actions == "pull,push") {
+				granted = true
+			}
+		}
+		if ok && !ts.reject && granted {
 			return true
 		}
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="fake",scope="repository:%s:%s"`, f.srv.URL, repo, action))

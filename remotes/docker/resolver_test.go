@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -318,7 +319,7 @@ func TestFetchNeverYieldsMoreThanSize(t *testing.T) {
 
 func TestFetchSeek(t *testing.T) {
 	f := newFakeRegistry(t)
-	data := randBytes(50_000, 5)
+	data := randBytes(3<<20, 5)
 	desc := f.putBlob("lib/img", data)
 	fe, _ := NewResolver(ResolverOptions{Hosts: f.hosts(nil)}).Fetcher(context.Background(), f.host()+"/lib/img:v1")
 	rc, err := fe.Fetch(context.Background(), desc)
@@ -327,17 +328,33 @@ func TestFetchSeek(t *testing.T) {
 	}
 	defer rc.Close()
 	s := rc.(io.Seeker)
-	if _, err := s.Seek(30_000, io.SeekStart); err != nil {
+
+	// A short way ahead: read through, no new request.
+	if _, err := s.Seek(1000, io.SeekStart); err != nil {
 		t.Fatal(err)
 	}
-	if got := fetchAll(t, rc); !bytes.Equal(got, data[30_000:]) {
-		t.Fatalf("after seek read %d bytes, want the last 20000", len(got))
+	p := make([]byte, 10)
+	if _, err := io.ReadFull(rc, p); err != nil || !bytes.Equal(p, data[1000:1010]) {
+		t.Fatalf("after a short seek: %v", err)
 	}
-	if _, err := s.Seek(60_000, io.SeekStart); !errdefs.IsInvalidArgument(err) {
+	if n := len(f.seen()); n != 1 {
+		t.Fatalf("short seek made a request: %q", f.seen())
+	}
+
+	// Far, or back: a ranged request.
+	for _, off := range []int64{2 << 20, 500} {
+		if _, err := s.Seek(off, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if got := fetchAll(t, rc); !bytes.Equal(got, data[off:]) {
+			t.Fatalf("after seek to %d read %d bytes, want %d", off, len(got), len(data)-int(off))
+		}
+		if seen := f.seen(); seen[len(seen)-1] != fmt.Sprintf("GET /v2/lib/img/blobs/%s Range:bytes=%d-", desc.Digest, off) {
+			t.Fatalf("requests %q: want a GET ranged from %d", seen, off)
+		}
+	}
+	if _, err := s.Seek(int64(len(data))+1, io.SeekStart); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("seek past the end: %v", err)
-	}
-	if seen := f.seen(); seen[len(seen)-1] != "GET /v2/lib/img/blobs/"+desc.Digest.String()+" Range:bytes=30000-" {
-		t.Fatalf("requests %q: want a ranged GET after the seek", seen)
 	}
 }
 
