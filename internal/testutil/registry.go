@@ -11,13 +11,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,7 +102,9 @@ func NewRegistry(dir string, opts RegistryOptions) (*Registry, error) {
 		return nil, err
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n")
+	// Errors only: tests print the log when they fail, and the access
+	// log of a pull is long; FaultProxy records requests where needed.
+	fmt.Fprintf(&cfg, "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n")
 	fmt.Fprintf(&cfg, "storage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\n", storage)
 	// Upload purging would only start a goroutine that scans storage.
 	fmt.Fprintf(&cfg, "  maintenance:\n    uploadpurging:\n      enabled: false\n")
@@ -586,4 +591,229 @@ func (r *Registry) send(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
 	}
 	return resp, nil
+}
+
+// Fault is what a FaultProxy does to the requests it is set for.
+type Fault string
+
+const (
+	// FaultWrongDigest serves a blob with its last byte changed: the
+	// right size, the wrong digest.
+	FaultWrongDigest Fault = "wrong-digest"
+	// FaultTruncate serves half a blob, with a Content-Length that says
+	// so: the body ends cleanly, short.
+	FaultTruncate Fault = "truncate"
+	// FaultDropOnce answers the first GET of a blob with its full
+	// Content-Length and half its bytes, then drops the connection;
+	// later requests pass, so that a client that resumes with a Range
+	// gets the rest.
+	FaultDropOnce Fault = "drop-once"
+	// FaultUnauthorized answers 401 even to a request with the token the
+	// proxy issued (with RequireToken(true)), or to every request otherwise.
+	FaultUnauthorized Fault = "unauthorized"
+	// FaultMediaType serves a manifest with a media type nobody knows.
+	FaultMediaType Fault = "media-type"
+)
+
+// UnknownMediaType is the Content-Type FaultMediaType answers with.
+const UnknownMediaType = "application/vnd.example.unknown.v1+json"
+
+// ProxiedRequest is one request a FaultProxy saw.
+type ProxiedRequest struct {
+	Method, Path string
+	// Range is the request's Range header.
+	Range string
+	// Fault is what the proxy did to it, "" if it passed.
+	Fault Fault
+}
+
+// FaultProxy is a reverse proxy in front of a Registry that records the
+// requests it sees and breaks the ones a fault is set for. With
+// RequireToken(true) it also stands for a token-authenticated registry: a
+// request without its bearer token gets a Bearer challenge naming the
+// proxy's /token endpoint, which hands the token out to anyone.
+type FaultProxy struct {
+	// Host and URL are the proxy's, for references and hosts.toml.
+	Host, URL string
+
+	target *Registry
+	proxy  *httputil.ReverseProxy
+	srv    *http.Server
+	lis    net.Listener
+
+	mu           sync.Mutex
+	requireToken bool
+	faults       map[string]Fault
+	dropped      map[string]bool
+	requests     []ProxiedRequest
+}
+
+// proxyToken is the bearer token the proxy issues and expects.
+const proxyToken = "test-token"
+
+// StartFaultProxy runs a plain-http proxy to r on a loopback port until
+// the test ends.
+func StartFaultProxy(t testing.TB, r *Registry) *FaultProxy {
+	t.Helper()
+	p, err := NewFaultProxy(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// NewFaultProxy runs a plain-http proxy to r on a loopback port; Close
+// stops it.
+func NewFaultProxy(r *Registry) (*FaultProxy, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	target, _ := url.Parse(r.URL)
+	p := &FaultProxy{
+		Host: lis.Addr().String(), URL: "http://" + lis.Addr().String(),
+		target: r, lis: lis, faults: map[string]Fault{}, dropped: map[string]bool{},
+	}
+	p.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			// The registry writes upload locations from the Host
+			// header: keep the proxy's, so clients come back here.
+			pr.Out.Host = pr.In.Host
+			if r.opts.User != "" {
+				pr.Out.SetBasicAuth(r.opts.User, r.opts.Password)
+			}
+		},
+		Transport: r.Client.Transport,
+	}
+	p.srv = &http.Server{Handler: p}
+	go p.srv.Serve(lis)
+	return p, nil
+}
+
+// Close stops the proxy.
+func (p *FaultProxy) Close() { p.srv.Close() }
+
+// Set makes requests whose path ends in key (a blob digest, or a
+// manifest's tag or digest) suffer fault; "" clears it.
+func (p *FaultProxy) Set(key string, fault Fault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if fault == "" {
+		delete(p.faults, key)
+	} else {
+		p.faults[key] = fault
+	}
+}
+
+// RequireToken turns the proxy's bearer-token challenge on or off.
+func (p *FaultProxy) RequireToken(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.requireToken = on
+}
+
+// Requests returns the requests the proxy has seen, oldest first.
+func (p *FaultProxy) Requests() []ProxiedRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]ProxiedRequest(nil), p.requests...)
+}
+
+func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == "/token" {
+		p.mu.Lock()
+		p.requests = append(p.requests, ProxiedRequest{Method: req.Method, Path: req.URL.Path})
+		p.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"token":%q,"access_token":%q,"expires_in":300}`, proxyToken, proxyToken)
+		return
+	}
+	key := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
+	p.mu.Lock()
+	fault := p.faults[key]
+	if fault == FaultDropOnce && (req.Method != http.MethodGet || p.dropped[key]) {
+		fault = ""
+	}
+	if fault == FaultDropOnce {
+		p.dropped[key] = true
+	}
+	p.requests = append(p.requests, ProxiedRequest{Method: req.Method, Path: req.URL.Path, Range: req.Header.Get("Range"), Fault: fault})
+	requireToken := p.requireToken
+	p.mu.Unlock()
+
+	if requireToken && req.Header.Get("Authorization") != "Bearer "+proxyToken || fault == FaultUnauthorized {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q,service="test-registry",scope="repository:test:pull"`, p.URL+"/token"))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+		return
+	}
+	// The token is the proxy's; the registry behind it knows none.
+	req.Header.Del("Authorization")
+	switch fault {
+	case FaultWrongDigest, FaultTruncate, FaultDropOnce, FaultMediaType:
+		p.serveBroken(w, req, fault)
+	default:
+		p.proxy.ServeHTTP(w, req)
+	}
+}
+
+// serveBroken fetches what req asks for from the registry and serves it
+// broken as fault says.
+func (p *FaultProxy) serveBroken(w http.ResponseWriter, req *http.Request, fault Fault) {
+	out, err := http.NewRequest(req.Method, p.target.URL+req.URL.RequestURI(), nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	out.Header = req.Header.Clone()
+	resp, err := p.target.send(out)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	if resp.StatusCode != http.StatusOK {
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+		return
+	}
+	switch fault {
+	case FaultMediaType:
+		w.Header().Set("Content-Type", UnknownMediaType)
+	case FaultWrongDigest:
+		if len(body) > 0 {
+			body[len(body)-1] ^= 0xff
+		}
+	case FaultTruncate:
+		body = body[:len(body)/2]
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	case FaultDropOnce:
+		// Promise the whole blob, send half, hang up: what a
+		// registry whose connection breaks mid-layer looks like.
+		conn, bw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\nDocker-Content-Digest: %s\r\n\r\n",
+			resp.Header.Get("Content-Type"), len(body), resp.Header.Get("Docker-Content-Digest"))
+		bw.Write(body[:len(body)/2])
+		bw.Flush()
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	if req.Method != http.MethodHead {
+		w.Write(body)
+	}
 }
