@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -320,7 +319,7 @@ func (a *dockerAuthorizer) fetchToken(ctx context.Context, h *authHandler, scope
 	}
 	var tr tokenResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&tr); err != nil {
-		return "", time.Time{}, fmt.Errorf("authorization failed for %s: token server %s: decode answer: %w", h.host, h.realm, errors.Join(err, errdefs.ErrUnauthenticated))
+		return "", time.Time{}, fmt.Errorf("authorization failed for %s: token server %s: decode answer: %w: %w", h.host, h.realm, err, errdefs.ErrUnauthenticated)
 	}
 	token := tr.Token
 	if token == "" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
@@ -122,7 +123,7 @@ func (r *blobReader) open() error {
 	if skip := r.offset - start; skip > 0 {
 		if _, err := io.CopyN(io.Discard, resp.Body, skip); err != nil {
 			resp.Body.Close()
-			return fmt.Errorf("%s: skip to %d: %w", req, r.offset, errors.Join(err, errdefs.ErrUnavailable))
+			return fmt.Errorf("%s: skip to %d: %w: %w", req, r.offset, err, errdefs.ErrUnavailable)
 		}
 	}
 	r.body = resp.Body
@@ -142,8 +143,14 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	for {
 		if r.body == nil {
 			if err := r.open(); err != nil {
-				r.err = err
-				return 0, err
+				// A registry or network having a bad moment may be
+				// retried; any other answer is final.
+				if !errdefs.IsUnavailable(err) || r.retries >= maxFetchRetries || !r.pause() {
+					r.err = err
+					return 0, err
+				}
+				r.retries++
+				continue
 			}
 		}
 		n, err := r.body.Read(p)
@@ -170,6 +177,19 @@ func (r *blobReader) Read(p []byte) (int, error) {
 		if n > 0 {
 			return n, nil
 		}
+	}
+}
+
+// pause waits a little longer after each failed attempt; false if the
+// context ended first.
+func (r *blobReader) pause() bool {
+	t := time.NewTimer(time.Duration(r.retries+1) * 100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.ctx.Done():
+		return false
 	}
 }
 

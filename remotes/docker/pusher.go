@@ -268,20 +268,29 @@ type pushWriter struct {
 	closed           bool
 }
 
+// Write sends p on to the registry. Writes come from one goroutine, as
+// for any content.Writer; the lock is not held while the network is
+// slow, so that Status and Close still answer.
 func (w *pushWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
+		w.mu.Unlock()
 		return 0, fmt.Errorf("push %s: writer closed: %w", w.desc.Digest, errdefs.ErrFailedPrecondition)
 	}
 	if w.offset+int64(len(p)) > w.desc.Size {
 		w.abort(errors.New("more data than the descriptor's size"))
+		w.mu.Unlock()
 		return 0, fmt.Errorf("push %s: more than its %d bytes written: %w", w.desc.Digest, w.desc.Size, errdefs.ErrFailedPrecondition)
 	}
+	w.mu.Unlock()
+
 	n, err := w.pw.Write(p)
+
+	w.mu.Lock()
 	w.digester.Hash().Write(p[:n])
 	w.offset += int64(n)
 	w.updated = time.Now()
+	w.mu.Unlock()
 	if err != nil {
 		// The request ended early: its error says why.
 		<-w.done

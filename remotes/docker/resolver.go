@@ -211,7 +211,12 @@ func (r *request) do(ctx context.Context) (*http.Response, error) {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("%s: %w", r, ctx.Err())
 			}
-			return nil, fmt.Errorf("%s: %w", r, errors.Join(err, errdefs.ErrUnavailable))
+			// url.Error repeats the method and URL this message starts with.
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err
+			}
+			return nil, fmt.Errorf("%s: %w: %w", r, err, errdefs.ErrUnavailable)
 		}
 		if resp.StatusCode != http.StatusUnauthorized || auth == nil {
 			return resp, nil
@@ -336,7 +341,7 @@ func (b *base) getManifest(ctx context.Context, req *request, dgst digest.Digest
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestSize+1))
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("%s: read manifest: %w", req, errors.Join(err, errdefs.ErrUnavailable))
+		return ocispec.Descriptor{}, fmt.Errorf("%s: read manifest: %w: %w", req, err, errdefs.ErrUnavailable)
 	}
 	if len(data) > maxManifestSize {
 		return ocispec.Descriptor{}, fmt.Errorf("%s: manifest larger than %d bytes: %w", req, maxManifestSize, errdefs.ErrInvalidArgument)

@@ -407,3 +407,50 @@ func TestParseChallenges(t *testing.T) {
 }
 
 var _ = time.Now
+
+func TestFetchResumeRetriesUnavailable(t *testing.T) {
+	f := newFakeRegistry(t)
+	data := randBytes(300_000, 6)
+	desc := f.putBlob("lib/img", data)
+	f.dropAfter, f.drops = 100_000, 1
+	busy := 1
+	f.fail = func(r *http.Request) (int, string) {
+		if r.Header.Get("Range") != "" && busy > 0 {
+			busy--
+			return http.StatusServiceUnavailable, `{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}`
+		}
+		return 0, ""
+	}
+	fe, _ := NewResolver(ResolverOptions{Hosts: f.hosts(nil)}).Fetcher(context.Background(), f.host()+"/lib/img:v1")
+	rc, err := fe.Fetch(context.Background(), desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if got := fetchAll(t, rc); !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, want the %d sent", len(got), len(data))
+	}
+	if n := f.count("GET", "Range:bytes=100000-"); n != 2 {
+		t.Fatalf("requests %q: want two ranged GETs (one refused)", f.seen())
+	}
+
+	// A 404 on reopening is final.
+	f.drops = 1
+	f.fail = func(r *http.Request) (int, string) {
+		if r.Header.Get("Range") != "" {
+			return http.StatusNotFound, `{"errors":[{"code":"BLOB_UNKNOWN","message":"gone"}]}`
+		}
+		return 0, ""
+	}
+	f.requests = nil
+	rc2, err := fe.Fetch(context.Background(), desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc2.Close()
+	_, err = io.ReadAll(rc2)
+	wantKind(t, err, errdefs.ErrNotFound, "BLOB_UNKNOWN")
+	if n := f.count("GET", "Range:"); n != 1 {
+		t.Fatalf("404 retried: %q", f.seen())
+	}
+}
