@@ -11,6 +11,7 @@ import (
 
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/remotes"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -21,6 +22,8 @@ const maxFetchRetries = 3
 // seekReadThrough is how far ahead a Seek reads on through the open body
 // rather than making a new request.
 const seekReadThrough = 1 << 20
+
+var _ remotes.FetcherByDigest = (*fetcher)(nil)
 
 type fetcher struct {
 	*base
@@ -37,6 +40,11 @@ func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 	if desc.Size < 0 {
 		return nil, fmt.Errorf("fetch %s: negative size %d: %w", desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
 	}
+	return f.open(ctx, desc)
+}
+
+// open finds a host with desc (Size -1: of any size) and opens it there.
+func (f *fetcher) open(ctx context.Context, desc ocispec.Descriptor) (*blobReader, error) {
 	hosts := f.filterHosts(HostCapabilityPull)
 	if len(hosts) == 0 {
 		return nil, f.noHosts("pull")
@@ -69,6 +77,21 @@ func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 		}
 	}
 	return nil, fmt.Errorf("fetch %s %s from %s: %w", desc.MediaType, desc.Digest, f.spec.Locator, firstErr)
+}
+
+// FetchByDigest opens the blob with desc's digest, learning its size
+// (and, if desc has none, its media type) from the registry. A manifest
+// media type in desc makes it look under /manifests first.
+func (f *fetcher) FetchByDigest(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, ocispec.Descriptor, error) {
+	desc = ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: -1}
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, ocispec.Descriptor{}, fmt.Errorf("fetch %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	rc, err := f.open(ctx, desc)
+	if err != nil {
+		return nil, ocispec.Descriptor{}, err
+	}
+	return rc, rc.desc, nil
 }
 
 // blobReader reads one blob, reopening the request at its offset when
@@ -119,6 +142,17 @@ func (r *blobReader) open() error {
 		}
 	default:
 		return responseError(req.String(), resp)
+	}
+	if r.desc.Size < 0 {
+		// Fetched by digest alone: the first answer tells the size.
+		if resp.StatusCode != http.StatusOK || resp.ContentLength < 0 {
+			resp.Body.Close()
+			return fmt.Errorf("%s: the registry did not say how big %s is: %w", req, r.desc.Digest, errdefs.ErrUnavailable)
+		}
+		r.desc.Size = resp.ContentLength
+		if mt := contentType(resp.Header); mt != "" && r.desc.MediaType == "" {
+			r.desc.MediaType = mt
+		}
 	}
 	if skip := r.offset - start; skip > 0 {
 		if _, err := io.CopyN(io.Discard, resp.Body, skip); err != nil {

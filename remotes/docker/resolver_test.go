@@ -16,6 +16,7 @@ import (
 
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
+	"github.com/llitfkitfk/containerd/remotes"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -452,5 +453,29 @@ func TestFetchResumeRetriesUnavailable(t *testing.T) {
 	wantKind(t, err, errdefs.ErrNotFound, "BLOB_UNKNOWN")
 	if n := f.count("GET", "Range:"); n != 1 {
 		t.Fatalf("404 retried: %q", f.seen())
+	}
+}
+
+func TestFetchByDigest(t *testing.T) {
+	f := newFakeRegistry(t)
+	want, layer := testImage(t, f, "lib/img", "v1")
+	fe, _ := NewResolver(ResolverOptions{Hosts: f.hosts(nil)}).Fetcher(context.Background(), f.host()+"/lib/img:v1")
+	fbd := fe.(remotes.FetcherByDigest)
+	rc, desc, err := fbd.FetchByDigest(context.Background(), ocispec.Descriptor{Digest: layer.Digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := fetchAll(t, rc)
+	rc.Close()
+	if desc.Size != layer.Size || digest.FromBytes(data) != layer.Digest {
+		t.Fatalf("by digest: %+v, %d bytes", desc, len(data))
+	}
+	rc, desc, err = fbd.FetchByDigest(context.Background(), ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: want.Digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if desc.Size != want.Size || desc.MediaType != want.MediaType {
+		t.Fatalf("manifest by digest: %+v", desc)
 	}
 }
