@@ -222,6 +222,7 @@ func (p *pusher) upload(ctx context.Context, req *request, desc ocispec.Descript
 	req.size = desc.Size
 	now := time.Now()
 	w := &pushWriter{
+		ref:      remotes.MakeRefKey(ctx, desc),
 		req:      req,
 		desc:     desc,
 		want:     want,
@@ -253,6 +254,7 @@ func (p *pusher) upload(ctx context.Context, req *request, desc ocispec.Descript
 
 // pushWriter streams what is written to it into an upload request.
 type pushWriter struct {
+	ref      string
 	req      *request
 	desc     ocispec.Descriptor
 	want     int
@@ -358,7 +360,7 @@ func (w *pushWriter) Status() (content.Status, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return content.Status{
-		Ref:       w.req.String(),
+		Ref:       w.ref,
 		Offset:    w.offset,
 		Total:     w.desc.Size,
 		Expected:  w.desc.Digest,

@@ -479,3 +479,18 @@ func TestFetchByDigest(t *testing.T) {
 		t.Fatalf("manifest by digest: %+v", desc)
 	}
 }
+
+func TestResolveWithoutHead(t *testing.T) {
+	f := newFakeRegistry(t)
+	want, _ := testImage(t, f, "lib/img", "v1")
+	f.fail = func(r *http.Request) (int, string) {
+		if r.Method == http.MethodHead {
+			return http.StatusMethodNotAllowed, ""
+		}
+		return 0, ""
+	}
+	_, desc, err := NewResolver(ResolverOptions{Hosts: f.hosts(nil)}).Resolve(context.Background(), f.host()+"/lib/img:v1")
+	if err != nil || desc.Digest != want.Digest || desc.MediaType != want.MediaType {
+		t.Fatalf("Resolve: %+v %v", desc, err)
+	}
+}
