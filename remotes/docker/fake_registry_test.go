@@ -349,9 +349,9 @@ func (f *fakeRegistry) serveUpload(w http.ResponseWriter, r *http.Request, repo,
 	}
 }
 
-// bearerAuth makes f demand bearer tokens from its /token endpoint,
-// which wants user:pass when user is set. It returns the token server's
-// log: the scopes asked for, and the basic user given.
+// tokenServer is the token endpoint bearerAuth puts on a fakeRegistry:
+// it wants user:pass when user is set (or pass as a refresh token in a
+// POST), and logs what it issued as "scopes|user".
 type tokenServer struct {
 	mu        sync.Mutex
 	user      string
@@ -364,6 +364,7 @@ type tokenServer struct {
 	n         int
 }
 
+// bearerAuth makes f demand bearer tokens from ts, served at /token.
 func (f *fakeRegistry) bearerAuth(ts *tokenServer) {
 	ts.valid = map[string]string{}
 	f.auth = func(w http.ResponseWriter, r *http.Request, repo string, write bool) bool {
