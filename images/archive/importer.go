@@ -355,22 +355,26 @@ func (im *importer) write(ctx context.Context, r io.Reader, clean string, size i
 	case err != nil:
 		return nil, fmt.Errorf("open ingest for %s: %w", clean, err)
 	}
-	b.w = w
-	im.open++
+	// Until it is tracked (returned), the ingest is this function's to
+	// drop.
+	drop := func() {
+		w.Close()
+		if aerr := im.store.Abort(context.WithoutCancel(ctx), b.ref); aerr != nil && !errdefs.IsNotFound(aerr) {
+			log.G(ctx).WithError(aerr).WithField("ref", b.ref).Warn("abort import ingest")
+		}
+	}
 	_, n, head, err := im.copy(w, r, "")
 	if err != nil {
+		drop()
 		return nil, fmt.Errorf("import %s: %w", clean, err)
 	}
 	b.dgst, b.head = w.Digest(), head
 	if err := check(clean, size, expected, n, b.dgst); err != nil {
-		w.Close()
-		im.open--
-		b.w = nil
-		if aerr := im.store.Abort(context.WithoutCancel(ctx), b.ref); aerr != nil && !errdefs.IsNotFound(aerr) {
-			log.G(ctx).WithError(aerr).WithField("ref", b.ref).Warn("abort import ingest")
-		}
+		drop()
 		return nil, err
 	}
+	b.w = w
+	im.open++
 	if im.open > maxOpenWriters {
 		// Keep the ingest, free the file: it is resumed at commit.
 		if err := w.Close(); err != nil {
