@@ -670,3 +670,38 @@ func TestImportRefusesNothingOnContextErrors(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// BenchmarkImport imports a 100 MB archive: its time should be close to
+// that of hashing and writing 100 MB once.
+func BenchmarkImport(b *testing.B) {
+	files, _, _ := ociArchive(b)
+	big := randBytes(100<<20, "big")
+	bd := blobName(digest.FromBytes(big))
+	var tf []tarFile
+	for n, p := range files {
+		tf = append(tf, tarFile{name: n, data: p})
+	}
+	tf = append(tf, tarFile{name: bd, data: big})
+	p := mkTar(b, tf...)
+	b.SetBytes(int64(len(p)))
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		s := newStore(b)
+		b.StartTimer()
+		if _, err := ImportIndex(context.Background(), s, bytes.NewReader(p)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkHashAndWrite(b *testing.B) {
+	big := randBytes(100<<20, "big")
+	b.SetBytes(int64(len(big)))
+	for range b.N {
+		b.StopTimer()
+		s := newStore(b)
+		b.StartTimer()
+		put(b, s, "", big)
+	}
+}

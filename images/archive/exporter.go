@@ -352,7 +352,7 @@ func (ex *exporter) write(ctx context.Context, w io.Writer) error {
 		case r.dir:
 			hdr.Mode, hdr.Typeflag = 0o755, tar.TypeDir
 		case r.data != nil:
-			hdr.Size = int64(len(r.data))
+			hdr.Mode, hdr.Size = 0o644, int64(len(r.data))
 		default:
 			hdr.Size = r.desc.Size
 		}
