@@ -352,7 +352,10 @@ func (ex *exporter) write(ctx context.Context, w io.Writer) error {
 		case r.dir:
 			hdr.Mode, hdr.Typeflag = 0o755, tar.TypeDir
 		case r.data != nil:
-			hdr.Mode, hdr.Size = 0o644, int64(len(r.data))
+			hdr.Size = int64(len(r.data))
+			if name != ocispec.ImageLayoutFile {
+				hdr.Mode = 0o644 // as containerd: oci-layout alone is read-only
+			}
 		default:
 			hdr.Size = r.desc.Size
 		}
