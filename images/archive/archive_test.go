@@ -455,6 +455,42 @@ func TestImportOrders(t *testing.T) {
 		})
 	}
 
+	t.Run("more blobs than open ingests", func(t *testing.T) {
+		// Past maxOpenWriters ingests are closed and resumed at commit.
+		var tf []tarFile
+		var extra []digest.Digest
+		for i := range maxOpenWriters + 20 {
+			p := randBytes(100+i, fmt.Sprint("extra", i))
+			tf = append(tf, tarFile{name: blobName(digest.FromBytes(p)), data: p})
+			extra = append(extra, digest.FromBytes(p))
+		}
+		for _, n := range names {
+			tf = append(tf, tarFile{name: n, data: files[n]})
+		}
+		s := newStore(t)
+		if _, err := ImportIndex(ctx, s, bytes.NewReader(mkTar(t, tf...))); err != nil {
+			t.Fatal(err)
+		}
+		have := blobs(t, s)
+		for _, d := range append(extra, all...) {
+			if !have[d] {
+				t.Errorf("blob %s not committed", d)
+			}
+		}
+		noIngests(t, s)
+
+		// And aborted, on failure.
+		s = newStore(t)
+		tf = append(tf[:len(tf):len(tf)], tarFile{name: "stray", data: []byte("x")})
+		if _, err := ImportIndex(ctx, s, bytes.NewReader(mkTar(t, tf...))); err == nil {
+			t.Fatal("imported a stray file")
+		}
+		if len(blobs(t, s)) != 0 {
+			t.Error("blobs committed")
+		}
+		noIngests(t, s)
+	})
+
 	t.Run("some blobs already in the store", func(t *testing.T) {
 		s := newStore(t)
 		put(t, s, "", files[blobName(all[0])])

@@ -346,6 +346,9 @@ func (ex *exporter) write(ctx context.Context, w io.Writer) error {
 	tw := tar.NewWriter(w)
 	buf := make([]byte, copyBufSize)
 	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		r := ex.records[name]
 		hdr := &tar.Header{Name: name, Mode: 0o444, Typeflag: tar.TypeReg}
 		switch {

@@ -109,16 +109,18 @@ type importer struct {
 
 // ImportIndex reads an archive from r into store and returns the
 // descriptor of an index (itself written to store) listing the archive's
-// images: each manifest or index carries the annotations
-// io.containerd.image.name (the full name, when the archive names one) and
-// org.opencontainers.image.ref.name. Every blob is verified against its
-// digest; a hostile archive (paths escaping, links, oversize entries,
-// wrong digests) is refused without writing anything visible.
+// images, named by the annotations io.containerd.image.name (the full
+// name) and org.opencontainers.image.ref.name (the tag); ImageName reads
+// them. Every blob is verified against its digest; a hostile archive
+// (paths escaping, links, oversize entries, wrong digests, missing blobs)
+// is refused without committing anything.
 //
 // An OCI image layout (oci-layout present) is read as such, its own
 // index.json returned as the index (as containerd does, so its names and
 // any other annotations reach the caller untouched); the manifests it
-// lists must be in the archive. Otherwise a docker save archive
+// lists must be in the archive (what they in turn reference need not be:
+// an export for one platform carries the whole index but one platform's
+// manifests). Otherwise a docker save archive
 // (manifest.json) is read, each image made a Docker schema 2 manifest
 // named by its RepoTags, normalised ("busybox:1" is
 // "docker.io/library/busybox:1").
@@ -343,7 +345,7 @@ func (im *importer) write(ctx context.Context, r io.Reader, clean string, size i
 		// The store has it: read past it, still checking that the archive
 		// is what it claims.
 		b.exists = true
-		d, n, head, err := im.copy(io.Discard, r, expected.Algorithm())
+		d, n, head, err := im.copy(ctx, io.Discard, r, expected.Algorithm())
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", clean, err)
 		}
@@ -363,7 +365,7 @@ func (im *importer) write(ctx context.Context, r io.Reader, clean string, size i
 			log.G(ctx).WithError(aerr).WithField("ref", b.ref).Warn("abort import ingest")
 		}
 	}
-	_, n, head, err := im.copy(w, r, "")
+	_, n, head, err := im.copy(ctx, w, r, "")
 	if err != nil {
 		drop()
 		return nil, fmt.Errorf("import %s: %w", clean, err)
@@ -390,7 +392,7 @@ func (im *importer) write(ctx context.Context, r io.Reader, clean string, size i
 // copy copies r to w through the importer's buffer, in writes as large as
 // the buffer. With alg set it also returns the digest of what it copied
 // (for writers that do not hash). It returns the first bytes as head.
-func (im *importer) copy(w io.Writer, r io.Reader, alg digest.Algorithm) (digest.Digest, int64, []byte, error) {
+func (im *importer) copy(ctx context.Context, w io.Writer, r io.Reader, alg digest.Algorithm) (digest.Digest, int64, []byte, error) {
 	var digester digest.Digester
 	if alg != "" {
 		digester = alg.Digester()
@@ -400,6 +402,9 @@ func (im *importer) copy(w io.Writer, r io.Reader, alg digest.Algorithm) (digest
 		head []byte
 	)
 	for {
+		if err := ctx.Err(); err != nil {
+			return "", n, nil, err
+		}
 		m, err := io.ReadFull(r, im.buf)
 		if m > 0 {
 			if head == nil {
