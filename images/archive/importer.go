@@ -375,16 +375,16 @@ func (im *importer) write(ctx context.Context, r io.Reader, clean string, size i
 		drop()
 		return nil, err
 	}
-	b.w = w
-	im.open++
-	if im.open > maxOpenWriters {
+	if im.open >= maxOpenWriters {
 		// Keep the ingest, free the file: it is resumed at commit.
 		if err := w.Close(); err != nil {
+			drop()
 			return nil, fmt.Errorf("import %s: %w", clean, err)
 		}
-		b.w = nil
-		im.open--
+		return b, nil
 	}
+	b.w = w
+	im.open++
 	// Tracked from here on, for commit or abort.
 	return b, nil
 }
@@ -583,6 +583,10 @@ func (im *importer) finishDocker(ctx context.Context) (ocispec.Descriptor, error
 	}
 	if len(entries) == 0 {
 		return ocispec.Descriptor{}, invalid("%s lists no images", dockerManifestFile)
+	}
+	if len(entries) > maxEntries {
+		// Each becomes a manifest written to the store.
+		return ocispec.Descriptor{}, invalid("%s lists over %d images", dockerManifestFile, maxEntries)
 	}
 	repoNames, err := im.repositories()
 	if err != nil {
