@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -494,8 +495,8 @@ func (im *importer) commit(ctx context.Context, b *blob) error {
 	return nil
 }
 
-// commitAll commits bs in order; the ones not given are aborted by the
-// caller's error path or by dropAll.
+// commitAll commits bs in order; the ones not given are aborted by
+// dropUnused or, on error, by abort.
 func (im *importer) commitAll(ctx context.Context, bs []*blob) error {
 	for _, b := range bs {
 		if err := im.commit(ctx, b); err != nil {
@@ -537,9 +538,8 @@ func (im *importer) finishOCI(ctx context.Context) (ocispec.Descriptor, error) {
 		return ocispec.Descriptor{}, invalid("OCI image layout: entry %q is outside %s/", im.others[0], ocispec.ImageBlobsDir)
 	}
 	if len(im.links) > 0 {
-		for name := range im.links {
-			return ocispec.Descriptor{}, invalid("OCI image layout: entry %q is a symbolic link", name)
-		}
+		first := slices.Min(slices.Collect(maps.Keys(im.links)))
+		return ocispec.Descriptor{}, invalid("OCI image layout: entry %q is a symbolic link", first)
 	}
 	if im.index == nil {
 		return ocispec.Descriptor{}, invalid("OCI image layout without %s", ocispec.ImageIndexFile)
