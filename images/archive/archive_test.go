@@ -682,7 +682,7 @@ func TestImportHostile(t *testing.T) {
 
 func clone(f []tarFile) []tarFile { return append([]tarFile(nil), f...) }
 
-func TestImportRefusesNothingOnContextErrors(t *testing.T) {
+func TestImportReaderFails(t *testing.T) {
 	// A reader failing midway: the error is the reader's, nothing stays.
 	files, _, _ := ociArchive(t)
 	var tf []tarFile
