@@ -74,7 +74,8 @@ func IsLayerType(mt string) bool {
 		mt = base
 	}
 	switch mt {
-	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerNonDistributable, //nolint:staticcheck // still in archives
+	//lint:ignore SA1019 deprecated, still found in images
+	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerNonDistributable,
 		MediaTypeDockerSchema2Layer, MediaTypeDockerSchema2LayerGzip,
 		MediaTypeDockerSchema2LayerForeign, MediaTypeDockerSchema2LayerForeignGzip:
 		return true
@@ -122,30 +123,43 @@ const (
 )
 
 // ChildGCLabels returns the label key prefixes that name desc as a child
-// of its parent: ".m." for a manifest (or nested index) of an index,
-// ".config" for a config, ".l." for a layer, ".<n>" (a bare index) for
-// anything else. A key ending in "." gets the child's position among the
-// children sharing the prefix appended; one that does not gets it
+// of its parent, as containerd names them: ".m." for a manifest,
+// ".config" for a config, ".l." for a layer, "." for anything else (a
+// nested index among them). A key ending in "." gets the child's position
+// among the children sharing it appended; one that does not gets it
 // appended only from the second such child on.
 func ChildGCLabels(desc ocispec.Descriptor) []string {
 	switch {
-	case IsManifestType(desc.MediaType) || IsIndexType(desc.MediaType):
-		return []string{LabelGCRefContent + ".m."}
 	case IsConfigType(desc.MediaType):
 		return []string{LabelGCRefContent + ".config"}
+	case IsManifestType(desc.MediaType):
+		return []string{LabelGCRefContent + ".m."}
 	case IsLayerType(desc.MediaType):
 		return []string{LabelGCRefContent + ".l."}
 	}
 	return []string{LabelGCRefContent + "."}
 }
 
-// ChildrenLabels returns the labels parent should carry for children, as
-// ChildGCLabels names them: "<key><i>" for the i-th child under key.
-func ChildrenLabels(children []ocispec.Descriptor) map[string]string {
+// ChildGCLabelsFilterLayers is ChildGCLabels but for layers, which get
+// none: for an image store that keeps layers alive through snapshots
+// instead (containerd's discard-unpacked-layers).
+func ChildGCLabelsFilterLayers(desc ocispec.Descriptor) []string {
+	if IsLayerType(desc.MediaType) {
+		return nil
+	}
+	return ChildGCLabels(desc)
+}
+
+// ChildrenLabels returns the labels a parent should carry for children,
+// with labelMap (nil: ChildGCLabels) naming each child's keys.
+func ChildrenLabels(children []ocispec.Descriptor, labelMap func(ocispec.Descriptor) []string) map[string]string {
+	if labelMap == nil {
+		labelMap = ChildGCLabels
+	}
 	labels := make(map[string]string, len(children))
 	seen := map[string]int{}
 	for _, ch := range children {
-		for _, key := range ChildGCLabels(ch) {
+		for _, key := range labelMap(ch) {
 			i := seen[key]
 			seen[key] = i + 1
 			if i > 0 || strings.HasSuffix(key, ".") {
@@ -161,16 +175,26 @@ func ChildrenLabels(children []ocispec.Descriptor) map[string]string {
 // containerd.io/gc.ref.content.* labels naming them, so that the collector
 // keeps them while the parent lives.
 func SetChildrenLabels(manager content.Manager, f HandlerFunc) HandlerFunc {
+	return SetChildrenMappedLabels(manager, f, nil)
+}
+
+// SetChildrenMappedLabels is SetChildrenLabels with labelMap (nil:
+// ChildGCLabels) naming each child's label keys.
+func SetChildrenMappedLabels(manager content.Manager, f HandlerFunc, labelMap func(ocispec.Descriptor) []string) HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := f(ctx, desc)
 		if err != nil || len(children) == 0 {
 			return children, err
 		}
-		labels := ChildrenLabels(children)
+		labels := ChildrenLabels(children, labelMap)
+		if len(labels) == 0 {
+			return children, nil
+		}
 		fields := make([]string, 0, len(labels))
 		for k := range labels {
 			fields = append(fields, "labels."+k)
 		}
+		sort.Strings(fields)
 		// Only the named labels change: others the blob carries (the
 		// distribution source, uncompressed digest...) stay.
 		if _, err := manager.Update(ctx, content.Info{Digest: desc.Digest, Labels: labels}, fields...); err != nil {

@@ -298,4 +298,3 @@ func withSourceAnnotations(ctx context.Context, infos content.InfoProvider, desc
 	}
 	return desc
 }
-

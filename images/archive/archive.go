@@ -5,11 +5,13 @@ package archive
 
 import (
 	"context"
-	"io"
+	"fmt"
+	"maps"
 
 	"github.com/containerd/platforms"
-	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/images"
+	"github.com/llitfkitfk/containerd/reference"
+	"github.com/llitfkitfk/containerd/reference/docker"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -18,17 +20,6 @@ type ImportOpt func(*importOptions) error
 
 type importOptions struct {
 	compress bool
-}
-
-// ImportIndex reads an archive from r into store and returns the
-// descriptor of an index (itself written to store) listing the archive's
-// images: each manifest or index carries the annotations
-// io.containerd.image.name (the full name, when the archive names one) and
-// org.opencontainers.image.ref.name. Every blob is verified against its
-// digest; a hostile archive (paths escaping, links, oversize entries,
-// wrong digests) is refused without writing anything visible.
-func ImportIndex(ctx context.Context, store content.Store, r io.Reader, opts ...ImportOpt) (ocispec.Descriptor, error) {
-	panic("archive.ImportIndex: not yet implemented")
 }
 
 // ExportOpt configures Export.
@@ -44,17 +35,87 @@ type exportOptions struct {
 
 // WithImage exports the image name from is.
 func WithImage(is images.Store, name string) ExportOpt {
-	panic("archive.WithImage: not yet implemented")
+	return func(ctx context.Context, o *exportOptions) error {
+		img, err := is.Get(ctx, name)
+		if err != nil {
+			return err
+		}
+		o.manifests = append(o.manifests, named(img.Target, img.Name))
+		return nil
+	}
 }
 
 // WithImages exports imgs.
 func WithImages(imgs []images.Image) ExportOpt {
-	panic("archive.WithImages: not yet implemented")
+	return func(_ context.Context, o *exportOptions) error {
+		for _, img := range imgs {
+			o.manifests = append(o.manifests, named(img.Target, img.Name))
+		}
+		return nil
+	}
 }
 
-// WithManifest exports desc under names (none: unnamed).
+// WithManifest exports desc under names (none: unnamed, or named by the
+// annotations desc already carries).
 func WithManifest(desc ocispec.Descriptor, names ...string) ExportOpt {
-	panic("archive.WithManifest: not yet implemented")
+	return func(_ context.Context, o *exportOptions) error {
+		if len(names) == 0 {
+			o.manifests = append(o.manifests, desc)
+		}
+		for _, name := range names {
+			o.manifests = append(o.manifests, named(desc, name))
+		}
+		return nil
+	}
+}
+
+// named returns desc annotated with name.
+func named(desc ocispec.Descriptor, name string) ocispec.Descriptor {
+	desc.Annotations = nameAnnotations(name, desc.Annotations)
+	return desc
+}
+
+// nameAnnotations returns base (not changed) plus the annotations naming
+// an image name: containerd's, with the full name, and the OCI one, with
+// the tag alone (or the full name where there is no tag, as for a name
+// by digest: the tag grammar could not hold it).
+func nameAnnotations(name string, base map[string]string) map[string]string {
+	a := make(map[string]string, len(base)+2)
+	maps.Copy(a, base)
+	a[AnnotationImageName] = name
+	a[AnnotationRefName] = ociRefName(name)
+	return a
+}
+
+func ociRefName(name string) string {
+	spec, err := reference.Parse(name)
+	if err != nil || spec.Object == "" || spec.Object[0] == '@' {
+		return name
+	}
+	return spec.Object
+}
+
+// normalizeName returns a docker-style name in full:
+// "busybox" is "docker.io/library/busybox:latest".
+func normalizeName(name string) (string, error) {
+	ref, err := docker.ParseDockerRef(name)
+	if err != nil {
+		return "", fmt.Errorf("image name %q: %w", name, err)
+	}
+	return ref.String(), nil
+}
+
+// familiarName returns the short form docker's manifest.json uses:
+// "docker.io/library/busybox:latest" is "busybox:latest".
+func familiarName(name string) (string, error) {
+	ref, err := docker.ParseNormalized(name)
+	if err != nil {
+		return "", fmt.Errorf("image name %q: %w", name, err)
+	}
+	if ref.Digest() == "" {
+		ref = ref.WithDefaultTag()
+	}
+	return ref.Familiar(), nil
 }
 
 // WithPlatform exports, of an index, only the manifests platform matches.
@@ -76,10 +137,4 @@ func WithSkipDockerManifest() ExportOpt {
 // instead of failing.
 func WithSkipMissing() ExportOpt {
 	return func(_ context.Context, o *exportOptions) error { o.skipMissing = true; return nil }
-}
-
-// Export writes the selected images and their content from store to w as
-// a tar archive in the OCI image layout.
-func Export(ctx context.Context, store content.Provider, w io.Writer, opts ...ExportOpt) error {
-	panic("archive.Export: not yet implemented")
 }

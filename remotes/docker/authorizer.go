@@ -214,34 +214,41 @@ func (a *dockerAuthorizer) token(ctx context.Context, h *authHandler, scopes []s
 	scopes = slices.Compact(scopes)
 	key := strings.Join(scopes, " ")
 
-	h.mu.Lock()
-	e := h.tokens[key]
-	if e != nil {
+	for {
+		h.mu.Lock()
+		e := h.tokens[key]
+		if e != nil {
+			select {
+			case <-e.ready:
+				if e.err != nil || !a.now().Before(e.expires) {
+					e = nil // failed or expired: fetch again
+				}
+			default:
+			}
+		}
+		fetch := e == nil
+		if fetch {
+			e = &tokenEntry{ready: make(chan struct{})}
+			h.tokens[key] = e
+		}
+		h.mu.Unlock()
+
+		if fetch {
+			e.token, e.expires, e.err = a.fetchToken(ctx, h, scopes)
+			close(e.ready)
+		}
 		select {
 		case <-e.ready:
-			if e.err != nil || !a.now().Before(e.expires) {
-				e = nil // failed or expired: fetch again
-			}
-		default:
+		case <-ctx.Done():
+			return "", ctx.Err()
 		}
+		// The fetch we waited for was cut short by its own caller's
+		// context, not ours: fetch again.
+		if !fetch && ctx.Err() == nil && (errors.Is(e.err, context.Canceled) || errors.Is(e.err, context.DeadlineExceeded)) {
+			continue
+		}
+		return e.token, e.err
 	}
-	fetch := e == nil
-	if fetch {
-		e = &tokenEntry{ready: make(chan struct{})}
-		h.tokens[key] = e
-	}
-	h.mu.Unlock()
-
-	if fetch {
-		e.token, e.expires, e.err = a.fetchToken(ctx, h, scopes)
-		close(e.ready)
-	}
-	select {
-	case <-e.ready:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-	return e.token, e.err
 }
 
 // tokenResponse is what a token server answers, in either of the forms
@@ -320,7 +327,7 @@ func (a *dockerAuthorizer) fetchToken(ctx context.Context, h *authHandler, scope
 	}
 	var tr tokenResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&tr); err != nil {
-		return "", time.Time{}, fmt.Errorf("authorization failed for %s: token server %s: decode answer: %w", h.host, h.realm, errors.Join(err, errdefs.ErrUnauthenticated))
+		return "", time.Time{}, fmt.Errorf("authorization failed for %s: token server %s: decode answer: %w: %w", h.host, h.realm, err, errdefs.ErrUnauthenticated)
 	}
 	token := tr.Token
 	if token == "" {

@@ -7,15 +7,23 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/remotes"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // maxFetchRetries is how many times in a row a dropped download is
 // reopened without getting a byte further.
 const maxFetchRetries = 3
+
+// seekReadThrough is how far ahead a Seek reads on through the open body
+// rather than making a new request.
+const seekReadThrough = 1 << 20
+
+var _ remotes.FetcherByDigest = (*fetcher)(nil)
 
 type fetcher struct {
 	*base
@@ -32,6 +40,11 @@ func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 	if desc.Size < 0 {
 		return nil, fmt.Errorf("fetch %s: negative size %d: %w", desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
 	}
+	return f.open(ctx, desc)
+}
+
+// open finds a host with desc (Size -1: of any size) and opens it there.
+func (f *fetcher) open(ctx context.Context, desc ocispec.Descriptor) (*blobReader, error) {
 	hosts := f.filterHosts(HostCapabilityPull)
 	if len(hosts) == 0 {
 		return nil, f.noHosts("pull")
@@ -64,6 +77,21 @@ func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 		}
 	}
 	return nil, fmt.Errorf("fetch %s %s from %s: %w", desc.MediaType, desc.Digest, f.spec.Locator, firstErr)
+}
+
+// FetchByDigest opens the blob with desc's digest, learning its size
+// (and, if desc has none, its media type) from the registry. A manifest
+// media type in desc makes it look under /manifests first.
+func (f *fetcher) FetchByDigest(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, ocispec.Descriptor, error) {
+	desc = ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: -1}
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, ocispec.Descriptor{}, fmt.Errorf("fetch %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	rc, err := f.open(ctx, desc)
+	if err != nil {
+		return nil, ocispec.Descriptor{}, err
+	}
+	return rc, rc.desc, nil
 }
 
 // blobReader reads one blob, reopening the request at its offset when
@@ -115,10 +143,21 @@ func (r *blobReader) open() error {
 	default:
 		return responseError(req.String(), resp)
 	}
+	if r.desc.Size < 0 {
+		// Fetched by digest alone: the first answer tells the size.
+		if resp.StatusCode != http.StatusOK || resp.ContentLength < 0 {
+			resp.Body.Close()
+			return fmt.Errorf("%s: the registry did not say how big %s is: %w", req, r.desc.Digest, errdefs.ErrUnavailable)
+		}
+		r.desc.Size = resp.ContentLength
+		if mt := contentType(resp.Header); mt != "" && r.desc.MediaType == "" {
+			r.desc.MediaType = mt
+		}
+	}
 	if skip := r.offset - start; skip > 0 {
 		if _, err := io.CopyN(io.Discard, resp.Body, skip); err != nil {
 			resp.Body.Close()
-			return fmt.Errorf("%s: skip to %d: %w", req, r.offset, errors.Join(err, errdefs.ErrUnavailable))
+			return fmt.Errorf("%s: skip to %d: %w: %w", req, r.offset, err, errdefs.ErrUnavailable)
 		}
 	}
 	r.body = resp.Body
@@ -138,8 +177,14 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	for {
 		if r.body == nil {
 			if err := r.open(); err != nil {
-				r.err = err
-				return 0, err
+				// A registry or network having a bad moment may be
+				// retried; any other answer is final.
+				if !errdefs.IsUnavailable(err) || r.retries >= maxFetchRetries || !r.pause() {
+					r.err = err
+					return 0, err
+				}
+				r.retries++
+				continue
 			}
 		}
 		n, err := r.body.Read(p)
@@ -169,6 +214,19 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	}
 }
 
+// pause waits a little longer after each failed attempt; false if the
+// context ended first.
+func (r *blobReader) pause() bool {
+	t := time.NewTimer(time.Duration(r.retries+1) * 100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
 // Seek moves to a new offset; the next Read reopens the request there.
 func (r *blobReader) Seek(offset int64, whence int) (int64, error) {
 	switch whence {
@@ -183,15 +241,24 @@ func (r *blobReader) Seek(offset int64, whence int) (int64, error) {
 	if offset < 0 || offset > r.desc.Size {
 		return r.offset, fmt.Errorf("seek to %d of a %d byte blob: %w", offset, r.desc.Size, errdefs.ErrInvalidArgument)
 	}
-	if offset != r.offset {
-		if r.body != nil {
-			r.body.Close()
-			r.body = nil
-		}
-		r.offset = offset
-		r.err = nil
-		r.retries = 0
+	if offset == r.offset {
+		return r.offset, nil
 	}
+	r.err = nil
+	r.retries = 0
+	if r.body != nil && offset > r.offset && offset-r.offset <= seekReadThrough {
+		// Close ahead: reading on costs less than a new request.
+		n, err := io.CopyN(io.Discard, r.body, offset-r.offset)
+		r.offset += n
+		if err == nil {
+			return r.offset, nil
+		}
+	}
+	if r.body != nil {
+		r.body.Close()
+		r.body = nil
+	}
+	r.offset = offset
 	return r.offset, nil
 }
 
@@ -204,4 +271,3 @@ func (r *blobReader) Close() error {
 	}
 	return nil
 }
-

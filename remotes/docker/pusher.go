@@ -222,6 +222,7 @@ func (p *pusher) upload(ctx context.Context, req *request, desc ocispec.Descript
 	req.size = desc.Size
 	now := time.Now()
 	w := &pushWriter{
+		ref:      remotes.MakeRefKey(ctx, desc),
 		req:      req,
 		desc:     desc,
 		want:     want,
@@ -253,6 +254,7 @@ func (p *pusher) upload(ctx context.Context, req *request, desc ocispec.Descript
 
 // pushWriter streams what is written to it into an upload request.
 type pushWriter struct {
+	ref      string
 	req      *request
 	desc     ocispec.Descriptor
 	want     int
@@ -268,20 +270,29 @@ type pushWriter struct {
 	closed           bool
 }
 
+// Write sends p on to the registry. Writes come from one goroutine, as
+// for any content.Writer; the lock is not held while the network is
+// slow, so that Status and Close still answer.
 func (w *pushWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
+		w.mu.Unlock()
 		return 0, fmt.Errorf("push %s: writer closed: %w", w.desc.Digest, errdefs.ErrFailedPrecondition)
 	}
 	if w.offset+int64(len(p)) > w.desc.Size {
 		w.abort(errors.New("more data than the descriptor's size"))
+		w.mu.Unlock()
 		return 0, fmt.Errorf("push %s: more than its %d bytes written: %w", w.desc.Digest, w.desc.Size, errdefs.ErrFailedPrecondition)
 	}
+	w.mu.Unlock()
+
 	n, err := w.pw.Write(p)
+
+	w.mu.Lock()
 	w.digester.Hash().Write(p[:n])
 	w.offset += int64(n)
 	w.updated = time.Now()
+	w.mu.Unlock()
 	if err != nil {
 		// The request ended early: its error says why.
 		<-w.done
@@ -349,7 +360,7 @@ func (w *pushWriter) Status() (content.Status, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return content.Status{
-		Ref:       w.req.String(),
+		Ref:       w.ref,
 		Offset:    w.offset,
 		Total:     w.desc.Size,
 		Expected:  w.desc.Digest,

@@ -211,7 +211,12 @@ func (r *request) do(ctx context.Context) (*http.Response, error) {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("%s: %w", r, ctx.Err())
 			}
-			return nil, fmt.Errorf("%s: %w", r, errors.Join(err, errdefs.ErrUnavailable))
+			// url.Error repeats the method and URL this message starts with.
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err
+			}
+			return nil, fmt.Errorf("%s: %w: %w", r, err, errdefs.ErrUnavailable)
 		}
 		if resp.StatusCode != http.StatusUnauthorized || auth == nil {
 			return resp, nil
@@ -292,9 +297,34 @@ func (r *dockerResolver) Resolve(ctx context.Context, ref string) (string, ocisp
 func (b *base) resolveAt(ctx context.Context, host RegistryHost, object string, dgst digest.Digest) (ocispec.Descriptor, error) {
 	req := b.request(host, http.MethodHead, "manifests", object)
 	req.header.Set("Accept", manifestAccept)
+	desc, err := b.headManifest(ctx, req, dgst)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if desc.Digest == "" || desc.Size <= 0 || !knownManifestType(desc.MediaType) {
+		// The HEAD was not enough (or not allowed): read the manifest
+		// and see.
+		req.method = http.MethodGet
+		if desc, err = b.getManifest(ctx, req, dgst); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+	}
+	if err := checkManifestType(desc.MediaType); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("%s: %w", req, err)
+	}
+	return desc, nil
+}
+
+// headManifest describes a manifest from a HEAD's headers, as far as
+// they go; a registry that does not allow HEAD describes nothing.
+func (b *base) headManifest(ctx context.Context, req *request, dgst digest.Digest) (ocispec.Descriptor, error) {
 	resp, err := req.do(ctx)
 	if err != nil {
 		return ocispec.Descriptor{}, err
+	}
+	if resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented {
+		discard(resp)
+		return ocispec.Descriptor{}, nil
 	}
 	if resp.StatusCode/100 != 2 {
 		return ocispec.Descriptor{}, responseError(req.String(), resp)
@@ -311,16 +341,6 @@ func (b *base) resolveAt(ctx context.Context, host RegistryHost, object string, 
 	if dgst != "" && desc.Digest != "" && desc.Digest != dgst {
 		return ocispec.Descriptor{}, fmt.Errorf("%s: registry says the manifest is %s: %w", req, desc.Digest, errdefs.ErrFailedPrecondition)
 	}
-	if desc.Digest == "" || desc.Size <= 0 || !knownManifestType(desc.MediaType) {
-		// The HEAD was not enough: read the manifest and see.
-		req.method = http.MethodGet
-		if desc, err = b.getManifest(ctx, req, dgst); err != nil {
-			return ocispec.Descriptor{}, err
-		}
-	}
-	if err := checkManifestType(desc.MediaType); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("%s: %w", req, err)
-	}
 	return desc, nil
 }
 
@@ -336,7 +356,7 @@ func (b *base) getManifest(ctx context.Context, req *request, dgst digest.Digest
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestSize+1))
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("%s: read manifest: %w", req, errors.Join(err, errdefs.ErrUnavailable))
+		return ocispec.Descriptor{}, fmt.Errorf("%s: read manifest: %w: %w", req, err, errdefs.ErrUnavailable)
 	}
 	if len(data) > maxManifestSize {
 		return ocispec.Descriptor{}, fmt.Errorf("%s: manifest larger than %d bytes: %w", req, maxManifestSize, errdefs.ErrInvalidArgument)
