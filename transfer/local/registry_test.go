@@ -1,70 +1,18 @@
 package local
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/remotes"
 	"github.com/llitfkitfk/containerd/remotes/docker"
 	"github.com/llitfkitfk/containerd/transfer"
 )
-
-// startRegistry runs distribution's registry on a loopback port and
-// returns its host:port.
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("registry log:\n%s", logs.String())
-		}
-	})
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		if i == 100 {
-			t.Fatalf("registry at %s did not come up: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // registryRef is a registry reference as a transfer source and
 // destination, over the registry client.
@@ -94,7 +42,7 @@ func (r *registryRef) Pusher(ctx context.Context, desc ocispec.Descriptor) (remo
 // Push to a real registry and pull back, unpacked, through the registry
 // client: the transferrer and the client agree on their contract.
 func TestRegistryRoundTrip(t *testing.T) {
-	addr := startRegistry(t)
+	addr := testutil.StartRegistry(t, testutil.RegistryOptions{}).Host
 	e := newEnv(t)
 	img := newImage(t, []ocispec.Platform{host, other}, true, twoLayers()...)
 	if err := e.svc.Transfer(e.ctx, archiveOf(img, "local:1"), &fakeStore{}); err != nil {
