@@ -34,12 +34,13 @@ func emit(tc *transfer.Config, p transfer.Progress) {
 // pull fetches what src resolves to into the content store, unpacks it
 // if dst asks, and only then records it in the image store: an image
 // record never names content that is not all there.
-func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst transfer.ImageStorer, tc *transfer.Config) error {
-	ctx, lease, release, err := s.withLease(ctx)
+func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst transfer.ImageStorer, tc *transfer.Config) (err error) {
+	ctx, lease, release, err := s.withLeaseKeeping(ctx)
 	if err != nil {
 		return err
 	}
-	defer release()
+	// A failed pull's partial layers are kept for the retry.
+	defer func() { release(err != nil) }()
 
 	emit(tc, transfer.Progress{Event: "Resolving from " + describe(src)})
 	name, desc, err := src.Resolve(ctx)

@@ -141,11 +141,21 @@ const leaseExpiry = 24 * time.Hour
 // it made; it runs even when ctx is cancelled, since a client that went
 // away must not leave a lease pinning a partial download for a day.
 func (s *Service) withLease(ctx context.Context) (_ context.Context, lease leases.Lease, release func(), _ error) {
+	ctx, lease, release2, err := s.withLeaseKeeping(ctx)
+	return ctx, lease, func() { release2(false) }, err
+}
+
+// withLeaseKeeping is withLease whose release can keep the partial
+// downloads the lease held: given true, it hands each ingest over to the
+// content store's own expiry (a day) before deleting the lease, so that a
+// retry after a failed pull resumes them rather than start again, even
+// if the collector runs in between.
+func (s *Service) withLeaseKeeping(ctx context.Context) (_ context.Context, lease leases.Lease, release func(keepIngests bool), _ error) {
 	if id, ok := leases.FromContext(ctx); ok {
-		return ctx, leases.Lease{ID: id}, func() {}, nil
+		return ctx, leases.Lease{ID: id}, func(bool) {}, nil
 	}
 	if s.config.Leases == nil {
-		return ctx, leases.Lease{}, func() {}, nil
+		return ctx, leases.Lease{}, func(bool) {}, nil
 	}
 	l, err := s.config.Leases.Create(ctx, leases.WithExpiration(leaseExpiry), leases.WithLabels(map[string]string{
 		"containerd.io/transfer": "local",
@@ -153,11 +163,41 @@ func (s *Service) withLease(ctx context.Context) (_ context.Context, lease lease
 	if err != nil {
 		return ctx, leases.Lease{}, nil, fmt.Errorf("create lease: %w", err)
 	}
-	return leases.WithLease(ctx, l.ID), l, func() {
-		if err := s.config.Leases.Delete(context.WithoutCancel(ctx), l); err != nil {
+	unleased := context.WithoutCancel(ctx)
+	return leases.WithLease(ctx, l.ID), l, func(keepIngests bool) {
+		if keepIngests {
+			s.keepIngests(unleased, l)
+		}
+		if err := s.config.Leases.Delete(unleased, l); err != nil {
 			log.G(ctx).WithError(err).WithField("lease", l.ID).Warn("transfer: releasing lease")
 		}
 	}, nil
+}
+
+// keepIngests moves the ingests lease holds out of it. Reopened without
+// a lease, an ingest is given the content store's expiry; one another
+// writer has open is left to that writer's lease.
+func (s *Service) keepIngests(ctx context.Context, l leases.Lease) {
+	rs, err := s.config.Leases.ListResources(ctx, l)
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("transfer: listing a failed pull's ingests")
+		return
+	}
+	for _, r := range rs {
+		if r.Type != "ingests" {
+			continue
+		}
+		if err := s.config.Leases.DeleteResource(ctx, l, r); err != nil {
+			log.G(ctx).WithError(err).WithField("ref", r.ID).Debug("transfer: keeping ingest")
+			continue
+		}
+		w, err := s.content.Writer(ctx, content.WithRef(r.ID))
+		if err != nil {
+			log.G(ctx).WithError(err).WithField("ref", r.ID).Debug("transfer: keeping ingest")
+			continue
+		}
+		w.Close()
+	}
 }
 
 // hold adds an existing blob to lease, so that content found already

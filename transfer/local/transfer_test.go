@@ -79,6 +79,11 @@ func TestPullStoresImageOnlyWhenComplete(t *testing.T) {
 	if _, err := e.cs.Info(e.ctx, broken.Digest); !errdefs.IsNotFound(err) {
 		t.Fatalf("the broken layer is a blob: %v", err)
 	}
+	// The partial layer outlives the lease, and a collection, for the
+	// retry to resume.
+	if _, err := e.db.GarbageCollect(e.ctx); err != nil {
+		t.Fatal(err)
+	}
 	sts, err := e.cs.ListStatuses(e.ctx)
 	if err != nil {
 		t.Fatal(err)
