@@ -608,9 +608,15 @@ const (
 	// later requests pass, so that a client that resumes with a Range
 	// gets the rest.
 	FaultDropOnce Fault = "drop-once"
+	// FaultDropThenFail drops the first GET of a blob mid-way as
+	// FaultDropOnce does, and answers every later request for it 503,
+	// so that the transfer fails with part of the blob fetched.
+	FaultDropThenFail Fault = "drop-then-fail"
 	// FaultUnauthorized answers 401 even to a request with the token the
 	// proxy issued (with RequireToken(true)), or to every request otherwise.
 	FaultUnauthorized Fault = "unauthorized"
+	// FaultUnavailable answers 503 to every request.
+	FaultUnavailable Fault = "unavailable"
 	// FaultMediaType serves a manifest with a media type nobody knows.
 	FaultMediaType Fault = "media-type"
 )
@@ -733,10 +739,13 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	key := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
 	p.mu.Lock()
 	fault := p.faults[key]
-	if fault == FaultDropOnce && (req.Method != http.MethodGet || p.dropped[key]) {
+	switch {
+	case fault == FaultDropOnce && (req.Method != http.MethodGet || p.dropped[key]):
 		fault = ""
+	case fault == FaultDropThenFail && p.dropped[key]:
+		fault = FaultUnavailable
 	}
-	if fault == FaultDropOnce {
+	if fault == FaultDropOnce || fault == FaultDropThenFail {
 		p.dropped[key] = true
 	}
 	p.requests = append(p.requests, ProxiedRequest{Method: req.Method, Path: req.URL.Path, Range: req.Header.Get("Range"), Fault: fault})
@@ -750,10 +759,16 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
 		return
 	}
+	if fault == FaultUnavailable {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}`)
+		return
+	}
 	// The token is the proxy's; the registry behind it knows none.
 	req.Header.Del("Authorization")
 	switch fault {
-	case FaultWrongDigest, FaultTruncate, FaultDropOnce, FaultMediaType:
+	case FaultWrongDigest, FaultTruncate, FaultDropOnce, FaultDropThenFail, FaultMediaType:
 		p.serveBroken(w, req, fault)
 	default:
 		p.proxy.ServeHTTP(w, req)
@@ -798,7 +813,7 @@ func (p *FaultProxy) serveBroken(w http.ResponseWriter, req *http.Request, fault
 	case FaultTruncate:
 		body = body[:len(body)/2]
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	case FaultDropOnce:
+	case FaultDropOnce, FaultDropThenFail:
 		// Promise the whole blob, send half, hang up: what a
 		// registry whose connection breaks mid-layer looks like.
 		conn, bw, err := http.NewResponseController(w).Hijack()
