@@ -113,10 +113,13 @@ func NewRegistry(dir string, opts RegistryOptions) (*Registry, error) {
 	transport := &http.Transport{}
 	if opts.TLS {
 		scheme = "https"
-		r.CA = Issue(fatalTB{}, dir, "registry-ca", nil, nil)
-		// Issue only fails through its TB, which panics for us; a CA and
-		// a certificate on a fresh directory do not fail in practice.
-		srv := Issue(fatalTB{}, dir, "registry", r.CA, net.ParseIP("127.0.0.1"))
+		if r.CA, err = issue(dir, "registry-ca", nil, nil); err != nil {
+			return nil, err
+		}
+		srv, err := issue(dir, "registry", r.CA, net.ParseIP("127.0.0.1"))
+		if err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(&cfg, "  tls:\n    certificate: %s\n    key: %s\n", srv.CertFile, srv.KeyFile)
 		pool := x509.NewCertPool()
 		pool.AddCert(r.CA.Cert)
@@ -208,12 +211,22 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// fatalTB lets NewRegistry, which tests and the benchmark both use, call
-// Issue: a failure there panics instead of failing a test.
-type fatalTB struct{ testing.TB }
+// issue is Issue for NewRegistry, which the benchmark uses too: a
+// failure comes back as an error rather than through a testing.TB.
+func issue(dir, name string, parent *KeyPair, ip net.IP) (kp *KeyPair, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("issue certificate %s: %v", name, r)
+		}
+	}()
+	return Issue(panicTB{}, dir, name, parent, ip), nil
+}
 
-func (fatalTB) Helper()           {}
-func (fatalTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
+// panicTB turns Issue's Fatal into a panic, which issue recovers.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()           {}
+func (panicTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
 
 // Image is an image in memory: its root descriptor (a manifest or an
 // index) and every blob under it, the root's bytes among them.
