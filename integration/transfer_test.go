@@ -372,6 +372,29 @@ func TestTransferMultiPlatform(t *testing.T) {
 	if _, _, code := x.ctr("content", "get", host.Digest.String()); code != 0 {
 		t.Fatalf("the host's manifest %s is not in the content store", host.Digest)
 	}
+	// The other platforms' layers were left in the registry.
+	var idx struct {
+		Manifests []struct{ Digest digest.Digest }
+	}
+	if err := json.Unmarshal(index.Blobs[index.Root.Digest], &idx); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range idx.Manifests {
+		if m.Digest == host.Digest {
+			continue
+		}
+		var other struct {
+			Layers []struct{ Digest digest.Digest }
+		}
+		if err := json.Unmarshal(index.Blobs[m.Digest], &other); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range other.Layers {
+			if _, _, code := x.ctr("content", "get", l.Digest.String()); code == 0 {
+				t.Errorf("layer %s of another platform's manifest %s was fetched", l.Digest, m.Digest)
+			}
+		}
+	}
 	if out := x.must("images", "check"); !regexp.MustCompile(`(?m)` + regexp.QuoteMeta(ref) + `\s+\S+\s+\S+\s+complete.*\strue\s*$`).MatchString(out) {
 		t.Fatalf("images check does not find %s complete for this platform:\n%s", ref, out)
 	}
