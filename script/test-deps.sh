@@ -2,7 +2,9 @@
 # Installs what the integration tests and benchmarks drive the daemon with:
 # ctr and containerd-shim-runc-v2 (Debian's containerd package), runc,
 # busybox-static for the test image, systemd-analyze for checking the unit
-# file, and mkfs.ext4 for the fresh filesystems of the unpack benchmark.
+# file, mkfs.ext4 for the fresh filesystems of the unpack benchmark, and a
+# registry (docker-registry, with htpasswd from apache2-utils for its basic
+# auth) for the pull and push tests.
 # Only what is missing.
 set -euo pipefail
 
@@ -11,6 +13,8 @@ command -v ctr >/dev/null || missing+=(containerd)
 command -v runc >/dev/null || missing+=(runc)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
 # The containers the tests run are built from the host's static busybox.
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 [ ${#missing[@]} -eq 0 ] && exit 0
