@@ -19,6 +19,12 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 	ErrUnavailable        = errors.New("unavailable")
 	ErrNotImplemented     = errors.New("not implemented")
+	// ErrUnauthenticated: the caller's credentials are missing or were
+	// refused (a registry's 401).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: the caller is known but may not do this (a
+	// registry's 403 or DENIED).
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // IsInvalidArgument reports whether err is, or wraps, ErrInvalidArgument.
@@ -38,6 +44,12 @@ func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
 
 // IsNotImplemented reports whether err is, or wraps, ErrNotImplemented.
 func IsNotImplemented(err error) bool { return errors.Is(err, ErrNotImplemented) }
+
+// IsUnauthenticated reports whether err is, or wraps, ErrUnauthenticated.
+func IsUnauthenticated(err error) bool { return errors.Is(err, ErrUnauthenticated) }
+
+// IsPermissionDenied reports whether err is, or wraps, ErrPermissionDenied.
+func IsPermissionDenied(err error) bool { return errors.Is(err, ErrPermissionDenied) }
 
 // IsCanceled reports whether err is, or wraps, a context cancellation.
 func IsCanceled(err error) bool { return errors.Is(err, context.Canceled) }

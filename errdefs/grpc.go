@@ -47,6 +47,10 @@ func Code(err error) codes.Code {
 		return codes.Unavailable
 	case IsNotImplemented(err):
 		return codes.Unimplemented
+	case IsUnauthenticated(err):
+		return codes.Unauthenticated
+	case IsPermissionDenied(err):
+		return codes.PermissionDenied
 	case IsCanceled(err):
 		return codes.Canceled
 	case IsDeadlineExceeded(err):
@@ -78,6 +82,10 @@ func FromGRPC(err error) error {
 		kind = ErrUnavailable
 	case codes.Unimplemented:
 		kind = ErrNotImplemented
+	case codes.Unauthenticated:
+		kind = ErrUnauthenticated
+	case codes.PermissionDenied:
+		kind = ErrPermissionDenied
 	case codes.Canceled:
 		kind = context.Canceled
 	case codes.DeadlineExceeded:

@@ -2,20 +2,175 @@ package remotes
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
+	"github.com/llitfkitfk/containerd/log"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/semaphore"
 )
+
+// MakeRefKey returns the ingest ref under which desc is fetched:
+// "<kind>-<digest>", as containerd names them, so that a retried fetch
+// resumes the same ingest and ctr's progress shows what each one is.
+func MakeRefKey(ctx context.Context, desc ocispec.Descriptor) string {
+	key := desc.Digest.String()
+	switch mt := desc.MediaType; {
+	case images.IsManifestType(mt):
+		return "manifest-" + key
+	case images.IsIndexType(mt):
+		return "index-" + key
+	case images.IsLayerType(mt):
+		return "layer-" + key
+	case images.IsConfigType(mt):
+		return "config-" + key
+	}
+	return "unknown-" + key
+}
+
+// copyBufSize is the size of the writes into the content store.
+const copyBufSize = 1 << 20
 
 // FetchHandler returns a handler that copies each descriptor it is given
 // from fetcher into ingester, verifying size and digest, resuming an ingest
 // left by an earlier attempt, and doing nothing for content already there.
 // It returns no children: chain it with images.ChildrenHandler.
 func FetchHandler(ingester content.Ingester, fetcher Fetcher) images.HandlerFunc {
-	panic("remotes.FetchHandler: not yet implemented")
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if desc.MediaType == images.MediaTypeDockerSchema1Manifest {
+			return nil, fmt.Errorf("%s: docker schema 1 manifests are not supported: %w", desc.Digest, errdefs.ErrNotImplemented)
+		}
+		if err := Fetch(ctx, ingester, fetcher, desc); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+}
+
+// Fetch copies desc from fetcher into ingester (see FetchHandler).
+func Fetch(ctx context.Context, ingester content.Ingester, fetcher Fetcher, desc ocispec.Descriptor) error {
+	if err := desc.Digest.Validate(); err != nil {
+		return fmt.Errorf("fetch %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	if desc.Size < 0 {
+		return fmt.Errorf("fetch %s: negative size %d: %w", desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
+	}
+	if ip, ok := ingester.(content.InfoProvider); ok {
+		if _, err := ip.Info(ctx, desc.Digest); err == nil {
+			return nil
+		}
+	}
+	ref := MakeRefKey(ctx, desc)
+	cw, err := openWriter(ctx, ingester, ref, desc)
+	if err != nil {
+		if errdefs.IsAlreadyExists(err) {
+			return nil
+		}
+		return fmt.Errorf("fetch %s: open ingest %s: %w", desc.Digest, ref, err)
+	}
+	defer cw.Close()
+
+	st, err := cw.Status()
+	if err != nil {
+		return fmt.Errorf("fetch %s: status of ingest %s: %w", desc.Digest, ref, err)
+	}
+	offset := st.Offset
+	if offset > desc.Size {
+		// Not what we are fetching: start again.
+		if err := cw.Truncate(0); err != nil {
+			return fmt.Errorf("fetch %s: truncate ingest %s: %w", desc.Digest, ref, err)
+		}
+		offset = 0
+	}
+	if offset < desc.Size {
+		if err := copyFrom(ctx, cw, fetcher, desc, offset); err != nil {
+			return err
+		}
+	}
+
+	// Check before committing: content with the wrong digest is of no
+	// use to a retry, which had better start again from nothing.
+	if got := cw.Digest(); got != desc.Digest {
+		if err := cw.Truncate(0); err != nil {
+			log.G(ctx).WithError(err).WithField("ref", ref).Warn("truncate ingest of bad content")
+		}
+		return fmt.Errorf("fetch %s: the remote sent content with digest %s: %w", desc.Digest, got, errdefs.ErrFailedPrecondition)
+	}
+	if err := cw.Commit(ctx, desc.Size, desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("fetch %s: commit: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+// openWriter opens the ingest ref. The same blob may be fetched twice at
+// once (a layer shared by two manifests of an index): the second waits
+// for the first to finish or give up, rather than failing.
+func openWriter(ctx context.Context, ingester content.Ingester, ref string, desc ocispec.Descriptor) (content.Writer, error) {
+	wait := 50 * time.Millisecond
+	for {
+		cw, err := ingester.Writer(ctx, content.WithRef(ref), content.WithDescriptor(desc))
+		if err == nil || !errdefs.IsUnavailable(err) {
+			return cw, err
+		}
+		log.G(ctx).WithField("ref", ref).Debug("ingest in use: waiting")
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (waited for it: %w)", err, ctx.Err())
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// copyFrom writes desc's bytes from offset on into cw, and checks the
+// remote has neither more nor fewer.
+func copyFrom(ctx context.Context, cw content.Writer, fetcher Fetcher, desc ocispec.Descriptor, offset int64) error {
+	rc, err := fetcher.Fetch(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if offset > 0 {
+		s, ok := rc.(io.Seeker)
+		if ok {
+			_, err = s.Seek(offset, io.SeekStart)
+		}
+		if !ok || err != nil {
+			// Cannot skip: write it all again.
+			if err := cw.Truncate(0); err != nil {
+				return fmt.Errorf("fetch %s: restart ingest: %w", desc.Digest, err)
+			}
+			offset = 0
+		}
+	}
+
+	want := desc.Size - offset
+	buf := make([]byte, min(copyBufSize, max(want, 1)))
+	// Hide WriterTo/ReaderFrom so that the writes stay large.
+	n, err := io.CopyBuffer(struct{ io.Writer }{cw}, struct{ io.Reader }{io.LimitReader(rc, want)}, buf)
+	if err != nil {
+		return fmt.Errorf("fetch %s: at %d of %d bytes: %w", desc.Digest, offset+n, desc.Size, err)
+	}
+	if n < want {
+		return fmt.Errorf("fetch %s: the remote sent %d of %d bytes: %w", desc.Digest, offset+n, desc.Size, io.ErrUnexpectedEOF)
+	}
+	// A fetcher that has more than desc.Size is not serving desc.
+	var one [1]byte
+	if m, _ := io.ReadFull(rc, one[:]); m > 0 {
+		return fmt.Errorf("fetch %s: the remote has more than its %d bytes: %w", desc.Digest, desc.Size, errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }
 
 // PushContent pushes desc and everything it references from provider
@@ -24,6 +179,122 @@ func FetchHandler(ingester content.Ingester, fetcher Fetcher) images.HandlerFunc
 // platform, if set, limits an index's manifests to those it matches.
 // wrapper, if set, wraps the handler that walks the graph (to report
 // progress, for instance).
+//
+// Blobs go up concurrently as the graph is walked; manifests and indexes
+// are kept back and pushed once every blob is, deepest first. When
+// provider can tell blobs' labels, their containerd.io/distribution.source
+// labels are passed to the pusher as annotations, so that a registry can
+// mount a blob it holds in another repository rather than receive it.
 func PushContent(ctx context.Context, pusher Pusher, desc ocispec.Descriptor, provider content.Provider, limiter *semaphore.Weighted, platform platforms.MatchComparer, wrapper func(images.Handler) images.Handler) error {
-	panic("remotes.PushContent: not yet implemented")
+	var (
+		mu        sync.Mutex
+		seen      = map[string]bool{}
+		manifests []ocispec.Descriptor
+	)
+	infos, _ := provider.(content.InfoProvider)
+
+	walk := images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		mu.Lock()
+		if seen[desc.Digest.String()] {
+			mu.Unlock()
+			return nil, nil
+		}
+		seen[desc.Digest.String()] = true
+		isManifest := images.IsManifestType(desc.MediaType) || images.IsIndexType(desc.MediaType)
+		if isManifest {
+			manifests = append(manifests, desc)
+		}
+		mu.Unlock()
+
+		if !isManifest {
+			if infos != nil {
+				desc = withSourceAnnotations(ctx, infos, desc)
+			}
+			return nil, push(ctx, pusher, provider, desc)
+		}
+		children, err := images.Children(ctx, provider, desc)
+		if err != nil {
+			return nil, err
+		}
+		if platform != nil && images.IsIndexType(desc.MediaType) {
+			children = slices.DeleteFunc(children, func(d ocispec.Descriptor) bool {
+				return d.Platform != nil && !platform.Match(*d.Platform)
+			})
+		}
+		return children, nil
+	})
+
+	var h images.Handler = walk
+	if wrapper != nil {
+		h = wrapper(h)
+	}
+	if err := images.Dispatch(ctx, h, limiter, desc); err != nil {
+		return err
+	}
+	// A parent was always recorded before its children: the reverse
+	// order puts every manifest after those it references.
+	for _, m := range slices.Backward(manifests) {
+		if err := push(ctx, pusher, provider, m); err != nil {
+			return fmt.Errorf("%s %s: %w", m.MediaType, m.Digest, err)
+		}
+	}
+	return nil
+}
+
+// push sends one blob from provider through pusher; a blob the remote
+// has already is done.
+func push(ctx context.Context, pusher Pusher, provider content.Provider, desc ocispec.Descriptor) error {
+	cw, err := pusher.Push(ctx, desc)
+	if err != nil {
+		if errdefs.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	}
+	defer cw.Close()
+
+	ra, err := provider.ReaderAt(ctx, desc)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", desc.Digest, err)
+	}
+	defer ra.Close()
+	if ra.Size() != desc.Size {
+		return fmt.Errorf("push %s: the local blob has %d bytes, its descriptor %d: %w", desc.Digest, ra.Size(), desc.Size, errdefs.ErrFailedPrecondition)
+	}
+	buf := make([]byte, min(copyBufSize, max(desc.Size, 1)))
+	if _, err := io.CopyBuffer(struct{ io.Writer }{cw}, io.NewSectionReader(ra, 0, desc.Size), buf); err != nil {
+		return fmt.Errorf("push %s: %w", desc.Digest, err)
+	}
+	if err := cw.Commit(ctx, desc.Size, desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("push %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+// withSourceAnnotations copies desc's containerd.io/distribution.source.*
+// labels into its annotations, for the pusher to find mount sources.
+func withSourceAnnotations(ctx context.Context, infos content.InfoProvider, desc ocispec.Descriptor) ocispec.Descriptor {
+	info, err := infos.Info(ctx, desc.Digest)
+	if err != nil {
+		if !errdefs.IsNotFound(err) {
+			log.G(ctx).WithError(err).WithField("digest", desc.Digest).Debug("labels of pushed content")
+		}
+		return desc
+	}
+	var annotations map[string]string
+	for k, v := range info.Labels {
+		if strings.HasPrefix(k, images.LabelDistributionSource+".") {
+			if annotations == nil {
+				annotations = maps.Clone(desc.Annotations)
+				if annotations == nil {
+					annotations = map[string]string{}
+				}
+			}
+			annotations[k] = v
+		}
+	}
+	if annotations != nil {
+		desc.Annotations = annotations
+	}
+	return desc
 }

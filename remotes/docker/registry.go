@@ -89,7 +89,10 @@ func DefaultHTTPTransport(tlsConfig *tls.Config) *http.Transport {
 			KeepAlive:     30 * time.Second,
 			FallbackDelay: 300 * time.Millisecond,
 		}).DialContext,
-		MaxIdleConns:          10,
+		MaxIdleConns: 10,
+		// A pull fetches several layers of one host at once: keep their
+		// connections (the default keeps two per host).
+		MaxIdleConnsPerHost:   10,
 		IdleConnTimeout:       30 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		TLSClientConfig:       tlsConfig,

@@ -31,8 +31,8 @@ type HostOptions struct {
 	// registry host; "" or an errdefs.ErrNotFound error means there is
 	// none. Nil: no host has a configuration.
 	HostDir func(host string) (string, error)
-	// Credentials returns the username and secret for a host. Kept for
-	// the registry client's authorizer; ConfigureHosts does not call it.
+	// Credentials returns the username and secret for a host; every
+	// host ConfigureHosts returns gets an authorizer asking it.
 	Credentials func(host string) (string, string, error)
 	// DefaultTLS is the TLS configuration every host starts from.
 	// Setting it also makes http hosts try https first.
@@ -146,6 +146,14 @@ func makeHosts(ctx context.Context, hosts []hostConfig, options HostOptions) ([]
 		return nil, err
 	}
 
+	// One authorizer for all the hosts, so tokens are cached per host
+	// (by request host) for as long as the caller keeps these hosts.
+	authOpts := []docker.AuthorizerOpt{docker.WithAuthClient(shared)}
+	if options.Credentials != nil {
+		authOpts = append(authOpts, docker.WithAuthCreds(options.Credentials))
+	}
+	authorizer := docker.NewDockerAuthorizer(authOpts...)
+
 	out := make([]docker.RegistryHost, len(hosts))
 	for i, h := range hosts {
 		client := shared
@@ -172,6 +180,7 @@ func makeHosts(ctx context.Context, hosts []hostConfig, options HostOptions) ([]
 		}
 		out[i] = docker.RegistryHost{
 			Client:       client,
+			Authorizer:   authorizer,
 			Host:         h.host,
 			Scheme:       h.scheme,
 			Path:         h.path,
