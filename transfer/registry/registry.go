@@ -58,7 +58,11 @@ type OCIRegistry struct {
 	hostDir       string
 	defaultScheme string
 	creds         CredentialHelper
-	resolver      remotes.Resolver
+
+	// The resolver is made on first use, with the context of that use's
+	// call, so that an object only inspected costs nothing.
+	resolverOnce sync.Once
+	resolver     remotes.Resolver
 }
 
 // Options are how to reach the registry of an OCIRegistry made in process.
@@ -71,16 +75,14 @@ type Options struct {
 
 // New returns the OCIRegistry for ref, which is normalised as docker
 // does ("alpine" is docker.io/library/alpine:latest).
-func New(ctx context.Context, ref string, opts Options) *OCIRegistry {
-	r := &OCIRegistry{
+func New(ref string, opts Options) *OCIRegistry {
+	return &OCIRegistry{
 		reference:     normalize(ref),
 		headers:       opts.Headers,
 		hostDir:       opts.HostDir,
 		defaultScheme: opts.DefaultScheme,
 		creds:         opts.Credentials,
 	}
-	r.resolver = r.newResolver(ctx)
-	return r
 }
 
 func (r *OCIRegistry) String() string { return fmt.Sprintf("OCI registry (%s)", r.reference) }
@@ -88,14 +90,32 @@ func (r *OCIRegistry) String() string { return fmt.Sprintf("OCI registry (%s)", 
 // Image returns the reference.
 func (r *OCIRegistry) Image() string { return r.reference }
 
+// Headers are the HTTP headers sent to the registry.
+func (r *OCIRegistry) Headers() http.Header { return r.headers }
+
+// HostDir is the root of the hosts.toml directories; "" for none.
+func (r *OCIRegistry) HostDir() string { return r.hostDir }
+
+// DefaultScheme is the scheme of hosts with no configuration.
+func (r *OCIRegistry) DefaultScheme() string { return r.defaultScheme }
+
+// CredentialHelper answers for the registry's credentials; nil when the
+// client offered none.
+func (r *OCIRegistry) CredentialHelper() CredentialHelper { return r.creds }
+
+func (r *OCIRegistry) getResolver(ctx context.Context) remotes.Resolver {
+	r.resolverOnce.Do(func() { r.resolver = r.newResolver(ctx) })
+	return r.resolver
+}
+
 // Resolve returns the reference's name and the descriptor it names.
 func (r *OCIRegistry) Resolve(ctx context.Context) (string, ocispec.Descriptor, error) {
-	return r.resolver.Resolve(ctx, r.reference)
+	return r.getResolver(ctx).Resolve(ctx, r.reference)
 }
 
 // Fetcher reads content of ref's repository.
 func (r *OCIRegistry) Fetcher(ctx context.Context, ref string) (remotes.Fetcher, error) {
-	return r.resolver.Fetcher(ctx, ref)
+	return r.getResolver(ctx).Fetcher(ctx, ref)
 }
 
 // Pusher writes to the reference's repository. A reference without a
@@ -106,7 +126,7 @@ func (r *OCIRegistry) Pusher(ctx context.Context, desc ocispec.Descriptor) (remo
 	if !strings.Contains(ref, "@") {
 		ref += "@" + desc.Digest.String()
 	}
-	return r.resolver.Pusher(ctx, ref)
+	return r.getResolver(ctx).Pusher(ctx, ref)
 }
 
 // UnmarshalAny reads a containerd.types.transfer.OCIRegistry; an
@@ -119,7 +139,7 @@ func (r *OCIRegistry) UnmarshalAny(ctx context.Context, sg streaming.StreamGette
 	if s.GetReference() == "" {
 		return fmt.Errorf("OCIRegistry: reference is required: %w", errdefs.ErrInvalidArgument)
 	}
-	*r = OCIRegistry{reference: normalize(s.GetReference())}
+	r.reference = normalize(s.GetReference())
 	if res := s.GetResolver(); res != nil {
 		r.hostDir = res.GetHostDir()
 		r.defaultScheme = res.GetDefaultScheme()
@@ -145,7 +165,6 @@ func (r *OCIRegistry) UnmarshalAny(ctx context.Context, sg streaming.StreamGette
 			log.G(ctx).WithField("ref", r.reference).Debug("registry HTTP debugging was asked for; it is not supported and is ignored")
 		}
 	}
-	r.resolver = r.newResolver(ctx)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	transfertypes "github.com/llitfkitfk/containerd/api/types/transfer"
@@ -36,14 +37,16 @@ var ErrWindowExceeded = errors.New("peer sent more data than the window granted"
 // NewReader returns the bytes the peer sends on s. Reading grants the
 // peer more window; closing the reader, or ending ctx, closes s.
 func NewReader(ctx context.Context, s streaming.Stream) io.ReadCloser {
-	r := &reader{s: s}
+	r := &reader{ctx: ctx, s: s}
 	r.stop = context.AfterFunc(ctx, func() { r.Close() })
 	return r
 }
 
 type reader struct {
-	s    streaming.Stream
-	stop func() bool
+	ctx    context.Context
+	s      streaming.Stream
+	stop   func() bool
+	closed atomic.Bool
 
 	// Read state; Read is not safe for concurrent use, as io.Reader.
 	pending []byte
@@ -55,6 +58,9 @@ type reader struct {
 }
 
 func (r *reader) Read(p []byte) (int, error) {
+	if r.closed.Load() {
+		return 0, r.closedErr()
+	}
 	for len(r.pending) == 0 {
 		if r.err != nil {
 			return 0, r.err
@@ -83,6 +89,10 @@ func (r *reader) next() error {
 	for {
 		a, err := r.s.Recv()
 		if err != nil {
+			if r.closed.Load() {
+				// The end of a stream we closed is not the end of the bytes.
+				return r.closedErr()
+			}
 			if errors.Is(err, io.EOF) {
 				return io.EOF
 			}
@@ -106,9 +116,17 @@ func (r *reader) next() error {
 	}
 }
 
+func (r *reader) closedErr() error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("byte stream: read after close: %w", streaming.ErrClosed)
+}
+
 // Close closes the stream, which tells the peer to stop sending.
 func (r *reader) Close() error {
 	r.closeOnce.Do(func() {
+		r.closed.Store(true)
 		r.stop()
 		r.closeErr = r.s.Close()
 	})
