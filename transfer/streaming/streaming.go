@@ -196,7 +196,6 @@ func (w *writer) take(want int) (int, error) {
 		w.mu.Lock()
 		n := int(min(w.window, int64(want)))
 		w.window -= int64(n)
-		peerErr := w.peerErr
 		w.mu.Unlock()
 		if n > 0 {
 			return n, nil
@@ -206,8 +205,7 @@ func (w *writer) take(want int) (int, error) {
 		case <-w.peerDone:
 			// Take what the last grants allowed before giving up.
 			w.mu.Lock()
-			left := w.window
-			peerErr = w.peerErr
+			left, peerErr := w.window, w.peerErr
 			w.mu.Unlock()
 			if left > 0 {
 				continue
