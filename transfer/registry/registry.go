@@ -164,6 +164,15 @@ func (r *OCIRegistry) UnmarshalAny(ctx context.Context, sg streaming.StreamGette
 		if res.GetHttpDebug() != transfertypes.HTTPDebug_DISABLED {
 			log.G(ctx).WithField("ref", r.reference).Debug("registry HTTP debugging was asked for; it is not supported and is ignored")
 		}
+		// A client asking for HTTP debug output waits for its end; end it
+		// at once, empty.
+		if id := res.GetLogsStream(); id != "" {
+			stream, err := sg.Get(ctx, id)
+			if err != nil {
+				return fmt.Errorf("OCIRegistry: logs stream: %w", err)
+			}
+			stream.Close()
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"testing"
 
@@ -173,5 +174,28 @@ func TestPusherRef(t *testing.T) {
 	}
 	if want := "example.com/app:1@" + testDigest; got != want {
 		t.Fatalf("pusher for %q, want %q", got, want)
+	}
+}
+
+// HTTP debug output is not supported: a logs stream is ended at once, so
+// that the client waiting on it sees the end.
+func TestLogsStreamEnded(t *testing.T) {
+	ctx := context.Background()
+	m := streaming.NewManager()
+	daemonEnd, clientEnd := streaming.Pipe()
+	if err := m.Register(ctx, "logs", daemonEnd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unmarshal(ctx, t, m, &transfertypes.OCIRegistry{
+		Reference: "a",
+		Resolver:  &transfertypes.RegistryResolver{HttpDebug: transfertypes.HTTPDebug_DEBUG, LogsStream: "logs"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clientEnd.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("client's logs stream: %v, want EOF", err)
+	}
+	if m.Len() != 0 {
+		t.Fatal("logs stream still registered")
 	}
 }
