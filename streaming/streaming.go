@@ -76,6 +76,10 @@ type Manager struct {
 
 type key struct{ namespace, id string }
 
+// maxIDLength bounds what a client can make the daemon keep per stream;
+// clients' ids are a prefix, a number and a few random characters.
+const maxIDLength = 256
+
 // NewManager returns an empty Manager.
 func NewManager() *Manager {
 	return &Manager{streams: map[key]*managed{}}
@@ -84,8 +88,8 @@ func NewManager() *Manager {
 // Register makes s available under id in the context's namespace (none is
 // a namespace of its own, as upstream).
 func (m *Manager) Register(ctx context.Context, id string, s Stream) error {
-	if id == "" {
-		return fmt.Errorf("stream id must not be empty: %w", errdefs.ErrInvalidArgument)
+	if id == "" || len(id) > maxIDLength {
+		return fmt.Errorf("stream id must have 1 to %d bytes, has %d: %w", maxIDLength, len(id), errdefs.ErrInvalidArgument)
 	}
 	ns, _ := namespaces.Namespace(ctx)
 	k := key{ns, id}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,9 @@ func TestManager(t *testing.T) {
 
 	if err := m.Register(ns1, "", s); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("empty id: %v", err)
+	}
+	if err := m.Register(ns1, strings.Repeat("x", 257), s); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("long id: %v", err)
 	}
 	if err := m.Register(ns1, "a", s); err != nil {
 		t.Fatal(err)
