@@ -23,12 +23,15 @@ import (
 	_ "github.com/llitfkitfk/containerd/api/services/leases/v1"
 	_ "github.com/llitfkitfk/containerd/api/services/namespaces/v1"
 	_ "github.com/llitfkitfk/containerd/api/services/snapshots/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/streaming/v1"
 	_ "github.com/llitfkitfk/containerd/api/services/tasks/v1"
+	_ "github.com/llitfkitfk/containerd/api/services/transfer/v1"
 	_ "github.com/llitfkitfk/containerd/api/services/ttrpc/events/v1"
 	_ "github.com/llitfkitfk/containerd/api/services/version/v1"
 	_ "github.com/llitfkitfk/containerd/api/types"
 	_ "github.com/llitfkitfk/containerd/api/types/runc/options"
 	_ "github.com/llitfkitfk/containerd/api/types/task"
+	_ "github.com/llitfkitfk/containerd/api/types/transfer"
 )
 
 type streaming int
@@ -55,6 +58,8 @@ func TestMethods(t *testing.T) {
 		containers = "containerd.services.containers.v1.Containers"
 		tasks      = "containerd.services.tasks.v1.Tasks"
 		shim       = "containerd.task.v2.Task"
+		transfer   = "containerd.services.transfer.v1.Transfer"
+		stream     = "containerd.services.streaming.v1.Streaming"
 	)
 	for _, tc := range []struct {
 		service, method, in, out string
@@ -145,6 +150,8 @@ func TestMethods(t *testing.T) {
 		{shim, "Stats", "", "", unary},
 		{shim, "Connect", "", "", unary},
 		{shim, "Shutdown", "", "google.protobuf.Empty", unary},
+		{transfer, "Transfer", "containerd.services.transfer.v1.TransferRequest", "google.protobuf.Empty", unary},
+		{stream, "Stream", "google.protobuf.Any", "google.protobuf.Any", bidi},
 	} {
 		name := tc.service + "/" + tc.method
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(tc.service))
@@ -199,6 +206,8 @@ func TestMethodCounts(t *testing.T) {
 		"containerd.services.containers.v1.Containers":       6,
 		"containerd.services.tasks.v1.Tasks":                 17,
 		"containerd.task.v2.Task":                            17,
+		"containerd.services.transfer.v1.Transfer":           1,
+		"containerd.services.streaming.v1.Streaming":         1,
 	} {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
 		if err != nil {
@@ -269,6 +278,62 @@ func TestFields(t *testing.T) {
 		// Image events live in the images service package upstream; their
 		// full names appear in event type URLs.
 		{"containerd.services.images.v1.ImageCreate", "name", 1, protoreflect.StringKind, false},
+		// The transfer service and the objects ctr 2.x sends it; their
+		// full names are the type URLs of the Any the service receives.
+		{"containerd.services.transfer.v1.TransferRequest", "source", 1, protoreflect.MessageKind, false},
+		{"containerd.services.transfer.v1.TransferRequest", "destination", 2, protoreflect.MessageKind, false},
+		{"containerd.services.transfer.v1.TransferRequest", "options", 3, protoreflect.MessageKind, false},
+		{"containerd.services.transfer.v1.TransferOptions", "progress_stream", 1, protoreflect.StringKind, false},
+		{"containerd.services.streaming.v1.StreamInit", "id", 1, protoreflect.StringKind, false},
+		{"containerd.types.transfer.OCIRegistry", "reference", 1, protoreflect.StringKind, false},
+		{"containerd.types.transfer.OCIRegistry", "resolver", 2, protoreflect.MessageKind, false},
+		{"containerd.types.transfer.RegistryResolver", "auth_stream", 1, protoreflect.StringKind, false},
+		{"containerd.types.transfer.RegistryResolver", "headers", 2, protoreflect.MessageKind, true},
+		{"containerd.types.transfer.RegistryResolver", "host_dir", 3, protoreflect.StringKind, false},
+		{"containerd.types.transfer.RegistryResolver", "default_scheme", 4, protoreflect.StringKind, false},
+		{"containerd.types.transfer.RegistryResolver", "http_debug", 5, protoreflect.EnumKind, false},
+		{"containerd.types.transfer.RegistryResolver", "logs_stream", 6, protoreflect.StringKind, false},
+		{"containerd.types.transfer.AuthRequest", "host", 1, protoreflect.StringKind, false},
+		{"containerd.types.transfer.AuthRequest", "reference", 2, protoreflect.StringKind, false},
+		{"containerd.types.transfer.AuthRequest", "wwwauthenticate", 3, protoreflect.StringKind, true},
+		{"containerd.types.transfer.AuthResponse", "authType", 1, protoreflect.EnumKind, false},
+		{"containerd.types.transfer.AuthResponse", "secret", 2, protoreflect.StringKind, false},
+		{"containerd.types.transfer.AuthResponse", "username", 3, protoreflect.StringKind, false},
+		{"containerd.types.transfer.AuthResponse", "expire_at", 4, protoreflect.MessageKind, false},
+		{"containerd.types.transfer.ImageStore", "name", 1, protoreflect.StringKind, false},
+		{"containerd.types.transfer.ImageStore", "labels", 2, protoreflect.MessageKind, true},
+		{"containerd.types.transfer.ImageStore", "platforms", 3, protoreflect.MessageKind, true},
+		{"containerd.types.transfer.ImageStore", "all_metadata", 4, protoreflect.BoolKind, false},
+		{"containerd.types.transfer.ImageStore", "manifest_limit", 5, protoreflect.Uint32Kind, false},
+		{"containerd.types.transfer.ImageStore", "extra_references", 6, protoreflect.MessageKind, true},
+		{"containerd.types.transfer.ImageStore", "unpacks", 10, protoreflect.MessageKind, true},
+		{"containerd.types.transfer.UnpackConfiguration", "platform", 1, protoreflect.MessageKind, false},
+		{"containerd.types.transfer.UnpackConfiguration", "snapshotter", 2, protoreflect.StringKind, false},
+		{"containerd.types.transfer.ImageReference", "name", 1, protoreflect.StringKind, false},
+		{"containerd.types.transfer.ImageReference", "is_prefix", 2, protoreflect.BoolKind, false},
+		{"containerd.types.transfer.ImageReference", "allow_overwrite", 3, protoreflect.BoolKind, false},
+		{"containerd.types.transfer.ImageReference", "add_digest", 4, protoreflect.BoolKind, false},
+		{"containerd.types.transfer.ImageReference", "skip_named_digest", 5, protoreflect.BoolKind, false},
+		{"containerd.types.transfer.ImageImportStream", "stream", 1, protoreflect.StringKind, false},
+		{"containerd.types.transfer.ImageImportStream", "media_type", 2, protoreflect.StringKind, false},
+		{"containerd.types.transfer.ImageImportStream", "force_compress", 3, protoreflect.BoolKind, false},
+		{"containerd.types.transfer.ImageExportStream", "stream", 1, protoreflect.StringKind, false},
+		{"containerd.types.transfer.ImageExportStream", "media_type", 2, protoreflect.StringKind, false},
+		{"containerd.types.transfer.ImageExportStream", "platforms", 3, protoreflect.MessageKind, true},
+		{"containerd.types.transfer.ImageExportStream", "all_platforms", 4, protoreflect.BoolKind, false},
+		{"containerd.types.transfer.ImageExportStream", "skip_compatibility_manifest", 5, protoreflect.BoolKind, false},
+		{"containerd.types.transfer.ImageExportStream", "skip_non_distributable", 6, protoreflect.BoolKind, false},
+		{"containerd.types.transfer.Progress", "event", 1, protoreflect.StringKind, false},
+		{"containerd.types.transfer.Progress", "name", 2, protoreflect.StringKind, false},
+		{"containerd.types.transfer.Progress", "parents", 3, protoreflect.StringKind, true},
+		{"containerd.types.transfer.Progress", "progress", 4, protoreflect.Int64Kind, false},
+		{"containerd.types.transfer.Progress", "total", 5, protoreflect.Int64Kind, false},
+		{"containerd.types.transfer.Progress", "desc", 6, protoreflect.MessageKind, false},
+		{"containerd.types.transfer.Data", "data", 1, protoreflect.BytesKind, false},
+		{"containerd.types.transfer.WindowUpdate", "update", 1, protoreflect.Int32Kind, false},
+		{"containerd.types.transfer.ReadStream", "media_type", 2, protoreflect.StringKind, false},
+		{"containerd.types.transfer.WriteStream", "media_type", 2, protoreflect.StringKind, false},
+		{"containerd.types.transfer.ContainerPath", "preserve_ownership", 4, protoreflect.BoolKind, false},
 	} {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(tc.message))
 		if err != nil {
@@ -288,6 +353,28 @@ func TestFields(t *testing.T) {
 		}
 		if isList := fd.IsList() || fd.IsMap(); isList != tc.list {
 			t.Errorf("%s.%s: repeated/map %v, want %v", tc.message, tc.field, isList, tc.list)
+		}
+	}
+}
+
+// The transfer enums travel as numbers.
+func TestTransferEnums(t *testing.T) {
+	for enum, values := range map[protoreflect.FullName]map[protoreflect.Name]protoreflect.EnumNumber{
+		"containerd.types.transfer.HTTPDebug": {"DISABLED": 0, "DEBUG": 1, "TRACE": 2, "BOTH": 3},
+		"containerd.types.transfer.AuthType":  {"NONE": 0, "CREDENTIALS": 1, "REFRESH": 2, "HEADER": 3},
+	} {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(enum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := d.(protoreflect.EnumDescriptor).Values()
+		if got.Len() != len(values) {
+			t.Errorf("%s: %d values, want %d", enum, got.Len(), len(values))
+		}
+		for name, n := range values {
+			if v := got.ByName(name); v == nil || v.Number() != n {
+				t.Errorf("%s.%s: want %d", enum, name, n)
+			}
 		}
 	}
 }

@@ -28,7 +28,11 @@ const (
 	GCPlugin        Type = "io.containerd.gc.v1"
 	EventPlugin     Type = "io.containerd.event.v1"
 	LeasePlugin     Type = "io.containerd.lease.v1"
-	TransferPlugin  Type = "io.containerd.transfer.v1"
+	// TransferPlugin: transfer.Transferrer implementations, tried in
+	// turn by the transfer service.
+	TransferPlugin Type = "io.containerd.transfer.v1"
+	// StreamingPlugin: the streaming.StreamManager ("manager").
+	StreamingPlugin Type = "io.containerd.streaming.v1"
 )
 
 // All, as a requirement, puts a plugin after every plugin that does not also

@@ -27,6 +27,7 @@ MODULE=github.com/llitfkitfk/containerd
 GRPC_DIRS=(
 	types
 	types/task
+	types/transfer
 	types/runc/options
 	runtime/bootstrap/v1
 	events
@@ -41,6 +42,8 @@ GRPC_DIRS=(
 	services/diff/v1
 	services/containers/v1
 	services/tasks/v1
+	services/transfer/v1
+	services/streaming/v1
 )
 
 # Directories generated with protoc-gen-go and protoc-gen-go-ttrpc: the

@@ -113,10 +113,13 @@ func NewRegistry(dir string, opts RegistryOptions) (*Registry, error) {
 	transport := &http.Transport{}
 	if opts.TLS {
 		scheme = "https"
-		r.CA = Issue(fatalTB{}, dir, "registry-ca", nil, nil)
-		// Issue only fails through its TB, which panics for us; a CA and
-		// a certificate on a fresh directory do not fail in practice.
-		srv := Issue(fatalTB{}, dir, "registry", r.CA, net.ParseIP("127.0.0.1"))
+		if r.CA, err = issue(dir, "registry-ca", nil, nil); err != nil {
+			return nil, err
+		}
+		srv, err := issue(dir, "registry", r.CA, net.ParseIP("127.0.0.1"))
+		if err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(&cfg, "  tls:\n    certificate: %s\n    key: %s\n", srv.CertFile, srv.KeyFile)
 		pool := x509.NewCertPool()
 		pool.AddCert(r.CA.Cert)
@@ -208,12 +211,22 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// fatalTB lets NewRegistry, which tests and the benchmark both use, call
-// Issue: a failure there panics instead of failing a test.
-type fatalTB struct{ testing.TB }
+// issue is Issue for NewRegistry, which the benchmark uses too: a
+// failure comes back as an error rather than through a testing.TB.
+func issue(dir, name string, parent *KeyPair, ip net.IP) (kp *KeyPair, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("issue certificate %s: %v", name, r)
+		}
+	}()
+	return Issue(panicTB{}, dir, name, parent, ip), nil
+}
 
-func (fatalTB) Helper()           {}
-func (fatalTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
+// panicTB turns Issue's Fatal into a panic, which issue recovers.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()           {}
+func (panicTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
 
 // Image is an image in memory: its root descriptor (a manifest or an
 // index) and every blob under it, the root's bytes among them.
@@ -608,9 +621,15 @@ const (
 	// later requests pass, so that a client that resumes with a Range
 	// gets the rest.
 	FaultDropOnce Fault = "drop-once"
+	// FaultDropThenFail drops the first GET of a blob mid-way as
+	// FaultDropOnce does, and answers every later request for it 503,
+	// so that the transfer fails with part of the blob fetched.
+	FaultDropThenFail Fault = "drop-then-fail"
 	// FaultUnauthorized answers 401 even to a request with the token the
 	// proxy issued (with RequireToken(true)), or to every request otherwise.
 	FaultUnauthorized Fault = "unauthorized"
+	// FaultUnavailable answers 503 to every request.
+	FaultUnavailable Fault = "unavailable"
 	// FaultMediaType serves a manifest with a media type nobody knows.
 	FaultMediaType Fault = "media-type"
 )
@@ -733,10 +752,13 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	key := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
 	p.mu.Lock()
 	fault := p.faults[key]
-	if fault == FaultDropOnce && (req.Method != http.MethodGet || p.dropped[key]) {
+	switch {
+	case fault == FaultDropOnce && (req.Method != http.MethodGet || p.dropped[key]):
 		fault = ""
+	case fault == FaultDropThenFail && p.dropped[key]:
+		fault = FaultUnavailable
 	}
-	if fault == FaultDropOnce {
+	if fault == FaultDropOnce || fault == FaultDropThenFail {
 		p.dropped[key] = true
 	}
 	p.requests = append(p.requests, ProxiedRequest{Method: req.Method, Path: req.URL.Path, Range: req.Header.Get("Range"), Fault: fault})
@@ -750,10 +772,16 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
 		return
 	}
+	if fault == FaultUnavailable {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}`)
+		return
+	}
 	// The token is the proxy's; the registry behind it knows none.
 	req.Header.Del("Authorization")
 	switch fault {
-	case FaultWrongDigest, FaultTruncate, FaultDropOnce, FaultMediaType:
+	case FaultWrongDigest, FaultTruncate, FaultDropOnce, FaultDropThenFail, FaultMediaType:
 		p.serveBroken(w, req, fault)
 	default:
 		p.proxy.ServeHTTP(w, req)
@@ -798,7 +826,7 @@ func (p *FaultProxy) serveBroken(w http.ResponseWriter, req *http.Request, fault
 	case FaultTruncate:
 		body = body[:len(body)/2]
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	case FaultDropOnce:
+	case FaultDropOnce, FaultDropThenFail:
 		// Promise the whole blob, send half, hang up: what a
 		// registry whose connection breaks mid-layer looks like.
 		conn, bw, err := http.NewResponseController(w).Hijack()
