@@ -449,3 +449,72 @@ func TestChainIDs(t *testing.T) {
 		}
 	}
 }
+
+// noRebase drops the parent a Commit is given, as a metadata layer that
+// does not know about rebasing would.
+type noRebase struct {
+	snapshots.Snapshotter
+}
+
+func (s noRebase) Commit(ctx context.Context, name, key string, opts ...snapshots.Opt) error {
+	var info snapshots.Info
+	for _, o := range opts {
+		if err := o(&info); err != nil {
+			return err
+		}
+	}
+	return s.Snapshotter.Commit(ctx, name, key, snapshots.WithLabels(info.Labels))
+}
+
+// TestRebaseDropped checks that a snapshotter claiming CapRebase whose
+// commits do not rebase is caught, and the image unpacked in order.
+func TestRebaseDropped(t *testing.T) {
+	sn, caps := newOverlay(t)
+	cs := newStore(t)
+	img := buildImage(t, cs, testLayers(), -1)
+	a := &countingApplier{Applier: apply.NewFileSystemApplier(cs)}
+	if _, err := pull(cs, img, platformFor("overlayfs", noRebase{sn}, caps, a), newFetcher(nil), 4); err != nil {
+		t.Fatal(err)
+	}
+	chain := chainOf(img.diffIDs)
+	all := snapshotsOf(t, sn)
+	if len(all) != len(chain) {
+		t.Errorf("snapshots: %s", describe(all))
+	}
+	for i := 1; i < len(chain); i++ {
+		if all[chain[i]].Parent != chain[i-1] {
+			t.Errorf("layer %d: parent %q, want %s", i, all[chain[i]].Parent, chain[i-1])
+		}
+	}
+	checkTree(t, readTree(t, sn, chain[len(chain)-1]))
+}
+
+// TestSharedBlob unpacks an image that names one blob twice: it is
+// fetched once and applied at both places.
+func TestSharedBlob(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			sn, caps := b.new(t)
+			cs := newStore(t)
+			empty := testLayer{entries: nil}
+			layers := append(testLayers()[:2], empty, testLayers()[2], empty, testLayers()[3])
+			img := buildImage(t, cs, layers, -1)
+			if img.layers[2].Digest != img.layers[4].Digest {
+				t.Fatal("the two empty layers differ")
+			}
+			f := newFetcher(nil)
+			a := &countingApplier{Applier: apply.NewFileSystemApplier(cs)}
+			if _, err := pull(cs, img, platformFor(b.name, sn, caps, a), f, 4); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.count(img.layers[2].Digest); n != 1 {
+				t.Errorf("shared blob fetched %d times", n)
+			}
+			chain := chainOf(img.diffIDs)
+			if all := snapshotsOf(t, sn); len(all) != len(chain) {
+				t.Errorf("snapshots: %s", describe(all))
+			}
+			checkTree(t, readTree(t, sn, chain[len(chain)-1]))
+		})
+	}
+}
