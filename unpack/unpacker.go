@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -786,5 +785,5 @@ func (f *fetches) wait() error {
 func uniquePart() string {
 	var b [9]byte
 	rand.Read(b[:])
-	return strings.TrimRight(base64.RawURLEncoding.EncodeToString(b[:]), "=")
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
