@@ -377,11 +377,11 @@ func (u *Unpacker) unpack(ctx context.Context, h images.Handler, config ocispec.
 		u.report(Progress{Layer: l.desc.Digest.String(), Event: EventAlreadyExists, Total: l.desc.Size})
 	}
 
+	var done []string // the chain IDs this unpack committed
 	if start < len(layers) {
 		todo := layers[start:]
 		fctx, cancelFetches := context.WithCancel(ctx)
 		fetches := u.fetchAll(fctx, h, descs[start:])
-		var done []string
 		if slices.Contains(p.SnapshotterCapabilities, CapRebase) {
 			done, err = u.applyParallel(ctx, p, todo, fetches)
 			if errors.Is(err, errNoRebase) {
@@ -408,13 +408,14 @@ func (u *Unpacker) unpack(ctx context.Context, h images.Handler, config ocispec.
 		}
 	}
 
-	top := layers[len(layers)-1].chainID
 	if len(layers) == 0 {
-		top = ""
+		return nil
 	}
 	label := labelGCRefSnapshot + p.SnapshotterKey
-	info := content.Info{Digest: config.Digest, Labels: map[string]string{label: top}}
+	info := content.Info{Digest: config.Digest, Labels: map[string]string{label: layers[len(layers)-1].chainID}}
 	if _, err := u.content.Update(ctx, info, "labels."+label); err != nil {
+		// Nothing would keep the chain from the collector.
+		u.rollback(ctx, p.Snapshotter, done)
 		return fmt.Errorf("label image config with its snapshot: %w", err)
 	}
 	return nil
