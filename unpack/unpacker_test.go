@@ -2,7 +2,9 @@ package unpack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -513,6 +515,38 @@ func TestSharedBlob(t *testing.T) {
 				t.Errorf("snapshots: %s", describe(all))
 			}
 			checkTree(t, readTree(t, sn, chain[len(chain)-1]))
+		})
+	}
+}
+
+// TestBadConfig checks that configs that do not match their manifest, or
+// name malformed diff IDs, fail the unpack before anything is made.
+func TestBadConfig(t *testing.T) {
+	for name, rootfs := range map[string]string{
+		"too few diff IDs":    `{"type":"layers","diff_ids":["%s"]}`,
+		"malformed diff ID":   `{"type":"layers","diff_ids":["%s","sha256:../../etc"]}`,
+		"not a layers rootfs": `{"type":"zfs","diff_ids":["%s"]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			sn, _ := backends[0].new(t)
+			cs := newStore(t)
+			img := buildImage(t, cs, testLayers()[:2], -1)
+			pl := platforms.DefaultSpec()
+			cfg := fmt.Sprintf(`{"os":%q,"architecture":%q,"rootfs":`+rootfs+`}`, pl.OS, pl.Architecture, img.diffIDs[0])
+			img.config = writeBlob(t, cs, ocispec.MediaTypeImageConfig, []byte(cfg))
+			m, _ := json.Marshal(ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: img.config, Layers: img.layers})
+			img.manifest = writeBlob(t, cs, ocispec.MediaTypeImageManifest, m)
+			a := &countingApplier{Applier: apply.NewFileSystemApplier(cs)}
+			_, err := pull(cs, img, platformFor("naive", sn, nil, a), newFetcher(nil), 3)
+			if err == nil {
+				t.Fatal("unpack succeeded")
+			}
+			if !errdefs.IsInvalidArgument(err) && !errdefs.IsNotImplemented(err) {
+				t.Errorf("error %v: want InvalidArgument or NotImplemented", err)
+			}
+			if all := snapshotsOf(t, sn); len(all) != 0 {
+				t.Errorf("snapshots made: %s", describe(all))
+			}
 		})
 	}
 }
