@@ -272,6 +272,7 @@ type countingApplier struct {
 	inflight int
 	maxIn    int
 	reached  chan struct{}
+	closed   bool
 	started  func(d digest.Digest)
 }
 
@@ -283,8 +284,9 @@ func (a *countingApplier) Apply(ctx context.Context, desc ocispec.Descriptor, mo
 	if a.reached == nil {
 		a.reached = make(chan struct{})
 	}
-	if a.inflight == a.waitFor {
+	if a.inflight == a.waitFor && !a.closed {
 		close(a.reached)
+		a.closed = true
 	}
 	reached := a.reached
 	a.mu.Unlock()

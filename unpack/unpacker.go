@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -378,13 +377,21 @@ func (u *Unpacker) unpack(ctx context.Context, h images.Handler, config ocispec.
 		u.report(Progress{Layer: l.desc.Digest.String(), Event: EventAlreadyExists, Total: l.desc.Size})
 	}
 
+	var done []string // the chain IDs this unpack committed
 	if start < len(layers) {
 		todo := layers[start:]
 		fctx, cancelFetches := context.WithCancel(ctx)
 		fetches := u.fetchAll(fctx, h, descs[start:])
-		var done []string
 		if slices.Contains(p.SnapshotterCapabilities, CapRebase) {
 			done, err = u.applyParallel(ctx, p, todo, fetches)
+			if errors.Is(err, errNoRebase) {
+				// Something between us and the snapshotter (a metadata
+				// layer) drops the parent: go the long way. The layers
+				// are fetched, or being fetched, already.
+				log.G(ctx).WithError(err).Warn("unpack: parallel unpack failed, unpacking layers in order")
+				u.rollback(ctx, p.Snapshotter, done)
+				done, err = u.applySerial(ctx, p, todo, fetches)
+			}
 		} else {
 			done, err = u.applySerial(ctx, p, todo, fetches)
 		}
@@ -401,13 +408,14 @@ func (u *Unpacker) unpack(ctx context.Context, h images.Handler, config ocispec.
 		}
 	}
 
-	top := layers[len(layers)-1].chainID
 	if len(layers) == 0 {
-		top = ""
+		return nil
 	}
 	label := labelGCRefSnapshot + p.SnapshotterKey
-	info := content.Info{Digest: config.Digest, Labels: map[string]string{label: top}}
+	info := content.Info{Digest: config.Digest, Labels: map[string]string{label: layers[len(layers)-1].chainID}}
 	if _, err := u.content.Update(ctx, info, "labels."+label); err != nil {
+		// Nothing would keep the chain from the collector.
+		u.rollback(ctx, p.Snapshotter, done)
 		return fmt.Errorf("label image config with its snapshot: %w", err)
 	}
 	return nil
@@ -638,8 +646,7 @@ func (u *Unpacker) commit(ctx context.Context, p *Platform, l layer, key string)
 	// parent: the chain would be wrong, so it must not stand.
 	info, err := p.Snapshotter.Stat(ctx, l.chainID)
 	if err == nil && info.Parent != l.parent {
-		err = fmt.Errorf("committed with parent %q, want %q: the snapshotter does not support %q: %w",
-			info.Parent, l.parent, CapRebase, errdefs.ErrNotImplemented)
+		err = fmt.Errorf("committed with parent %q, want %q: %w: %w", info.Parent, l.parent, errNoRebase, errdefs.ErrNotImplemented)
 	}
 	if err == nil {
 		blob := content.Info{Digest: l.desc.Digest, Labels: map[string]string{images.LabelUncompressed: l.diffID.String()}}
@@ -654,6 +661,9 @@ func (u *Unpacker) commit(ctx context.Context, p *Platform, l layer, key string)
 	u.report(Progress{Layer: l.desc.Digest.String(), Event: EventUnpacked, Bytes: l.desc.Size, Total: l.desc.Size})
 	return true, nil
 }
+
+// errNoRebase is the failure of a commit that should have rebased.
+var errNoRebase = errors.New("the snapshotter does not rebase on commit")
 
 func withParent(parent string) snapshots.Opt {
 	return func(info *snapshots.Info) error {
@@ -695,26 +705,38 @@ func (u *Unpacker) report(p Progress) {
 
 // fetches are the fetches of an unpack's layers.
 type fetches struct {
-	done []chan struct{} // closed when the layer is fetched
+	// of maps a layer to its fetch: a blob that several layers share (an
+	// empty layer, say) is fetched once.
+	of   []int
+	done []chan struct{} // closed when the fetch is over
 	errs []error         // set before done is closed, on failure
 	wg   sync.WaitGroup
-	err  error // the first failure, after wait
 }
 
 // fetchAll fetches descs through h, at most the limiter's weight at
 // once, started in order so that with a small limit the lower layers,
 // which a serial unpack needs first, come first.
 func (u *Unpacker) fetchAll(ctx context.Context, h images.Handler, descs []ocispec.Descriptor) *fetches {
-	f := &fetches{done: make([]chan struct{}, len(descs)), errs: make([]error, len(descs))}
-	for i := range descs {
-		f.done[i] = make(chan struct{})
+	f := &fetches{of: make([]int, len(descs))}
+	var blobs []ocispec.Descriptor
+	seen := map[digest.Digest]int{}
+	for i, d := range descs {
+		j, ok := seen[d.Digest]
+		if !ok {
+			j = len(blobs)
+			seen[d.Digest] = j
+			blobs = append(blobs, d)
+			f.done = append(f.done, make(chan struct{}))
+		}
+		f.of[i] = j
 	}
-	f.wg.Add(len(descs))
+	f.errs = make([]error, len(blobs))
+	f.wg.Add(len(blobs))
 	go func() {
-		for i, d := range descs {
+		for j, d := range blobs {
 			if l := u.config.limiter; l != nil {
 				if err := l.Acquire(ctx, 1); err != nil {
-					for j := i; j < len(descs); j++ {
+					for ; j < len(blobs); j++ {
 						f.errs[j] = err
 						close(f.done[j])
 						f.wg.Done()
@@ -729,20 +751,21 @@ func (u *Unpacker) fetchAll(ctx context.Context, h images.Handler, descs []ocisp
 					l.Release(1)
 				}
 				if err != nil && !errors.Is(err, images.ErrSkipDesc) {
-					f.errs[i] = fmt.Errorf("fetch layer %s: %w", d.Digest, err)
+					f.errs[j] = fmt.Errorf("fetch layer %s: %w", d.Digest, err)
 				}
-				close(f.done[i])
+				close(f.done[j])
 			}()
 		}
 	}()
 	return f
 }
 
-// waitFor waits for the i-th fetch.
+// waitFor waits for the fetch of the i-th layer.
 func (f *fetches) waitFor(ctx context.Context, i int) error {
+	j := f.of[i]
 	select {
-	case <-f.done[i]:
-		return f.errs[i]
+	case <-f.done[j]:
+		return f.errs[j]
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
@@ -763,5 +786,5 @@ func (f *fetches) wait() error {
 func uniquePart() string {
 	var b [9]byte
 	rand.Read(b[:])
-	return strings.TrimRight(base64.RawURLEncoding.EncodeToString(b[:]), "=")
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -2,7 +2,9 @@ package unpack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -316,11 +318,9 @@ func TestLimiter(t *testing.T) {
 	cs := newStore(t)
 	img := buildImage(t, cs, testLayers(), -1)
 	f := newFetcher(nil)
-	var mu sync.Mutex
 	f.waitTurn = func(digest.Digest) {
-		// Long enough for the others to pile up if they could.
-		mu.Lock()
-		mu.Unlock()
+		// Long enough for the others to pile up if they could; the
+		// assertion does not depend on it.
 		time.Sleep(20 * time.Millisecond)
 	}
 	a := &countingApplier{Applier: apply.NewFileSystemApplier(cs)}
@@ -364,7 +364,9 @@ func TestCorruptLayer(t *testing.T) {
 				}
 
 				good := buildImage(t, cs, testLayers(), -1)
-				if _, err := pull(cs, good, platformFor(b.name, sn, caps, a), newFetcher(shuffled(good)), 4); err != nil {
+				// No fetch order here: a wrongly kept layer would not be
+				// fetched, and the test hang waiting for it.
+				if _, err := pull(cs, good, platformFor(b.name, sn, caps, a), newFetcher(nil), 4); err != nil {
 					t.Fatalf("retry: %v", err)
 				}
 				chain := chainOf(good.diffIDs)
@@ -445,5 +447,106 @@ func TestChainIDs(t *testing.T) {
 		if got[i].String() != want[i] {
 			t.Errorf("chain ID %d = %s, want %s", i, got[i], want[i])
 		}
+	}
+}
+
+// noRebase drops the parent a Commit is given, as a metadata layer that
+// does not know about rebasing would.
+type noRebase struct {
+	snapshots.Snapshotter
+}
+
+func (s noRebase) Commit(ctx context.Context, name, key string, opts ...snapshots.Opt) error {
+	var info snapshots.Info
+	for _, o := range opts {
+		if err := o(&info); err != nil {
+			return err
+		}
+	}
+	return s.Snapshotter.Commit(ctx, name, key, snapshots.WithLabels(info.Labels))
+}
+
+// TestRebaseDropped checks that a snapshotter claiming CapRebase whose
+// commits do not rebase is caught, and the image unpacked in order.
+func TestRebaseDropped(t *testing.T) {
+	sn, caps := newOverlay(t)
+	cs := newStore(t)
+	img := buildImage(t, cs, testLayers(), -1)
+	a := &countingApplier{Applier: apply.NewFileSystemApplier(cs)}
+	if _, err := pull(cs, img, platformFor("overlayfs", noRebase{sn}, caps, a), newFetcher(nil), 4); err != nil {
+		t.Fatal(err)
+	}
+	chain := chainOf(img.diffIDs)
+	all := snapshotsOf(t, sn)
+	if len(all) != len(chain) {
+		t.Errorf("snapshots: %s", describe(all))
+	}
+	for i := 1; i < len(chain); i++ {
+		if all[chain[i]].Parent != chain[i-1] {
+			t.Errorf("layer %d: parent %q, want %s", i, all[chain[i]].Parent, chain[i-1])
+		}
+	}
+	checkTree(t, readTree(t, sn, chain[len(chain)-1]))
+}
+
+// TestSharedBlob unpacks an image that names one blob twice: it is
+// fetched once and applied at both places.
+func TestSharedBlob(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			sn, caps := b.new(t)
+			cs := newStore(t)
+			empty := testLayer{entries: nil}
+			layers := append(testLayers()[:2], empty, testLayers()[2], empty, testLayers()[3])
+			img := buildImage(t, cs, layers, -1)
+			if img.layers[2].Digest != img.layers[4].Digest {
+				t.Fatal("the two empty layers differ")
+			}
+			f := newFetcher(nil)
+			a := &countingApplier{Applier: apply.NewFileSystemApplier(cs)}
+			if _, err := pull(cs, img, platformFor(b.name, sn, caps, a), f, 4); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.count(img.layers[2].Digest); n != 1 {
+				t.Errorf("shared blob fetched %d times", n)
+			}
+			chain := chainOf(img.diffIDs)
+			if all := snapshotsOf(t, sn); len(all) != len(chain) {
+				t.Errorf("snapshots: %s", describe(all))
+			}
+			checkTree(t, readTree(t, sn, chain[len(chain)-1]))
+		})
+	}
+}
+
+// TestBadConfig checks that configs that do not match their manifest, or
+// name malformed diff IDs, fail the unpack before anything is made.
+func TestBadConfig(t *testing.T) {
+	for name, rootfs := range map[string]string{
+		"too few diff IDs":    `{"type":"layers","diff_ids":["%s"]}`,
+		"malformed diff ID":   `{"type":"layers","diff_ids":["%s","sha256:../../etc"]}`,
+		"not a layers rootfs": `{"type":"zfs","diff_ids":["%s"]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			sn, _ := backends[0].new(t)
+			cs := newStore(t)
+			img := buildImage(t, cs, testLayers()[:2], -1)
+			pl := platforms.DefaultSpec()
+			cfg := fmt.Sprintf(`{"os":%q,"architecture":%q,"rootfs":`+rootfs+`}`, pl.OS, pl.Architecture, img.diffIDs[0])
+			img.config = writeBlob(t, cs, ocispec.MediaTypeImageConfig, []byte(cfg))
+			m, _ := json.Marshal(ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: img.config, Layers: img.layers})
+			img.manifest = writeBlob(t, cs, ocispec.MediaTypeImageManifest, m)
+			a := &countingApplier{Applier: apply.NewFileSystemApplier(cs)}
+			_, err := pull(cs, img, platformFor("naive", sn, nil, a), newFetcher(nil), 3)
+			if err == nil {
+				t.Fatal("unpack succeeded")
+			}
+			if !errdefs.IsInvalidArgument(err) && !errdefs.IsNotImplemented(err) {
+				t.Errorf("error %v: want InvalidArgument or NotImplemented", err)
+			}
+			if all := snapshotsOf(t, sn); len(all) != 0 {
+				t.Errorf("snapshots made: %s", describe(all))
+			}
+		})
 	}
 }
