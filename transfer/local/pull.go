@@ -118,7 +118,10 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 	// gone; set on the parent after its children are known.
 	children = images.SetChildrenLabels(s.content, children)
 
-	var handler images.Handler = images.Handlers(fetchOne, sourceLabeler(s.content, name), children)
+	sources := newSourceLabeler(s.content, name)
+	// Waited for on every return: its goroutines use ctx.
+	defer sources.wait()
+	var handler images.Handler = images.Handlers(fetchOne, images.HandlerFunc(sources.handler), children)
 	if unpacker != nil {
 		handler = unpacker.Unpack(handler)
 	}
@@ -138,6 +141,9 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 				return fmt.Errorf("unpack %s for platform %s: %w", name, platforms.Format(r.Platform), err)
 			}
 		}
+	}
+	if err := sources.wait(); err != nil {
+		return fmt.Errorf("pull %s: %w", name, err)
 	}
 	t.finishPolling()
 
