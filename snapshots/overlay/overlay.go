@@ -155,6 +155,14 @@ func (o *snapshotter) mounts(kind snapshots.Kind, id string, parentIDs []string)
 
 // Commit records the active snapshot key as committed under name, with the
 // usage of its upper directory.
+//
+// An option setting Info.Parent commits a snapshot prepared without a
+// parent onto that parent (a rebase): an upper directory holds its own
+// changes alone, whiteouts included, so a layer can be applied into it
+// before its parent exists and stacked on commit, which is what lets the
+// unpacker apply layers in parallel. What it cannot take from a parent it
+// did not have is the root directory's owner and mode, which Prepare
+// copies from a parent; a layer that does not list "./" keeps 0755 root.
 func (o *snapshotter) Commit(ctx context.Context, name, key string, opts ...snapshots.Opt) error {
 	return o.CommitWith(ctx, name, key, func(id string) (snapshots.Usage, error) {
 		return dirstore.DiskUsage(ctx, o.upper(id))

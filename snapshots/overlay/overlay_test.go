@@ -327,3 +327,61 @@ func needRoot(t *testing.T) {
 		t.Skip("needs root to mount")
 	}
 }
+
+// TestRebaseOnCommit prepares a snapshot without a parent and commits it
+// onto one, as a parallel unpack does: the result is stacked on the
+// parent like a snapshot prepared on it.
+func TestRebaseOnCommit(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	s, err := NewSnapshotter(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	write := func(key, file string) {
+		t.Helper()
+		mounts, err := s.Prepare(ctx, key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(mounts[0].Source, file), []byte(file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withParent := func(p string) snapshots.Opt {
+		return func(info *snapshots.Info) error { info.Parent = p; return nil }
+	}
+	write("a", "fa")
+	if err := s.Commit(ctx, "A", "a"); err != nil {
+		t.Fatal(err)
+	}
+	write("b", "fb")
+	if err := s.Commit(ctx, "B", "b", withParent("A")); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Stat(ctx, "B"); err != nil || info.Parent != "A" {
+		t.Fatalf("B: parent %q (%v), want A", info.Parent, err)
+	}
+	mounts, err := s.View(ctx, "v", "B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = mount.WithTempMount(ctx, mounts, func(root string) error {
+		for _, f := range []string{"fa", "fb"} {
+			if b, err := os.ReadFile(filepath.Join(root, f)); err != nil || string(b) != f {
+				return fmt.Errorf("%s: %q, %v", f, b, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if _, err := s.Prepare(ctx, "c", "A"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, "C", "c", withParent("B")); err == nil {
+		t.Error("commit changed the parent of a snapshot prepared on another")
+	}
+}

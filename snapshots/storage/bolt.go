@@ -268,7 +268,14 @@ func Remove(ctx context.Context, key string) (string, snapshots.Kind, error) {
 
 // CommitActive turns the active snapshot key into the committed snapshot
 // name, keeping its ID and parent and recording usage. The labels are
-// those of opts. The context's transaction must be writable.
+// those of opts.
+//
+// A parent set by opts rebases a snapshot prepared without one onto it:
+// a layer whose files do not depend on its parent's can then be unpacked
+// before the parent is committed, and put in its chain on commit. Only
+// snapshotters whose snapshots hold their own changes alone (overlay) may
+// offer that to clients. A snapshot that has a parent keeps it; naming
+// another is an error. The context's transaction must be writable.
 func CommitActive(ctx context.Context, key, name string, usage snapshots.Usage, opts ...snapshots.Opt) (string, error) {
 	if err := validateKey(name); err != nil {
 		return "", err
@@ -291,6 +298,21 @@ func CommitActive(ctx context.Context, key, name string, usage snapshots.Usage, 
 	}
 	if info.Kind != snapshots.KindActive {
 		return "", fmt.Errorf("commit snapshot %q: it is %s, not active: %w", key, info.Kind, errdefs.ErrFailedPrecondition)
+	}
+	if base.Parent != "" && base.Parent != info.Parent {
+		if info.Parent != "" {
+			return "", fmt.Errorf("commit snapshot %q: it has parent %q, cannot rebase it onto %q: %w",
+				key, info.Parent, base.Parent, errdefs.ErrInvalidArgument)
+		}
+		spbkt := snapshotBucket(bkt, base.Parent)
+		if spbkt == nil {
+			return "", fmt.Errorf("commit snapshot %q onto parent %q: %w", key, base.Parent, errdefs.ErrNotFound)
+		}
+		if k := readKind(spbkt); k != snapshots.KindCommitted {
+			return "", fmt.Errorf("commit snapshot %q onto parent %q: it is %s, not committed: %w",
+				key, base.Parent, k, errdefs.ErrFailedPrecondition)
+		}
+		info.Parent = base.Parent // linked to it below, like any parent
 	}
 	id := readID(sbkt)
 

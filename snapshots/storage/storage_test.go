@@ -303,3 +303,74 @@ func TestClose(t *testing.T) {
 		t.Errorf("record after reopening: %v", err)
 	}
 }
+
+// TestRebase commits snapshots prepared without a parent onto one: the
+// chain is then as if they had been prepared on it, and the parent, now
+// with a child, cannot be removed. Rebasing onto anything but a committed
+// snapshot, or changing a parent, is refused and changes nothing.
+func TestRebase(t *testing.T) {
+	ms := newStore(t)
+	create(t, ms, snapshots.KindActive, "a", "")
+	aID := commit(t, ms, "a", "A")
+	create(t, ms, snapshots.KindActive, "b", "")
+	create(t, ms, snapshots.KindActive, "c", "")
+	create(t, ms, snapshots.KindActive, "onA", "A")
+	create(t, ms, snapshots.KindActive, "free", "")
+
+	for _, tc := range []struct {
+		key, parent string
+		is          func(error) bool
+	}{
+		{"c", "missing", errdefs.IsNotFound},
+		{"c", "b", errdefs.IsFailedPrecondition}, // active, not committed
+		{"onA", "B", errdefs.IsInvalidArgument},  // has a parent already
+	} {
+		err := write(t, ms, func(ctx context.Context) error {
+			_, err := CommitActive(ctx, tc.key, tc.key+"-done", snapshots.Usage{}, withParent(tc.parent))
+			return err
+		})
+		if !tc.is(err) {
+			t.Errorf("commit %q onto %q: %v", tc.key, tc.parent, err)
+		}
+	}
+
+	var bID string
+	if err := write(t, ms, func(ctx context.Context) (err error) {
+		bID, err = CommitActive(ctx, "b", "B", snapshots.Usage{}, withParent("A"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Committing with the parent it already has is no rebase, and fine.
+	if err := write(t, ms, func(ctx context.Context) error {
+		_, err := CommitActive(ctx, "onA", "OnA", snapshots.Usage{}, withParent("A"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v := create(t, ms, snapshots.KindView, "v", "B")
+	if len(v.ParentIDs) != 2 || v.ParentIDs[0] != bID || v.ParentIDs[1] != aID {
+		t.Errorf("view of rebased B: parents %v, want [%s %s]", v.ParentIDs, bID, aID)
+	}
+	err := ms.WithTransaction(context.Background(), false, func(ctx context.Context) error {
+		_, info, _, err := GetInfo(ctx, "B")
+		if err == nil && info.Parent != "A" {
+			t.Errorf("B's parent is %q, want A", info.Parent)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = write(t, ms, func(ctx context.Context) error {
+		_, _, err := Remove(ctx, "A")
+		return err
+	})
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("remove A with rebased child B: %v", err)
+	}
+}
+
+func withParent(parent string) snapshots.Opt {
+	return func(info *snapshots.Info) error { info.Parent = parent; return nil }
+}
