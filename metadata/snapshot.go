@@ -483,7 +483,28 @@ func (s *snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 		}
 		nameKey := backingKey(ns, seq, name)
 
-		if parent := obkt.Get(bucketKeyParent); len(parent) > 0 {
+		// A parent in opts rebases a snapshot prepared without one (see
+		// storage.CommitActive): it is linked as any parent, and the
+		// backing snapshotter is told the parent's backing key.
+		var backingOpts []snapshots.Opt
+		parent := obkt.Get(bucketKeyParent)
+		if base.Parent != "" && base.Parent != string(parent) {
+			if len(parent) > 0 {
+				return fmt.Errorf("commit snapshot %q: it has parent %q, cannot rebase it onto %q: %w",
+					key, parent, base.Parent, errdefs.ErrInvalidArgument)
+			}
+			pbkt := bkt.Bucket([]byte(base.Parent))
+			if pbkt == nil {
+				return fmt.Errorf("commit snapshot %q onto parent %q: %w", key, base.Parent, errdefs.ErrNotFound)
+			}
+			parent = []byte(base.Parent)
+			pkey := string(pbkt.Get(bucketKeyName))
+			backingOpts = append(backingOpts, func(info *snapshots.Info) error {
+				info.Parent = pkey
+				return nil
+			})
+		}
+		if len(parent) > 0 {
 			pbkt := bkt.Bucket(parent)
 			if pbkt == nil {
 				return fmt.Errorf("parent snapshot %q: %w", parent, errdefs.ErrNotFound)
@@ -511,8 +532,8 @@ func (s *snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 			return err
 		}
 
-		bopt := snapshots.WithLabels(snapshots.FilterInheritedLabels(base.Labels))
-		if err := s.backing.Commit(ctx, nameKey, bkey, bopt); err != nil {
+		backingOpts = append(backingOpts, snapshots.WithLabels(snapshots.FilterInheritedLabels(base.Labels)))
+		if err := s.backing.Commit(ctx, nameKey, bkey, backingOpts...); err != nil {
 			return fmt.Errorf("commit snapshot %q as %q: %w", key, name, err)
 		}
 		return nil

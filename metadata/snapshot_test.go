@@ -834,3 +834,50 @@ func TestSnapshotBackingKeys(t *testing.T) {
 		}
 	})
 }
+
+// A snapshot prepared without a parent and committed with one is recorded
+// in the parent's chain, and the backing snapshotter is rebased onto the
+// parent's backing snapshot: the parallel unpack of overlay layers.
+func TestSnapshotCommitRebase(t *testing.T) {
+	db, _ := openSnapshotDB(t, "overlayfs")
+	sn := db.Snapshotter("overlayfs")
+	ctx := nsContext("default")
+	withParent := func(parent string) snapshots.Opt {
+		return func(info *snapshots.Info) error { info.Parent = parent; return nil }
+	}
+
+	commitLayer(t, ctx, sn, "l1", "", map[string]string{"a": "1", "b": "1"})
+	commitLayer(t, ctx, sn, "l2", "", map[string]string{"b": "2"}, withParent("l1"))
+
+	info, err := sn.Stat(ctx, "l2")
+	if err != nil || info.Parent != "l1" {
+		t.Fatalf("Stat(l2) = %+v, %v; want parent l1", info, err)
+	}
+	m, err := sn.View(ctx, "v", "l2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readFiles(t, m), map[string]string{"a": "1", "b": "2"}; !maps.Equal(got, want) {
+		t.Errorf("a view of l2 reads %v, want %v", got, want)
+	}
+	if err := sn.Remove(ctx, "l1"); !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("removing l1 under l2: %v, want FailedPrecondition", err)
+	}
+
+	// A snapshot keeps the parent it was prepared on; a parent must exist.
+	if _, err := sn.Prepare(ctx, "k3", "l1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sn.Commit(ctx, "l3", "k3", withParent("l2")); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("commit of a snapshot with a parent onto another: %v, want InvalidArgument", err)
+	}
+	if _, err := sn.Prepare(ctx, "k4", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := sn.Commit(ctx, "l4", "k4", withParent("nothing")); !errdefs.IsNotFound(err) {
+		t.Errorf("commit onto a missing parent: %v, want NotFound", err)
+	}
+	if _, err := sn.Stat(ctx, "k4"); err != nil {
+		t.Errorf("a refused commit lost its active snapshot: %v", err)
+	}
+}

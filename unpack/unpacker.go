@@ -607,11 +607,10 @@ func (u *Unpacker) apply(ctx context.Context, p *Platform, l layer, key string, 
 	name := l.desc.Digest.String()
 	opts := append(slices.Clone(p.ApplyOpts), diff.WithDiffID(l.diffID))
 	if u.config.progress != nil {
+		u.report(Progress{Layer: name, Event: EventUnpacking, Total: l.desc.Size})
 		opts = append(opts, diff.WithProgress(func(d ocispec.Descriptor, n int64) {
 			u.report(Progress{Layer: name, Event: EventUnpacking, Bytes: n, Total: d.Size})
 		}))
-	} else {
-		u.report(Progress{Layer: name, Event: EventUnpacking, Total: l.desc.Size})
 	}
 	applied, err := p.Applier.Apply(ctx, l.desc, mounts, opts...)
 	if err != nil {

@@ -550,3 +550,46 @@ func TestBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedConfig unpacks an index of two manifests with one config (the
+// same layers, compressed differently): one chain is unpacked, and every
+// layer of both is fetched.
+func TestSharedConfig(t *testing.T) {
+	sn, _ := backends[0].new(t)
+	cs := newStore(t)
+	plain := testLayers()
+	for i := range plain {
+		plain[i].gzip = false
+	}
+	a := buildImage(t, cs, testLayers(), -1)
+	b := buildImage(t, cs, plain, -1)
+	if a.config.Digest != b.config.Digest {
+		t.Fatal("the variants' configs differ")
+	}
+	idx, _ := json.Marshal(ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{a.manifest, b.manifest}})
+	root := testImage{manifest: writeBlob(t, cs, ocispec.MediaTypeImageIndex, idx)}
+	f := newFetcher(nil)
+	ap := &countingApplier{Applier: apply.NewFileSystemApplier(cs)}
+	res, err := pull(cs, root, platformFor("naive", sn, nil, ap), f, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unpacks != 1 {
+		t.Errorf("Unpacks = %d, want 1", res.Unpacks)
+	}
+	// Once per manifest that lists it: layer 1 is uncompressed in both.
+	want := map[digest.Digest]int{}
+	for _, l := range append(a.layers, b.layers...) {
+		want[l.Digest]++
+	}
+	for d, w := range want {
+		if n := f.count(d); n != w {
+			t.Errorf("layer %s fetched %d times, want %d", d, n, w)
+		}
+	}
+	if calls, _ := ap.stats(); calls != len(a.layers) {
+		t.Errorf("%d layers applied, want %d", calls, len(a.layers))
+	}
+	chain := chainOf(a.diffIDs)
+	checkTree(t, readTree(t, sn, chain[len(chain)-1]))
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -317,8 +318,9 @@ func TestInitPlugin(t *testing.T) {
 	if want := filepath.Join(dir, "io.containerd.snapshotter.v1.overlayfs"); ic.Meta.Exports["root"] != want {
 		t.Errorf("exported root %q, want %q", ic.Meta.Exports["root"], want)
 	}
-	if len(ic.Meta.Capabilities) != 0 {
-		t.Errorf("capabilities %q", ic.Meta.Capabilities)
+	// Commit rebases (TestRebaseOnCommit), and clients learn it here.
+	if !slices.Equal(ic.Meta.Capabilities, []string{"rebase"}) {
+		t.Errorf("capabilities %q, want [rebase]", ic.Meta.Capabilities)
 	}
 }
 

@@ -31,6 +31,11 @@ func initPlugin(ic *plugin.InitContext) (interface{}, error) {
 		root = c.RootPath
 	}
 	ic.Meta.Exports["root"] = root
+	// A layer's upper directory holds its own changes alone (whiteouts as
+	// overlay's devices), so it can be applied before its parent exists and
+	// rebased onto it at commit: clients and our unpacker read "rebase"
+	// here and apply layers in parallel (containerd 2.1+ does the same).
+	ic.Meta.Capabilities = append(ic.Meta.Capabilities, "rebase")
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("create overlayfs snapshotter root: %w", err)
 	}

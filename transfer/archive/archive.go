@@ -61,9 +61,8 @@ func (iis *ImageImportStream) ImportStream(context.Context) (io.Reader, string, 
 
 // Import reads the archive into store and returns the index describing
 // its images. A stream of no declared media type may be compressed.
-//
-// force_compress is not passed on: images/archive has no option for it
-// yet, so layers are stored as the archive has them.
+// With force_compress, the uncompressed layers of a docker save archive
+// are stored gzipped.
 func (iis *ImageImportStream) Import(ctx context.Context, store content.Store) (ocispec.Descriptor, error) {
 	r := iis.stream
 	if iis.mediaType == "" {
@@ -74,7 +73,11 @@ func (iis *ImageImportStream) Import(ctx context.Context, store content.Store) (
 		defer d.Close()
 		r = d
 	}
-	return archive.ImportIndex(ctx, store, r)
+	var opts []archive.ImportOpt
+	if iis.forceCompress {
+		opts = append(opts, archive.WithImportCompression())
+	}
+	return archive.ImportIndex(ctx, store, r, opts...)
 }
 
 // UnmarshalAny reads a containerd.types.transfer.ImageImportStream; the

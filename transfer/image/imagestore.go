@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 
 	"github.com/containerd/platforms"
@@ -19,6 +18,7 @@ import (
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
+	"github.com/llitfkitfk/containerd/images/archive"
 	"github.com/llitfkitfk/containerd/streaming"
 	"github.com/llitfkitfk/containerd/transfer"
 	"github.com/llitfkitfk/containerd/transfer/plugins"
@@ -37,9 +37,6 @@ var (
 )
 
 const (
-	// AnnotationImageName is the full name an archive's index gives a
-	// manifest.
-	AnnotationImageName = "io.containerd.image.name"
 	// AnnotationRefSource, set by an import on the descriptors it stores,
 	// says where their names come from: "annotation" is the only source
 	// known, the names above.
@@ -218,41 +215,13 @@ func (s *Store) Store(ctx context.Context, desc ocispec.Descriptor, store images
 }
 
 // nameFromAnnotations returns the name an archive gives a manifest, read
-// against prefix: the full name (io.containerd.image.name), used only if
-// it is under prefix when strict; else the OCI ref name, a tag appended to
-// prefix or a full name (under prefix when strict). "" when none fits.
+// against prefix: a tag is appended to it; a full name is used as it is,
+// only if it is under prefix when strict. "" when none fits.
 func nameFromAnnotations(annotations map[string]string, prefix string, strict bool) string {
-	if prefix == "" {
-		return ""
+	if strict {
+		return archive.ImageName(annotations, archive.FilterRefPrefix(prefix))
 	}
-	if name := annotations[AnnotationImageName]; name != "" {
-		// It must be a full name, and is not patched up if it is not.
-		if !strings.ContainsAny(name, "/:@") || strict && !hasPrefix(name, prefix) {
-			return ""
-		}
-		return name
-	}
-	ref := annotations[ocispec.AnnotationRefName]
-	switch {
-	case ref == "":
-		return ""
-	case strings.ContainsAny(ref, "/:@"):
-		if strict && !hasPrefix(ref, prefix) {
-			return ""
-		}
-		return ref
-	default:
-		return prefix + ":" + ref
-	}
-}
-
-// hasPrefix reports whether name is prefix or under it: followed by a
-// path, tag or digest, not a longer repository name.
-func hasPrefix(name, prefix string) bool {
-	if !strings.HasPrefix(name, prefix) {
-		return false
-	}
-	return len(name) == len(prefix) || strings.ContainsRune("/:@", rune(name[len(prefix)]))
+	return archive.ImageName(annotations, archive.AddRefPrefix(prefix))
 }
 
 // Get returns the image named.

@@ -13,6 +13,7 @@ import (
 	transfertypes "github.com/llitfkitfk/containerd/api/types/transfer"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
+	"github.com/llitfkitfk/containerd/images/archive"
 	"github.com/llitfkitfk/containerd/streaming"
 	"github.com/llitfkitfk/containerd/transfer"
 	"github.com/llitfkitfk/containerd/transfer/plugins"
@@ -172,15 +173,15 @@ func TestStoreFromAnnotations(t *testing.T) {
 	}{
 		{"tag added to prefix", map[string]string{ocispec.AnnotationRefName: "v1"},
 			Reference{Name: "example.com/app", IsPrefix: true}, "example.com/app:v1"},
-		{"full name under prefix", map[string]string{AnnotationImageName: "example.com/app:v2"},
+		{"full name under prefix", map[string]string{archive.AnnotationImageName: "example.com/app:v2"},
 			Reference{Name: "example.com/app", IsPrefix: true}, "example.com/app:v2"},
-		{"full name elsewhere refused", map[string]string{AnnotationImageName: "other.com/x:1"},
+		{"full name elsewhere refused", map[string]string{archive.AnnotationImageName: "other.com/x:1"},
 			Reference{Name: "example.com/app", IsPrefix: true}, ""},
-		{"longer repository is not under prefix", map[string]string{AnnotationImageName: "example.com/application:1"},
+		{"longer repository is not under prefix", map[string]string{archive.AnnotationImageName: "example.com/application:1"},
 			Reference{Name: "example.com/app", IsPrefix: true}, ""},
-		{"full name elsewhere allowed by overwrite", map[string]string{AnnotationImageName: "other.com/x:1"},
+		{"full name elsewhere allowed by overwrite", map[string]string{archive.AnnotationImageName: "other.com/x:1"},
 			Reference{Name: "example.com/app", IsPrefix: true, AllowOverwrite: true}, "other.com/x:1"},
-		{"image name must be full", map[string]string{AnnotationImageName: "short"},
+		{"image name must be full", map[string]string{archive.AnnotationImageName: "short"},
 			Reference{Name: "example.com/app", IsPrefix: true, AllowOverwrite: true}, ""},
 		{"digest added", map[string]string{ocispec.AnnotationRefName: "v1"},
 			Reference{Name: "example.com/app", IsPrefix: true, AddDigest: true}, "example.com/app:v1 example.com/app@" + dgst},

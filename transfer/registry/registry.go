@@ -182,50 +182,23 @@ func (r *OCIRegistry) newResolver(ctx context.Context) remotes.Resolver {
 	if r.hostDir != "" {
 		opts.HostDir = config.HostDirFromRoot(r.hostDir)
 	}
-	var credsFn func(string) (string, string, error)
 	if creds := r.creds; creds != nil {
 		ref := r.reference
-		credsFn = func(host string) (string, string, error) {
+		opts.Credentials = func(host string) (string, string, error) {
 			c, err := creds.GetCredentials(ctx, ref, host)
 			if err != nil {
 				return "", "", err
 			}
 			return c.Username, c.Secret, nil
 		}
-		opts.Credentials = credsFn
 	}
-	hosts := config.ConfigureHosts(ctx, opts)
-	headers := r.headers
+	if r.headers != nil {
+		opts.AuthorizerOpts = []dockerremote.AuthorizerOpt{dockerremote.WithAuthHeader(r.headers)}
+	}
 	return dockerremote.NewResolver(dockerremote.ResolverOptions{
-		Hosts:   withAuthorizer(hosts, credsFn, headers),
-		Headers: headers,
+		Hosts:   config.ConfigureHosts(ctx, opts),
+		Headers: r.headers,
 	})
-}
-
-// withAuthorizer gives each host with none an authorizer answering
-// challenges with creds (ConfigureHosts leaves authorizers to its
-// callers).
-func withAuthorizer(hosts dockerremote.RegistryHosts, creds func(string) (string, string, error), headers http.Header) dockerremote.RegistryHosts {
-	return func(host string) ([]dockerremote.RegistryHost, error) {
-		list, err := hosts(host)
-		if err != nil {
-			return nil, err
-		}
-		for i := range list {
-			if list[i].Authorizer != nil {
-				continue
-			}
-			opts := []dockerremote.AuthorizerOpt{dockerremote.WithAuthClient(list[i].Client)}
-			if creds != nil {
-				opts = append(opts, dockerremote.WithAuthCreds(creds))
-			}
-			if headers != nil {
-				opts = append(opts, dockerremote.WithAuthHeader(headers))
-			}
-			list[i].Authorizer = dockerremote.NewDockerAuthorizer(opts...)
-		}
-		return list, nil
-	}
 }
 
 // normalize returns ref as docker would read it, or ref itself when it

@@ -34,6 +34,9 @@ type HostOptions struct {
 	// Credentials returns the username and secret for a host; every
 	// host ConfigureHosts returns gets an authorizer asking it.
 	Credentials func(host string) (string, string, error)
+	// AuthorizerOpts are given to that authorizer too (token request
+	// headers, for instance).
+	AuthorizerOpts []docker.AuthorizerOpt
 	// DefaultTLS is the TLS configuration every host starts from.
 	// Setting it also makes http hosts try https first.
 	DefaultTLS *tls.Config
@@ -152,6 +155,7 @@ func makeHosts(ctx context.Context, hosts []hostConfig, options HostOptions) ([]
 	if options.Credentials != nil {
 		authOpts = append(authOpts, docker.WithAuthCreds(options.Credentials))
 	}
+	authOpts = append(authOpts, options.AuthorizerOpts...)
 	authorizer := docker.NewDockerAuthorizer(authOpts...)
 
 	out := make([]docker.RegistryHost, len(hosts))
