@@ -2,12 +2,14 @@ package local
 
 import (
 	"context"
+	"crypto/rand"
 	"net/http"
 	"testing"
 
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/remotes"
 	"github.com/llitfkitfk/containerd/remotes/docker"
@@ -89,5 +91,60 @@ func TestRegistryRoundTrip(t *testing.T) {
 	// index, one manifest, its config and two layers
 	if completes != 5 {
 		t.Errorf("%d blobs reported complete, want 5", completes)
+	}
+}
+
+// A pull through a registry connection that drops mid-layer, and then
+// refuses, fails and records nothing; the part of the layer it got is
+// kept through the lease's release and a collection, and the next pull
+// completes the image.
+func TestRegistryFailedPullKeepsPartialLayer(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	proxy := testutil.StartFaultProxy(t, reg)
+	noise := make([]byte, 1<<20)
+	rand.Read(noise)
+	img := newImage(t, []ocispec.Platform{host}, false, map[string]string{"noise": string(noise)})
+	e := newEnv(t)
+	if err := e.svc.Transfer(e.ctx, archiveOf(img, "local:1"), &fakeStore{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Transfer(e.ctx, &fakeStore{name: "local:1"}, newRegistryRef(reg.Host+"/test/drop:1")); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+
+	b := newEnv(t)
+	ref := proxy.Host + "/test/drop:1"
+	layer := img.layers[0][0]
+	proxy.Set(layer.Digest.String(), testutil.FaultDropThenFail)
+	if err := b.svc.Transfer(b.ctx, newRegistryRef(ref), &fakeStore{name: ref}); err == nil {
+		t.Fatal("a pull whose layer could not be fetched succeeded")
+	}
+	if _, err := b.is.Get(b.ctx, ref); !errdefs.IsNotFound(err) {
+		t.Fatalf("image after a failed pull: %v", err)
+	}
+	b.noLeases(t)
+	if _, err := b.db.GarbageCollect(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	sts, err := b.cs.ListStatuses(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept int64
+	for _, st := range sts {
+		if st.Ref == remotes.MakeRefKey(b.ctx, layer) {
+			kept = st.Offset
+		}
+	}
+	if kept <= 0 || kept >= layer.Size {
+		t.Fatalf("after the failed pull and a collection, %d of the layer's %d bytes are kept (statuses %+v)", kept, layer.Size, sts)
+	}
+
+	proxy.Set(layer.Digest.String(), "")
+	if err := b.svc.Transfer(b.ctx, newRegistryRef(ref), &fakeStore{name: ref}); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if got, err := b.is.Get(b.ctx, ref); err != nil || got.Target.Digest != img.root.Digest {
+		t.Fatalf("image after the retry: %+v, %v", got, err)
 	}
 }
