@@ -103,10 +103,14 @@ type blobReader struct {
 	kind string // "blobs" or "manifests"
 	desc ocispec.Descriptor
 
-	body    io.ReadCloser // nil: open at offset on the next Read
-	offset  int64
-	retries int // reopenings since the last byte
-	err     error
+	body io.ReadCloser // nil: open at offset on the next Read
+	// streaming: bytes of body have been read. A short skip forward is
+	// then read through; before that, as when resuming an ingest, the
+	// request is made again with a Range, so no byte comes twice.
+	streaming bool
+	offset    int64
+	retries   int // reopenings since the last byte
+	err       error
 }
 
 // open GETs the blob from r.offset on. A registry that ignores the
@@ -143,6 +147,13 @@ func (r *blobReader) open() error {
 	default:
 		return responseError(req.String(), resp)
 	}
+	// A body that ends cleanly short is the registry's word on the size,
+	// not a broken connection to resume: refuse it, naming both sizes.
+	if r.desc.Size >= 0 && resp.ContentLength >= 0 && start+resp.ContentLength < r.desc.Size {
+		resp.Body.Close()
+		return fmt.Errorf("%s: the registry serves %d bytes of %s from offset %d, its descriptor says the size is %d: %w",
+			req, resp.ContentLength, r.desc.Digest, start, r.desc.Size, errdefs.ErrFailedPrecondition)
+	}
 	if r.desc.Size < 0 {
 		// Fetched by digest alone: the first answer tells the size.
 		if resp.StatusCode != http.StatusOK || resp.ContentLength < 0 {
@@ -161,6 +172,7 @@ func (r *blobReader) open() error {
 		}
 	}
 	r.body = resp.Body
+	r.streaming = false
 	return nil
 }
 
@@ -191,6 +203,7 @@ func (r *blobReader) Read(p []byte) (int, error) {
 		r.offset += int64(n)
 		if n > 0 {
 			r.retries = 0
+			r.streaming = true
 		}
 		if err == nil || r.offset == r.desc.Size {
 			return n, nil
@@ -246,7 +259,7 @@ func (r *blobReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	r.err = nil
 	r.retries = 0
-	if r.body != nil && offset > r.offset && offset-r.offset <= seekReadThrough {
+	if r.body != nil && r.streaming && offset > r.offset && offset-r.offset <= seekReadThrough {
 		// Close ahead: reading on costs less than a new request.
 		n, err := io.CopyN(io.Discard, r.body, offset-r.offset)
 		r.offset += n

@@ -297,14 +297,22 @@ func TestFetchHandlerTruncatedResumes(t *testing.T) {
 	// Bigger than a Seek reads through, so the resume is a ranged GET.
 	data := randBytes(3<<20, 13)
 	desc := f.putBlob("lib/img", data)
-	f.truncate = 2 << 20
+	// The connection drops at 2 MiB and the registry then fails every
+	// resume: the fetch fails with 2 MiB in its ingest.
+	f.dropAfter, f.drops = 2<<20, 1
+	f.fail = func(r *http.Request) (int, string) {
+		if r.Header.Get("Range") != "" {
+			return http.StatusServiceUnavailable, ""
+		}
+		return 0, ""
+	}
 	ctx := context.Background()
 	store := newStore(t)
 	fe, _ := NewResolver(ResolverOptions{Hosts: f.hosts(nil)}).Fetcher(ctx, f.host()+"/lib/img:v1")
 
 	_, err := remotes.FetchHandler(store, fe)(ctx, desc)
-	if err == nil || !strings.Contains(err.Error(), "2097152 of 3145728") {
-		t.Fatalf("truncated fetch: %v", err)
+	if !errdefs.IsUnavailable(err) {
+		t.Fatalf("interrupted fetch: %v, want Unavailable", err)
 	}
 	if _, err := store.Info(ctx, desc.Digest); !errdefs.IsNotFound(err) {
 		t.Fatalf("truncated blob committed: %v", err)
@@ -315,7 +323,7 @@ func TestFetchHandlerTruncatedResumes(t *testing.T) {
 		t.Fatalf("ingest %s: %+v %v; want 2 MiB kept", ref, st, err)
 	}
 
-	f.truncate = 0
+	f.fail = nil
 	f.requests = nil
 	if _, err := remotes.FetchHandler(store, fe)(ctx, desc); err != nil {
 		t.Fatal(err)

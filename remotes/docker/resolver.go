@@ -373,7 +373,7 @@ func (b *base) getManifest(ctx context.Context, req *request, dgst digest.Digest
 	if dgst != "" && desc.Digest != dgst {
 		return ocispec.Descriptor{}, fmt.Errorf("%s: the manifest's digest is %s: %w", req, desc.Digest, errdefs.ErrFailedPrecondition)
 	}
-	if !knownManifestType(desc.MediaType) {
+	if genericType(desc.MediaType) {
 		desc.MediaType = sniffManifestType(data, desc.MediaType)
 	}
 	return desc, nil
@@ -400,6 +400,17 @@ func checkManifestType(mt string) error {
 		return fmt.Errorf("the registry did not say what media type the manifest is: %w", errdefs.ErrNotImplemented)
 	}
 	return fmt.Errorf("unsupported manifest media type %q: %w", mt, errdefs.ErrNotImplemented)
+}
+
+// genericType reports whether a registry served a manifest as no type in
+// particular, which leaves its type to be read from its bytes. A type it
+// does name is taken at its word, and refused if unknown.
+func genericType(mt string) bool {
+	switch mt {
+	case "", "application/json", "text/plain", "application/octet-stream", "binary/octet-stream":
+		return true
+	}
+	return false
 }
 
 // sniffManifestType guesses the media type of a manifest served as
