@@ -483,7 +483,7 @@ func TestTransferFaults(t *testing.T) {
 		}
 		if len(gets) == 0 || !regexp.MustCompile(`^bytes=[1-9][0-9]*-`).MatchString(gets[0].Range) {
 			peerDiffers(t, fmt.Sprintf("the second pull fetched the layer from the start: %+v", gets))
-			t.Fatalf("the second pull did not resume the layer from what the first fetched: %+v", gets)
+			t.Fatalf("the second pull did not resume the layer from what the first fetched: %+v\ndaemon log:\n%s", gets, x.c.log)
 		}
 	})
 

@@ -30,7 +30,7 @@ func WithLease(ctx context.Context, id string) context.Context {
 // the one named in incoming gRPC metadata.
 func FromContext(ctx context.Context) (string, bool) {
 	if id, ok := ctx.Value(leaseKey{}).(string); ok {
-		return id, true
+		return id, id != "" // "": WithoutLease
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get(GRPCHeader); len(v) > 0 && v[0] != "" {
@@ -38,4 +38,10 @@ func FromContext(ctx context.Context) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// WithoutLease returns ctx with no lease, whatever ctx or the gRPC request
+// it came from carried: what is written with it is not held by a lease.
+func WithoutLease(ctx context.Context) context.Context {
+	return context.WithValue(ctx, leaseKey{}, "")
 }

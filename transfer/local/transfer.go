@@ -152,7 +152,14 @@ func (s *Service) withLease(ctx context.Context) (_ context.Context, lease lease
 // if the collector runs in between.
 func (s *Service) withLeaseKeeping(ctx context.Context) (_ context.Context, lease leases.Lease, release func(keepIngests bool), _ error) {
 	if id, ok := leases.FromContext(ctx); ok {
-		return ctx, leases.Lease{ID: id}, func(bool) {}, nil
+		// The client's lease: it deletes it when it is done, taking a
+		// failed pull's partial downloads with it unless they leave it.
+		l := leases.Lease{ID: id}
+		return ctx, l, func(keepIngests bool) {
+			if keepIngests && s.config.Leases != nil {
+				s.keepIngests(leases.WithoutLease(context.WithoutCancel(ctx)), l)
+			}
+		}, nil
 	}
 	if s.config.Leases == nil {
 		return ctx, leases.Lease{}, func(bool) {}, nil
@@ -163,7 +170,7 @@ func (s *Service) withLeaseKeeping(ctx context.Context) (_ context.Context, leas
 	if err != nil {
 		return ctx, leases.Lease{}, nil, fmt.Errorf("create lease: %w", err)
 	}
-	unleased := context.WithoutCancel(ctx)
+	unleased := leases.WithoutLease(context.WithoutCancel(ctx))
 	return leases.WithLease(ctx, l.ID), l, func(keepIngests bool) {
 		if keepIngests {
 			s.keepIngests(unleased, l)

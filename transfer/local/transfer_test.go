@@ -187,6 +187,42 @@ func TestPullUsesTheClientsLease(t *testing.T) {
 	}
 }
 
+// containerd's client wraps every transfer in a lease of its own, and
+// deletes it when the call returns: a failed pull's partial layer must
+// leave that lease, or the collector takes it before the retry.
+func TestFailedPullUnderTheClientsLeaseKeepsPartialLayer(t *testing.T) {
+	e := newEnv(t)
+	img := newImage(t, []ocispec.Platform{host}, false, twoLayers()...)
+	reg := newRegistry(imageName, img)
+	broken := img.layers[0][1]
+	reg.failAt[broken.Digest] = broken.Size / 2
+
+	l, err := e.leases.Create(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Transfer(leases.WithLease(e.ctx, l.ID), reg, &fakeStore{name: imageName}); !errors.Is(err, errInjected) {
+		t.Fatalf("pull through a failing fetch: got %v, want the fetch's error", err)
+	}
+	if err := e.leases.Delete(e.ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.GarbageCollect(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	delete(reg.failAt, broken.Digest)
+	if err := e.svc.Transfer(e.ctx, reg, &fakeStore{name: imageName}); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	reg.mu.Lock()
+	seeks := reg.seeks[broken.Digest]
+	reg.mu.Unlock()
+	if len(seeks) != 1 || seeks[0] != broken.Size/2 {
+		t.Errorf("the retry resumed the broken layer at %v, want [%d]", seeks, broken.Size/2)
+	}
+}
+
 func TestPullProgress(t *testing.T) {
 	e := newEnv(t)
 	img := newImage(t, []ocispec.Platform{host}, false, twoLayers()...)
