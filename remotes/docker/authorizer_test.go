@@ -148,7 +148,7 @@ func TestBearerRefusedAfterFreshToken(t *testing.T) {
 	}
 	// A GET has a body: its message is passed on.
 	fe, _ := r.Fetcher(context.Background(), f.host()+"/lib/img:v1")
-	_, err = fe.Fetch(context.Background(), layer)
+	err = fetchErr(context.Background(), fe, layer)
 	wantKind(t, err, errdefs.ErrUnauthenticated, "UNAUTHORIZED: authentication required")
 }
 

@@ -29,10 +29,12 @@ type fetcher struct {
 	*base
 }
 
-// Fetch opens desc on the first host allowed to pull that has it. The
-// reader yields at most desc.Size bytes, can Seek (reopening with a
-// Range request), and reopens itself from where it got to when the
-// connection drops.
+// Fetch returns a reader of desc from the first host allowed to pull that
+// has it. Nothing is requested until the first Read, so that a caller
+// resuming an ingest Seeks first and the one request is ranged. The
+// reader yields at most desc.Size bytes, can Seek (reopening with a Range
+// request), and reopens itself from where it got to when the connection
+// drops.
 func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("fetch %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
@@ -40,43 +42,28 @@ func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 	if desc.Size < 0 {
 		return nil, fmt.Errorf("fetch %s: negative size %d: %w", desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
 	}
-	return f.open(ctx, desc)
+	return f.reader(ctx, desc)
 }
 
-// open finds a host with desc (Size -1: of any size) and opens it there.
-func (f *fetcher) open(ctx context.Context, desc ocispec.Descriptor) (*blobReader, error) {
+// reader returns an unopened reader of desc (Size -1: of any size).
+func (f *fetcher) reader(ctx context.Context, desc ocispec.Descriptor) (*blobReader, error) {
 	hosts := f.filterHosts(HostCapabilityPull)
 	if len(hosts) == 0 {
 		return nil, f.noHosts("pull")
 	}
-	ctx = withScopes(ctx, repositoryScope(f.repository, false))
-
 	// Manifests live under /manifests; some registries also serve them
 	// as blobs, which is where a manifest pushed as a blob would be.
 	kinds := []string{"blobs"}
 	if knownManifestType(desc.MediaType) {
 		kinds = []string{"manifests", "blobs"}
 	}
-	var firstErr error
-	for _, host := range hosts {
-		for _, kind := range kinds {
-			r := &blobReader{ctx: ctx, base: f.base, host: host, kind: kind, desc: desc}
-			err := r.open()
-			if err == nil {
-				return r, nil
-			}
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			if firstErr == nil || errdefs.IsNotFound(firstErr) && !errdefs.IsNotFound(err) {
-				firstErr = err
-			}
-			if !errdefs.IsNotFound(err) {
-				break // this host is failing: try the next
-			}
-		}
-	}
-	return nil, fmt.Errorf("fetch %s %s from %s: %w", desc.MediaType, desc.Digest, f.spec.Locator, firstErr)
+	return &blobReader{
+		ctx:   withScopes(ctx, repositoryScope(f.repository, false)),
+		base:  f.base,
+		hosts: hosts,
+		kinds: kinds,
+		desc:  desc,
+	}, nil
 }
 
 // FetchByDigest opens the blob with desc's digest, learning its size
@@ -87,21 +74,27 @@ func (f *fetcher) FetchByDigest(ctx context.Context, desc ocispec.Descriptor) (i
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, ocispec.Descriptor{}, fmt.Errorf("fetch %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
 	}
-	rc, err := f.open(ctx, desc)
+	r, err := f.reader(ctx, desc)
 	if err != nil {
 		return nil, ocispec.Descriptor{}, err
 	}
-	return rc, rc.desc, nil
+	if err := r.open(); err != nil {
+		return nil, ocispec.Descriptor{}, err
+	}
+	return r, r.desc, nil
 }
 
 // blobReader reads one blob, reopening the request at its offset when
 // asked to seek or when the connection drops.
 type blobReader struct {
-	ctx  context.Context
-	base *base
-	host RegistryHost
-	kind string // "blobs" or "manifests"
-	desc ocispec.Descriptor
+	ctx   context.Context
+	base  *base
+	hosts []RegistryHost // to try, in order, until one has it
+	kinds []string       // "blobs" or "manifests", in order
+	found bool           // host and kind are the ones that have it
+	host  RegistryHost
+	kind  string
+	desc  ocispec.Descriptor
 
 	body io.ReadCloser // nil: open at offset on the next Read
 	// streaming: bytes of body have been read. A short skip forward is
@@ -113,10 +106,39 @@ type blobReader struct {
 	err       error
 }
 
-// open GETs the blob from r.offset on. A registry that ignores the
-// Range header sends it all: the bytes before offset are read and
-// dropped.
+// open GETs the blob from r.offset on, from the host that had it, or the
+// first of the hosts that has it.
 func (r *blobReader) open() error {
+	if r.found {
+		return r.openAt()
+	}
+	var firstErr error
+	for _, host := range r.hosts {
+		for _, kind := range r.kinds {
+			r.host, r.kind = host, kind
+			err := r.openAt()
+			if err == nil {
+				r.found = true
+				return nil
+			}
+			if r.ctx.Err() != nil {
+				return err
+			}
+			if firstErr == nil || errdefs.IsNotFound(firstErr) && !errdefs.IsNotFound(err) {
+				firstErr = err
+			}
+			if !errdefs.IsNotFound(err) {
+				break // this host is failing: try the next
+			}
+		}
+	}
+	return fmt.Errorf("fetch %s %s from %s: %w", r.desc.MediaType, r.desc.Digest, r.base.spec.Locator, firstErr)
+}
+
+// openAt GETs the blob from r.offset on at r.host. A registry that
+// ignores the Range header sends it all: the bytes before offset are read
+// and dropped.
+func (r *blobReader) openAt() error {
 	req := r.base.request(r.host, http.MethodGet, r.kind, r.desc.Digest.String())
 	if r.kind == "manifests" {
 		accept := manifestAccept

@@ -147,7 +147,7 @@ func TestResolveErrors(t *testing.T) {
 		}
 		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromString("x"), Size: 1}
 		fe, _ := r.Fetcher(ctx, f.host()+"/lib/img:v1")
-		_, err := fe.Fetch(ctx, desc)
+		err := fetchErr(ctx, fe, desc)
 		wantKind(t, err, tc.kind, "the registry says so")
 		if tc.code != "" && !strings.Contains(err.Error(), tc.code) {
 			t.Errorf("error %q does not name %s", err, tc.code)
@@ -212,16 +212,11 @@ func TestMirrorFallback(t *testing.T) {
 	// The manifest comes from the server (the mirror fails), the layer
 	// from the mirror.
 	fe, _ := r.Fetcher(ctx, ref)
-	rc, err := fe.Fetch(ctx, want)
-	if err != nil {
-		t.Fatal(err)
+	for _, desc := range []ocispec.Descriptor{want, layer} {
+		if err := fetchErr(ctx, fe, desc); err != nil {
+			t.Fatal(err)
+		}
 	}
-	rc.Close()
-	rc, err = fe.Fetch(ctx, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Close()
 	if server.count("GET", "/blobs/") != 0 || mirror.count("GET", "/blobs/"+layer.Digest.String()) != 1 {
 		t.Fatalf("layer not fetched from the mirror alone: mirror %q, server %q", mirror.seen(), server.seen())
 	}
@@ -313,7 +308,7 @@ func TestFetchRefusesShortBody(t *testing.T) {
 	desc := f.putBlob("lib/img", data)
 	f.truncate = 4000
 	fe, _ := NewResolver(ResolverOptions{Hosts: f.hosts(nil)}).Fetcher(context.Background(), f.host()+"/lib/img:v1")
-	_, err := fe.Fetch(context.Background(), desc)
+	err := fetchErr(context.Background(), fe, desc)
 	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "serves 4000 bytes") || !strings.Contains(err.Error(), "size is 10000") {
 		t.Fatalf("fetch of a truncated blob: %v; want FailedPrecondition naming 4000 and 10000", err)
 	}
@@ -397,7 +392,7 @@ func TestFetchManifestAndNotFound(t *testing.T) {
 	if f.count("GET", "/manifests/"+want.Digest.String()) != 1 {
 		t.Fatalf("manifest not fetched by digest from /manifests: %q", f.seen())
 	}
-	_, err = fe.Fetch(context.Background(), ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromString("nope"), Size: 4})
+	err = fetchErr(context.Background(), fe, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromString("nope"), Size: 4})
 	wantKind(t, err, errdefs.ErrNotFound, "BLOB_UNKNOWN")
 }
 
@@ -516,4 +511,16 @@ func TestResolveWithoutHead(t *testing.T) {
 	if err != nil || desc.Digest != want.Digest || desc.MediaType != want.MediaType {
 		t.Fatalf("Resolve: %+v %v", desc, err)
 	}
+}
+
+// fetchErr fetches desc and reads it all, returning the first error: the
+// reader asks the registry on its first Read.
+func fetchErr(ctx context.Context, fe remotes.Fetcher, desc ocispec.Descriptor) error {
+	rc, err := fe.Fetch(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
 }
