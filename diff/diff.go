@@ -100,6 +100,20 @@ type Applier interface {
 	Apply(ctx context.Context, desc ocispec.Descriptor, mounts []mount.Mount, opts ...ApplyOpt) (ocispec.Descriptor, error)
 }
 
+// StreamApplier is an Applier that can also apply a layer from its bytes
+// as they arrive, rather than from the content store once they are all
+// there: a pull then unpacks a layer while it downloads.
+type StreamApplier interface {
+	Applier
+	// ApplyStream is Apply with the layer's compressed bytes read from
+	// r, to its end; desc says how they are compressed. It does not
+	// check desc's digest, which is the caller's to verify (as the
+	// fetch that feeds r does) before trusting what was applied. It
+	// fails with NotImplemented, having read nothing from r, for a
+	// layer it cannot apply.
+	ApplyStream(ctx context.Context, desc ocispec.Descriptor, r io.Reader, mounts []mount.Mount, opts ...ApplyOpt) (ocispec.Descriptor, error)
+}
+
 // ApplyConfig holds the settings of an Apply.
 type ApplyConfig struct {
 	// ProcessorPayloads are data for stream processors, keyed by media

@@ -2,6 +2,7 @@ package remotes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -56,8 +57,60 @@ func FetchHandler(ingester content.Ingester, fetcher Fetcher) images.HandlerFunc
 	}
 }
 
+// Tee receives a copy of a blob as Fetch copies it (an *io.PipeWriter
+// is one).
+type Tee interface {
+	io.Writer
+	// CloseWithError ends the copy: with nil once the blob is all there
+	// and its digest verified, else with what went wrong.
+	CloseWithError(error) error
+}
+
+type teeKey struct{}
+
+// WithTee returns a context under which Fetch, whenever it copies a blob
+// from its first byte, also writes the bytes to the Tee that open returns
+// for its descriptor (none if nil), so that they can be used as they
+// arrive; a layer can be unpacked while it downloads. Fetch closes the
+// Tee on every return. A blob that is there already, or whose ingest is
+// resumed, is not copied from its first byte, and open is not called.
+// A Tee that fails a write is dropped; the fetch goes on without it.
+func WithTee(ctx context.Context, open func(ocispec.Descriptor) Tee) context.Context {
+	return context.WithValue(ctx, teeKey{}, open)
+}
+
+// tee is a Fetch's Tee, if any.
+type tee struct {
+	w      Tee
+	failed bool // w failed a write, and gets no more
+}
+
+func (t *tee) close(err error) {
+	if t.w != nil {
+		t.w.CloseWithError(err)
+		t.w = nil
+	}
+}
+
+// teeWriter writes to the ingest, then to the tee; only the ingest's
+// errors are the copy's.
+type teeWriter struct {
+	cw content.Writer
+	t  *tee
+}
+
+func (w teeWriter) Write(p []byte) (int, error) {
+	n, err := w.cw.Write(p)
+	if n > 0 && w.t.w != nil && !w.t.failed {
+		if _, terr := w.t.w.Write(p[:n]); terr != nil {
+			w.t.failed = true
+		}
+	}
+	return n, err
+}
+
 // Fetch copies desc from fetcher into ingester (see FetchHandler).
-func Fetch(ctx context.Context, ingester content.Ingester, fetcher Fetcher, desc ocispec.Descriptor) error {
+func Fetch(ctx context.Context, ingester content.Ingester, fetcher Fetcher, desc ocispec.Descriptor) (err error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return fmt.Errorf("fetch %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
 	}
@@ -78,6 +131,16 @@ func Fetch(ctx context.Context, ingester content.Ingester, fetcher Fetcher, desc
 		return fmt.Errorf("fetch %s: open ingest %s: %w", desc.Digest, ref, err)
 	}
 	defer cw.Close()
+	var t tee
+	defer func() {
+		if t.w != nil {
+			cause := err
+			if cause == nil {
+				cause = errors.New("the fetch ended before its blob was verified")
+			}
+			t.close(cause)
+		}
+	}()
 
 	st, err := cw.Status()
 	if err != nil {
@@ -92,7 +155,7 @@ func Fetch(ctx context.Context, ingester content.Ingester, fetcher Fetcher, desc
 		offset = 0
 	}
 	if offset < desc.Size {
-		if err := copyFrom(ctx, cw, fetcher, desc, offset); err != nil {
+		if err := copyFrom(ctx, cw, fetcher, desc, offset, &t); err != nil {
 			return err
 		}
 	}
@@ -105,6 +168,9 @@ func Fetch(ctx context.Context, ingester content.Ingester, fetcher Fetcher, desc
 		}
 		return fmt.Errorf("fetch %s: the remote sent content with digest %s: %w", desc.Digest, got, errdefs.ErrFailedPrecondition)
 	}
+	// What the tee had is verified: its reader may go on. The commit that
+	// follows is still this fetch's to fail.
+	t.close(nil)
 	if err := cw.Commit(ctx, desc.Size, desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
 		return fmt.Errorf("fetch %s: commit: %w", desc.Digest, err)
 	}
@@ -135,7 +201,7 @@ func openWriter(ctx context.Context, ingester content.Ingester, ref string, desc
 
 // copyFrom writes desc's bytes from offset on into cw, and checks the
 // remote has neither more nor fewer.
-func copyFrom(ctx context.Context, cw content.Writer, fetcher Fetcher, desc ocispec.Descriptor, offset int64) error {
+func copyFrom(ctx context.Context, cw content.Writer, fetcher Fetcher, desc ocispec.Descriptor, offset int64, t *tee) error {
 	rc, err := fetcher.Fetch(ctx, desc)
 	if err != nil {
 		return err
@@ -155,10 +221,17 @@ func copyFrom(ctx context.Context, cw content.Writer, fetcher Fetcher, desc ocis
 		}
 	}
 
+	var w io.Writer = cw
+	if open, ok := ctx.Value(teeKey{}).(func(ocispec.Descriptor) Tee); ok && offset == 0 {
+		if t.w = open(desc); t.w != nil {
+			w = teeWriter{cw: cw, t: t}
+		}
+	}
+
 	want := desc.Size - offset
 	buf := make([]byte, min(copyBufSize, max(want, 1)))
 	// Hide WriterTo/ReaderFrom so that the writes stay large.
-	n, err := io.CopyBuffer(struct{ io.Writer }{cw}, struct{ io.Reader }{io.LimitReader(rc, want)}, buf)
+	n, err := io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{io.LimitReader(rc, want)}, buf)
 	if err != nil {
 		return fmt.Errorf("fetch %s: at %d of %d bytes: %w", desc.Digest, offset+n, desc.Size, err)
 	}

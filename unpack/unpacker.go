@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 	"sync"
@@ -36,6 +37,7 @@ import (
 	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/mount"
+	"github.com/llitfkitfk/containerd/remotes"
 	"github.com/llitfkitfk/containerd/snapshots"
 )
 
@@ -381,9 +383,17 @@ func (u *Unpacker) unpack(ctx context.Context, h images.Handler, config ocispec.
 	if start < len(layers) {
 		todo := layers[start:]
 		fctx, cancelFetches := context.WithCancel(ctx)
+		parallel := slices.Contains(p.SnapshotterCapabilities, CapRebase)
+		// In parallel, each layer can be applied as it downloads, if the
+		// applier can read it from the fetch rather than the store.
+		var streams *layerStreams
+		if _, ok := p.Applier.(diff.StreamApplier); ok && parallel {
+			streams = newLayerStreams(todo)
+			fctx = remotes.WithTee(fctx, streams.open)
+		}
 		fetches := u.fetchAll(fctx, h, descs[start:])
-		if slices.Contains(p.SnapshotterCapabilities, CapRebase) {
-			done, err = u.applyParallel(ctx, p, todo, fetches)
+		if parallel {
+			done, err = u.applyParallel(ctx, p, todo, fetches, streams)
 			if errors.Is(err, errNoRebase) {
 				// Something between us and the snapshotter (a metadata
 				// layer) drops the parent: go the long way. The layers
@@ -473,7 +483,9 @@ type extracted struct {
 // parent, and commits them bottom up onto their parents. On the first
 // failure the rest are stopped and their snapshots removed. It returns
 // the chain IDs it committed.
-func (u *Unpacker) applyParallel(ctx context.Context, p *Platform, layers []layer, fetches *fetches) (done []string, err error) {
+func (u *Unpacker) applyParallel(ctx context.Context, p *Platform, layers []layer, fetches *fetches, streams *layerStreams) (done []string, err error) {
+	// Fetches that get to copying after this returns do it alone.
+	defer streams.closeAll()
 	// The first failure, wherever it happens, stops the other layers,
 	// which then report it as the cause.
 	actx, cancel := context.WithCancelCause(ctx)
@@ -482,7 +494,12 @@ func (u *Unpacker) applyParallel(ctx context.Context, p *Platform, layers []laye
 	for j, l := range layers {
 		results[j] = make(chan extracted, 1)
 		go func() {
-			r := u.extract(actx, p, l, fetches, j)
+			var r extracted
+			if streams != nil {
+				r = u.extractStream(actx, p, l, fetches, j, streams.of[j])
+			} else {
+				r = u.extract(actx, p, l, fetches, j)
+			}
 			if r.err != nil {
 				cancel(r.err)
 			}
@@ -539,6 +556,156 @@ func (u *Unpacker) extract(ctx context.Context, p *Platform, l layer, fetches *f
 		return extracted{err: err}
 	}
 	return extracted{key: key}
+}
+
+// extractStream prepares a parentless snapshot for the j-th layer and
+// applies the layer into it from its fetch's bytes as they arrive, or,
+// if the fetch does not copy it from its first byte (it is there
+// already, or its ingest resumed), from the store once fetched. Nothing
+// applied counts until the fetch has verified the blob's digest. On
+// failure the snapshot is removed.
+func (u *Unpacker) extractStream(ctx context.Context, p *Platform, l layer, fetches *fetches, j int, ls *layerStream) extracted {
+	// Whatever happens, the fetch must not wait on a reader that is gone.
+	defer ls.pr.CloseWithError(errStreamOver)
+	key, mounts, exists, err := u.prepare(ctx, p, l, "")
+	if err != nil || exists {
+		return extracted{err: err, exists: exists}
+	}
+	if l.parent != "" {
+		mounts = upperMounts(mounts)
+	}
+	select {
+	case <-ls.claimed:
+	case <-fetches.doneOf(j):
+	case <-ctx.Done():
+	}
+	streamed := !ls.withdraw()
+	var (
+		aerr error
+		read countingReader
+	)
+	if streamed {
+		// A cancelled unpack stops the apply, even if its fetch stalls.
+		stop := context.AfterFunc(ctx, func() { ls.pr.CloseWithError(context.Cause(ctx)) })
+		read.r = ls.pr
+		aerr = u.applyFrom(ctx, p, l, key, mounts, &read)
+		stop()
+		// An apply that stopped early must not leave the fetch blocked.
+		ls.pr.CloseWithError(errStreamOver)
+	}
+	if err := fetches.waitFor(ctx, j); err != nil {
+		u.remove(ctx, p.Snapshotter, key)
+		return extracted{err: err}
+	}
+	// Only an applier that declined the layer before reading any of it
+	// leaves the snapshot as prepared, to apply from the store.
+	if streamed && (read.n > 0 || !errdefs.IsNotImplemented(aerr)) {
+		if aerr != nil {
+			u.remove(ctx, p.Snapshotter, key)
+			return extracted{err: aerr}
+		}
+		return extracted{key: key}
+	}
+	// Not streamed, or the applier could not stream this layer (having
+	// read nothing): apply from the store, like extract.
+	if err := u.applies.Acquire(ctx, 1); err != nil {
+		u.remove(ctx, p.Snapshotter, key)
+		return extracted{err: err}
+	}
+	defer u.applies.Release(1)
+	if err := u.apply(ctx, p, l, key, mounts); err != nil {
+		u.remove(ctx, p.Snapshotter, key)
+		return extracted{err: err}
+	}
+	return extracted{key: key}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// errStreamOver closes the reading end of a layer's stream: the fetch
+// then goes on without it.
+var errStreamOver = errors.New("the unpacker no longer reads this layer's stream")
+
+// layerStreams are the pipes from an unpack's layer fetches to their
+// applies, one a layer, made before the fetches start.
+type layerStreams struct {
+	of []*layerStream // by layer
+
+	mu sync.Mutex
+	// unclaimed holds, by blob digest, the streams no fetch has taken;
+	// a blob that two layers share is copied once, into the first.
+	unclaimed map[digest.Digest][]*layerStream
+	closed    bool
+}
+
+type layerStream struct {
+	s       *layerStreams
+	digest  digest.Digest
+	pr      *io.PipeReader
+	pw      *io.PipeWriter
+	claimed chan struct{} // closed when a fetch takes pw
+}
+
+func newLayerStreams(layers []layer) *layerStreams {
+	s := &layerStreams{unclaimed: map[digest.Digest][]*layerStream{}}
+	for _, l := range layers {
+		pr, pw := io.Pipe()
+		ls := &layerStream{s: s, digest: l.desc.Digest, pr: pr, pw: pw, claimed: make(chan struct{})}
+		s.of = append(s.of, ls)
+		s.unclaimed[ls.digest] = append(s.unclaimed[ls.digest], ls)
+	}
+	return s
+}
+
+// open gives a fetch that copies desc from its first byte the writing
+// end of the stream of a layer that is desc, if one is left. Its writes
+// wait for the apply to read them.
+func (s *layerStreams) open(desc ocispec.Descriptor) remotes.Tee {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.unclaimed[desc.Digest]
+	if s.closed || len(list) == 0 {
+		return nil
+	}
+	ls := list[0]
+	s.unclaimed[desc.Digest] = list[1:]
+	close(ls.claimed)
+	return ls.pw
+}
+
+// withdraw takes ls from the fetches' reach, and reports false if a
+// fetch has taken it already.
+func (ls *layerStream) withdraw() bool {
+	s := ls.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-ls.claimed:
+		return false
+	default:
+	}
+	s.unclaimed[ls.digest] = slices.DeleteFunc(s.unclaimed[ls.digest], func(o *layerStream) bool { return o == ls })
+	return true
+}
+
+// closeAll makes later fetches copy alone. A nil *layerStreams has none.
+func (s *layerStreams) closeAll() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 }
 
 // upperMounts turns the writable bind mount of a rebase-capable
@@ -604,6 +771,13 @@ func (u *Unpacker) prepare(ctx context.Context, p *Platform, l layer, parent str
 // apply applies l onto mounts and checks that what was applied is the
 // layer the config names.
 func (u *Unpacker) apply(ctx context.Context, p *Platform, l layer, key string, mounts []mount.Mount) error {
+	return u.applyFrom(ctx, p, l, key, mounts, nil)
+}
+
+// applyFrom is apply with the layer's bytes read from r, if not nil,
+// rather than from the content store; p.Applier must then be a
+// diff.StreamApplier.
+func (u *Unpacker) applyFrom(ctx context.Context, p *Platform, l layer, key string, mounts []mount.Mount, r io.Reader) error {
 	name := l.desc.Digest.String()
 	opts := append(slices.Clone(p.ApplyOpts), diff.WithDiffID(l.diffID))
 	if u.config.progress != nil {
@@ -612,7 +786,18 @@ func (u *Unpacker) apply(ctx context.Context, p *Platform, l layer, key string, 
 			u.report(Progress{Layer: name, Event: EventUnpacking, Bytes: n, Total: d.Size})
 		}))
 	}
-	applied, err := p.Applier.Apply(ctx, l.desc, mounts, opts...)
+	var (
+		applied ocispec.Descriptor
+		err     error
+	)
+	if r != nil {
+		applied, err = p.Applier.(diff.StreamApplier).ApplyStream(ctx, l.desc, r, mounts, opts...)
+		if errdefs.IsNotImplemented(err) {
+			return err // unwrapped: the caller falls back to Apply
+		}
+	} else {
+		applied, err = p.Applier.Apply(ctx, l.desc, mounts, opts...)
+	}
 	if err != nil {
 		return fmt.Errorf("apply layer %s (%s) to %s snapshot %q: %w", l.desc.Digest, l.desc.MediaType, p.SnapshotterKey, key, err)
 	}
@@ -758,6 +943,9 @@ func (u *Unpacker) fetchAll(ctx context.Context, h images.Handler, descs []ocisp
 	}()
 	return f
 }
+
+// doneOf is closed once the fetch of the i-th layer is over.
+func (f *fetches) doneOf(i int) <-chan struct{} { return f.done[f.of[i]] }
 
 // waitFor waits for the fetch of the i-th layer.
 func (f *fetches) waitFor(ctx context.Context, i int) error {

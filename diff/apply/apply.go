@@ -31,7 +31,21 @@ func NewFileSystemApplier(store content.Provider) diff.Applier {
 // Apply decompresses the layer desc names, by its media type, and applies
 // it onto mounts in one pass, hashing the tar on the way: the returned
 // descriptor is the uncompressed layer's, its digest the diff ID.
-func (s *fsApplier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []mount.Mount, opts ...diff.ApplyOpt) (d ocispec.Descriptor, err error) {
+func (s *fsApplier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []mount.Mount, opts ...diff.ApplyOpt) (ocispec.Descriptor, error) {
+	return s.apply(ctx, desc, nil, mounts, opts)
+}
+
+// ApplyStream is Apply reading the compressed layer from r rather than
+// from the content store.
+func (s *fsApplier) ApplyStream(ctx context.Context, desc ocispec.Descriptor, r io.Reader, mounts []mount.Mount, opts ...diff.ApplyOpt) (ocispec.Descriptor, error) {
+	if r == nil {
+		return ocispec.Descriptor{}, fmt.Errorf("apply layer %s: no stream: %w", desc.Digest, errdefs.ErrInvalidArgument)
+	}
+	return s.apply(ctx, desc, r, mounts, opts)
+}
+
+// apply applies the layer read from blob, or from the store if nil.
+func (s *fsApplier) apply(ctx context.Context, desc ocispec.Descriptor, blob io.Reader, mounts []mount.Mount, opts []diff.ApplyOpt) (d ocispec.Descriptor, err error) {
 	// Without mounts there is nothing to apply onto: the layer would be
 	// unpacked into the bare temporary mount directory, and left there.
 	if len(mounts) == 0 {
@@ -41,10 +55,11 @@ func (s *fsApplier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts [
 	defer func() {
 		if err == nil {
 			log.G(ctx).WithFields(map[string]any{
-				"d":      time.Since(start),
-				"digest": desc.Digest,
-				"size":   desc.Size,
-				"media":  desc.MediaType,
+				"d":        time.Since(start),
+				"digest":   desc.Digest,
+				"size":     desc.Size,
+				"media":    desc.MediaType,
+				"streamed": blob != nil,
 			}).Debug("diff applied")
 		}
 	}()
@@ -60,13 +75,14 @@ func (s *fsApplier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts [
 		return ocispec.Descriptor{}, err
 	}
 
-	ra, err := s.store.ReaderAt(ctx, desc)
-	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("open layer %s: %w", desc.Digest, err)
+	if blob == nil {
+		ra, err := s.store.ReaderAt(ctx, desc)
+		if err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("open layer %s: %w", desc.Digest, err)
+		}
+		defer ra.Close()
+		blob = content.NewReader(ra)
 	}
-	defer ra.Close()
-
-	var blob io.Reader = content.NewReader(ra)
 	if config.Progress != nil {
 		pr := &progressReader{r: blob, report: config.Progress}
 		config.Progress(0)

@@ -1,13 +1,18 @@
 package walking
 
 import (
+	"context"
 	"fmt"
+	"io"
 
 	"github.com/containerd/platforms"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/diff"
 	"github.com/llitfkitfk/containerd/diff/apply"
+	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/mount"
 	"github.com/llitfkitfk/containerd/plugin"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func init() {
@@ -43,4 +48,13 @@ func init() {
 type Differ struct {
 	diff.Comparer
 	diff.Applier
+}
+
+// ApplyStream applies a layer from its bytes as they arrive, if the
+// Applier can (see diff.StreamApplier).
+func (d Differ) ApplyStream(ctx context.Context, desc ocispec.Descriptor, r io.Reader, mounts []mount.Mount, opts ...diff.ApplyOpt) (ocispec.Descriptor, error) {
+	if sa, ok := d.Applier.(diff.StreamApplier); ok {
+		return sa.ApplyStream(ctx, desc, r, mounts, opts...)
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("apply %s: this applier reads layers from the content store only: %w", desc.Digest, errdefs.ErrNotImplemented)
 }

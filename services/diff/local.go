@@ -7,6 +7,7 @@ package diff
 import (
 	"context"
 	"fmt"
+	"io"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -105,6 +106,20 @@ func (l *localService) Apply(ctx context.Context, desc ocispec.Descriptor, mount
 		}
 	}
 	return applied, err
+}
+
+// ApplyStream applies a layer from its bytes as they arrive, through the
+// first differ, the one Apply would try first. Only NotImplemented, which
+// a StreamApplier returns having read nothing, passes the call on; the
+// caller then applies from the content store with Apply, which tries the
+// others.
+func (l *localService) ApplyStream(ctx context.Context, desc ocispec.Descriptor, r io.Reader, mounts []mount.Mount, opts ...diff.ApplyOpt) (ocispec.Descriptor, error) {
+	if len(l.differs) > 0 {
+		if sa, ok := l.differs[0].(diff.StreamApplier); ok {
+			return sa.ApplyStream(ctx, desc, r, mounts, opts...)
+		}
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("apply %s: the first differ reads layers from the content store only: %w", desc.Digest, errdefs.ErrNotImplemented)
 }
 
 // Compare writes the difference from lower to upper into the content
