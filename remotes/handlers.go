@@ -79,6 +79,17 @@ func WithTee(ctx context.Context, open func(ocispec.Descriptor) Tee) context.Con
 	return context.WithValue(ctx, teeKey{}, open)
 }
 
+type downloadedKey struct{}
+
+// WithDownloaded returns a context under which Fetch calls f once it is
+// done reading a blob from the remote, before it verifies and commits
+// what it read: a limit on downloads can let the next one start while
+// this one's commit syncs the blob to disk. f may be called more than
+// once, and not at all for a blob that is not read.
+func WithDownloaded(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, downloadedKey{}, f)
+}
+
 // tee is a Fetch's Tee, if any.
 type tee struct {
 	w      Tee
@@ -207,6 +218,9 @@ func copyFrom(ctx context.Context, cw content.Writer, fetcher Fetcher, desc ocis
 		return err
 	}
 	defer rc.Close()
+	if f, ok := ctx.Value(downloadedKey{}).(func()); ok {
+		defer f()
+	}
 	if offset > 0 {
 		s, ok := rc.(io.Seeker)
 		if ok {

@@ -122,3 +122,27 @@ func (f seekFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.Rea
 		io.Closer
 	}{bytes.NewReader(f), io.NopCloser(nil)}, nil
 }
+
+// TestFetchDownloaded checks that WithDownloaded's hook runs once the
+// bytes are read, before the blob is committed.
+func TestFetchDownloaded(t *testing.T) {
+	data := []byte("downloaded")
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(data), Size: int64(len(data))}
+	store := newStore(t)
+	calls := 0
+	ctx := WithDownloaded(context.Background(), func() {
+		calls++
+		if _, err := store.Info(context.Background(), desc.Digest); !errdefs.IsNotFound(err) {
+			t.Errorf("hook ran after the commit: Info %v", err)
+		}
+	})
+	if err := Fetch(ctx, store, byteFetcher{desc.Digest: data}, desc); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("hook called %d times, want 1", calls)
+	}
+	if _, err := store.Info(context.Background(), desc.Digest); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
@@ -92,7 +93,11 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 			if err := s.downloads.Acquire(ctx, 1); err != nil {
 				return nil, err
 			}
-			defer s.downloads.Release(1)
+			// Released once the bytes are read, so that the next
+			// download need not wait for this one's commit to sync.
+			release := sync.OnceFunc(func() { s.downloads.Release(1) })
+			defer release()
+			ctx = remotes.WithDownloaded(ctx, release)
 		}
 		if _, err := fetch(ctx, desc); err != nil {
 			return nil, err
