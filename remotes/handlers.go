@@ -90,6 +90,17 @@ func WithDownloaded(ctx context.Context, f func()) context.Context {
 	return context.WithValue(ctx, downloadedKey{}, f)
 }
 
+type commitOptsKey struct{}
+
+// WithCommitOpts returns a context under which Fetch commits the blobs it
+// copies with opts as well: labels a caller would set once the blob is
+// there (its source, say) are then written with it, in the same
+// transaction. A blob that is there already is not committed, so a
+// caller that needs them sets them itself then.
+func WithCommitOpts(ctx context.Context, opts ...content.Opt) context.Context {
+	return context.WithValue(ctx, commitOptsKey{}, opts)
+}
+
 // tee is a Fetch's Tee, if any.
 type tee struct {
 	w      Tee
@@ -182,7 +193,8 @@ func Fetch(ctx context.Context, ingester content.Ingester, fetcher Fetcher, desc
 	// What the tee had is verified: its reader may go on. The commit that
 	// follows is still this fetch's to fail.
 	t.close(nil)
-	if err := cw.Commit(ctx, desc.Size, desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+	opts, _ := ctx.Value(commitOptsKey{}).([]content.Opt)
+	if err := cw.Commit(ctx, desc.Size, desc.Digest, opts...); err != nil && !errdefs.IsAlreadyExists(err) {
 		return fmt.Errorf("fetch %s: commit: %w", desc.Digest, err)
 	}
 	return nil

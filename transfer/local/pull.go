@@ -69,7 +69,11 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 	if t != nil {
 		ingester = trackingIngester{Ingester: s.content, t: t}
 	}
+	sources := newSourceLabeler(s.content, name)
+	// Waited for on every return: its goroutines use ctx.
+	defer sources.wait()
 	fetch := remotes.FetchHandler(ingester, fetcher)
+	commitOpts := sources.commitOpts()
 	unpacker, requests, err := s.unpacker(ctx, dst, t)
 	if err != nil {
 		return err
@@ -99,6 +103,9 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 			defer release()
 			ctx = remotes.WithDownloaded(ctx, release)
 		}
+		if commitOpts != nil {
+			ctx = remotes.WithCommitOpts(ctx, commitOpts...)
+		}
 		if _, err := fetch(ctx, desc); err != nil {
 			return nil, err
 		}
@@ -123,9 +130,7 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 	// gone; set on the parent after its children are known.
 	children = images.SetChildrenLabels(s.content, children)
 
-	sources := newSourceLabeler(s.content, name)
-	// Waited for on every return: its goroutines use ctx.
-	defer sources.wait()
+
 	var handler images.Handler = images.Handlers(fetchOne, images.HandlerFunc(sources.handler), children)
 	if unpacker != nil {
 		handler = unpacker.Unpack(handler)

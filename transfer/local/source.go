@@ -31,6 +31,9 @@ const maxSourceLabel = 4000
 type sourceLabeler struct {
 	label func(context.Context, ocispec.Descriptor) error
 	eg    errgroup.Group
+	// fresh is the label of a blob fetched now, set as it is committed
+	// (which saves a database commit of its own); nil if none.
+	fresh map[string]string
 }
 
 func newSourceLabeler(cm content.Manager, name string) *sourceLabeler {
@@ -41,7 +44,7 @@ func newSourceLabeler(cm content.Manager, name string) *sourceLabeler {
 	host := spec.Hostname()
 	repo := strings.TrimPrefix(strings.TrimPrefix(spec.Locator, host), "/")
 	key := images.LabelDistributionSource + "." + host
-	return &sourceLabeler{label: func(ctx context.Context, desc ocispec.Descriptor) error {
+	return &sourceLabeler{fresh: map[string]string{key: repo}, label: func(ctx context.Context, desc ocispec.Descriptor) error {
 		info, err := cm.Info(ctx, desc.Digest)
 		if err != nil {
 			return err
@@ -63,6 +66,20 @@ func newSourceLabeler(cm content.Manager, name string) *sourceLabeler {
 		_, err = cm.Update(ctx, content.Info{Digest: desc.Digest, Labels: map[string]string{key: value}}, "labels."+key)
 		return err
 	}}
+}
+
+// commitOpts are the options a blob fetched now is committed with: its
+// label, which handler then finds there and leaves be.
+func (l *sourceLabeler) commitOpts() []content.Opt {
+	if len(l.fresh) == 0 {
+		return nil
+	}
+	for k, v := range l.fresh {
+		if len(k)+len(v) > maxSourceLabel {
+			return nil
+		}
+	}
+	return []content.Opt{content.WithLabels(l.fresh)}
 }
 
 // handler labels each blob it is given, which must be in the store.
