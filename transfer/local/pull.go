@@ -130,7 +130,6 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 	// gone; set on the parent after its children are known.
 	children = images.SetChildrenLabels(s.content, children)
 
-
 	var handler images.Handler = images.Handlers(fetchOne, images.HandlerFunc(sources.handler), children)
 	if unpacker != nil {
 		handler = unpacker.Unpack(handler)
