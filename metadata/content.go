@@ -583,6 +583,15 @@ func (nw *namespacedWriter) Commit(ctx context.Context, size int64, expected dig
 		return fmt.Errorf("commit %q: %w", nw.ref, err)
 	}
 
+	// The data's sync, the slow part of the backing store's commit, is
+	// done before the transaction, which would otherwise hold every other
+	// writer of the database for it.
+	if s, ok := nw.w.(interface{ Sync() error }); ok {
+		if err := s.Sync(); err != nil {
+			return err
+		}
+	}
+
 	nw.cs.l.RLock()
 	defer nw.cs.l.RUnlock()
 

@@ -218,6 +218,10 @@ type fetcher struct {
 	fetched  map[digest.Digest]int
 	inflight int
 	maxIn    int
+	// hang makes each fetch wait for its cancellation (20s at most),
+	// counted in cancelled.
+	hang      bool
+	cancelled int
 }
 
 func newFetcher(order []digest.Digest) *fetcher {
@@ -237,6 +241,17 @@ func (f *fetcher) Handle(ctx context.Context, desc ocispec.Descriptor) ([]ocispe
 	f.mu.Unlock()
 	if f.waitTurn != nil {
 		f.waitTurn(desc.Digest)
+	}
+	if f.hang {
+		select {
+		case <-ctx.Done():
+			f.mu.Lock()
+			f.cancelled++
+			f.inflight--
+			f.mu.Unlock()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Second):
+		}
 	}
 	f.mu.Lock()
 	if f.order != nil {

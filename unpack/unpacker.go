@@ -142,14 +142,18 @@ type Unpacker struct {
 	// every layer of the image.
 	applies *semaphore.Weighted
 	unpacks atomic.Int32
+	// streaming is whether some platform applies layers from their
+	// downloads (in parallel, with a diff.StreamApplier).
+	streaming bool
 
 	progressMu sync.Mutex
 
 	mu sync.Mutex
 	// waiting holds, by config digest, the layers of the manifests that
-	// name it: a manifest's layers wait for its config, which holds their
-	// diff IDs and platform.
-	waiting map[digest.Digest][][]ocispec.Descriptor
+	// name it, whose fetches are under way: a manifest's layers are
+	// fetched at once, and wait for its config, which holds their diff
+	// IDs and platform, to be applied.
+	waiting map[digest.Digest][]*pending
 	// unpacked holds the configs whose chain an unpack has been started
 	// for; other manifests with the same config (compression variants
 	// have the same diff IDs) only have their layers fetched.
@@ -163,7 +167,7 @@ func NewUnpacker(ctx context.Context, cs content.Store, opts ...UnpackerOpt) (*U
 	u := &Unpacker{
 		content:  cs,
 		applies:  semaphore.NewWeighted(int64(max(2, runtime.GOMAXPROCS(0)))),
-		waiting:  map[digest.Digest][][]ocispec.Descriptor{},
+		waiting:  map[digest.Digest][]*pending{},
 		unpacked: map[digest.Digest]bool{},
 	}
 	for _, o := range opts {
@@ -180,7 +184,29 @@ func NewUnpacker(ctx context.Context, cs content.Store, opts ...UnpackerOpt) (*U
 		}
 	}
 	u.eg, u.ctx = errgroup.WithContext(ctx)
+	for _, p := range u.config.platforms {
+		if _, ok := p.Applier.(diff.StreamApplier); ok && slices.Contains(p.SnapshotterCapabilities, CapRebase) {
+			u.streaming = true
+		}
+	}
 	return u, nil
+}
+
+// pending is a manifest's layers, being fetched, waiting for its config.
+type pending struct {
+	layers  []ocispec.Descriptor
+	fetches *fetches
+	// streams are the layers' pipes from their fetches to their applies,
+	// nil if no platform can apply in parallel from a stream; until the
+	// unpack reads them, the fetches that took them wait.
+	streams *layerStreams
+	cancel  context.CancelFunc // stops the fetches
+}
+
+// drop stops what nothing will use: the fetches, and their streams.
+func (p *pending) drop() {
+	p.cancel()
+	p.streams.abandon()
 }
 
 // Unpack wraps h, the handler that fetches an image's content: manifests
@@ -201,7 +227,7 @@ func (u *Unpacker) Unpack(h images.Handler) images.Handler {
 		}
 		switch {
 		case images.IsManifestType(desc.MediaType):
-			return u.holdLayers(children), nil
+			return u.holdLayers(h, children), nil
 		case images.IsConfigType(desc.MediaType):
 			u.startUnpack(h, desc)
 		}
@@ -209,10 +235,11 @@ func (u *Unpacker) Unpack(h images.Handler) images.Handler {
 	})
 }
 
-// holdLayers takes a manifest's layers out of its children, to wait for
-// its config. A manifest without an image config (an artifact) keeps its
+// holdLayers takes a manifest's layers out of its children and starts
+// their fetches, which go on alongside the config's: only the applies
+// need it. A manifest without an image config (an artifact) keeps its
 // children as they are.
-func (u *Unpacker) holdLayers(children []ocispec.Descriptor) []ocispec.Descriptor {
+func (u *Unpacker) holdLayers(h images.Handler, children []ocispec.Descriptor) []ocispec.Descriptor {
 	var (
 		config *ocispec.Descriptor
 		layers []ocispec.Descriptor
@@ -232,8 +259,17 @@ func (u *Unpacker) holdLayers(children []ocispec.Descriptor) []ocispec.Descripto
 	if config == nil || len(layers) == 0 {
 		return children
 	}
+	ctx, cancel := context.WithCancel(u.ctx)
+	pd := &pending{layers: layers, cancel: cancel}
+	if u.streaming {
+		pd.streams = newLayerStreams(layers)
+		ctx = remotes.WithTee(ctx, pd.streams.open)
+	}
+	pd.fetches = u.fetchAll(ctx, h, layers)
+	// Wait waits for the fetches; their errors are the unpack's to report.
+	u.eg.Go(func() error { pd.fetches.wg.Wait(); return nil })
 	u.mu.Lock()
-	u.waiting[config.Digest] = append(u.waiting[config.Digest], layers)
+	u.waiting[config.Digest] = append(u.waiting[config.Digest], pd)
 	u.mu.Unlock()
 	return others
 }
@@ -244,7 +280,7 @@ func (u *Unpacker) startUnpack(h images.Handler, config ocispec.Descriptor) {
 	u.mu.Lock()
 	waiting := u.waiting[config.Digest]
 	delete(u.waiting, config.Digest)
-	var first []ocispec.Descriptor
+	var first *pending
 	if !u.unpacked[config.Digest] && len(waiting) > 0 {
 		first, waiting = waiting[0], waiting[1:]
 		u.unpacked[config.Digest] = true
@@ -253,22 +289,35 @@ func (u *Unpacker) startUnpack(h images.Handler, config ocispec.Descriptor) {
 
 	if first != nil {
 		u.eg.Go(func() error {
-			if err := u.unpack(u.ctx, h, config, first); err != nil {
+			err := u.unpack(u.ctx, config, first)
+			first.drop()
+			if err != nil {
 				return fmt.Errorf("unpack image config %s: %w", config.Digest, err)
 			}
 			return nil
 		})
 	}
-	for _, layers := range waiting {
+	for _, pd := range waiting {
+		pd.streams.abandon()
 		u.eg.Go(func() error {
-			f := u.fetchAll(u.ctx, h, layers)
-			return f.wait()
+			defer pd.drop()
+			return pd.fetches.wait()
 		})
 	}
 }
 
 // Wait waits for every unpack Unpack started and returns the first error.
 func (u *Unpacker) Wait() (Result, error) {
+	// The walk is over: layers whose config it never handled (it failed
+	// first) will not be unpacked.
+	u.mu.Lock()
+	for _, pds := range u.waiting {
+		for _, pd := range pds {
+			pd.drop()
+		}
+	}
+	clear(u.waiting)
+	u.mu.Unlock()
 	if err := u.eg.Wait(); err != nil {
 		return Result{}, err
 	}
@@ -328,8 +377,10 @@ type layer struct {
 	parent  string // the chain ID below, "" for the first
 }
 
-// unpack fetches and applies layers, the image config says how.
-func (u *Unpacker) unpack(ctx context.Context, h images.Handler, config ocispec.Descriptor, descs []ocispec.Descriptor) error {
+// unpack applies the layers of pd, being fetched, as the image config
+// says.
+func (u *Unpacker) unpack(ctx context.Context, config ocispec.Descriptor, pd *pending) error {
+	descs := pd.layers
 	img, err := u.readConfig(ctx, config)
 	if err != nil {
 		return err
@@ -349,7 +400,8 @@ func (u *Unpacker) unpack(ctx context.Context, h images.Handler, config ocispec.
 	if p == nil {
 		log.G(ctx).WithField("config", config.Digest).WithField("platform", platforms.Format(imgPlatform)).
 			Debug("no unpack for this platform, only fetching layers")
-		return u.fetchAll(ctx, h, descs).wait()
+		pd.streams.abandon()
+		return pd.fetches.wait()
 	}
 	u.unpacks.Add(1)
 
@@ -378,20 +430,21 @@ func (u *Unpacker) unpack(ctx context.Context, h images.Handler, config ocispec.
 	for _, l := range layers[:start] {
 		u.report(Progress{Layer: l.desc.Digest.String(), Event: EventAlreadyExists, Total: l.desc.Size})
 	}
+	// Their fetches, started before this was known, are of no use.
+	pd.fetches.skip(start)
 
 	var done []string // the chain IDs this unpack committed
 	if start < len(layers) {
 		todo := layers[start:]
-		fctx, cancelFetches := context.WithCancel(ctx)
 		parallel := slices.Contains(p.SnapshotterCapabilities, CapRebase)
-		// In parallel, each layer can be applied as it downloads, if the
+		// In parallel, each layer is applied as it downloads, if the
 		// applier can read it from the fetch rather than the store.
-		var streams *layerStreams
-		if _, ok := p.Applier.(diff.StreamApplier); ok && parallel {
-			streams = newLayerStreams(todo)
-			fctx = remotes.WithTee(fctx, streams.open)
+		streams := pd.streams
+		if _, ok := p.Applier.(diff.StreamApplier); !ok || !parallel {
+			streams.abandon()
+			streams = nil
 		}
-		fetches := u.fetchAll(fctx, h, descs[start:])
+		fetches := pd.fetches
 		if parallel {
 			done, err = u.applyParallel(ctx, p, todo, fetches, streams)
 			if errors.Is(err, errNoRebase) {
@@ -406,12 +459,11 @@ func (u *Unpacker) unpack(ctx context.Context, h images.Handler, config ocispec.
 			done, err = u.applySerial(ctx, p, todo, fetches)
 		}
 		if err != nil {
-			cancelFetches() // their layers are of no use now
+			pd.cancel() // their layers are of no use now
 		}
 		if ferr := fetches.wait(); err == nil {
 			err = ferr
 		}
-		cancelFetches()
 		if err != nil {
 			u.rollback(ctx, p.Snapshotter, done)
 			return err
@@ -447,7 +499,7 @@ func committed(ctx context.Context, sn snapshots.Snapshotter, name string) (bool
 // parent. It returns the chain IDs it committed.
 func (u *Unpacker) applySerial(ctx context.Context, p *Platform, layers []layer, fetches *fetches) (done []string, err error) {
 	for _, l := range layers {
-		if err := fetches.waitFor(ctx, l.i-layers[0].i); err != nil {
+		if err := fetches.waitFor(ctx, l.i); err != nil {
 			return done, err
 		}
 		key, mounts, exists, err := u.prepare(ctx, p, l, l.parent)
@@ -485,7 +537,7 @@ type extracted struct {
 // the chain IDs it committed.
 func (u *Unpacker) applyParallel(ctx context.Context, p *Platform, layers []layer, fetches *fetches, streams *layerStreams) (done []string, err error) {
 	// Fetches that get to copying after this returns do it alone.
-	defer streams.closeAll()
+	defer streams.abandon()
 	// The first failure, wherever it happens, stops the other layers,
 	// which then report it as the cause.
 	actx, cancel := context.WithCancelCause(ctx)
@@ -496,9 +548,9 @@ func (u *Unpacker) applyParallel(ctx context.Context, p *Platform, layers []laye
 		go func() {
 			var r extracted
 			if streams != nil {
-				r = u.extractStream(actx, p, l, fetches, j, streams.of[j])
+				r = u.extractStream(actx, p, l, fetches, streams.of[l.i])
 			} else {
-				r = u.extract(actx, p, l, fetches, j)
+				r = u.extract(actx, p, l, fetches)
 			}
 			if r.err != nil {
 				cancel(r.err)
@@ -536,8 +588,8 @@ func (u *Unpacker) applyParallel(ctx context.Context, p *Platform, layers []laye
 
 // extract waits for the j-th fetch, prepares a parentless snapshot and
 // applies the layer into it. On failure the snapshot is removed.
-func (u *Unpacker) extract(ctx context.Context, p *Platform, l layer, fetches *fetches, j int) extracted {
-	if err := fetches.waitFor(ctx, j); err != nil {
+func (u *Unpacker) extract(ctx context.Context, p *Platform, l layer, fetches *fetches) extracted {
+	if err := fetches.waitFor(ctx, l.i); err != nil {
 		return extracted{err: err}
 	}
 	if err := u.applies.Acquire(ctx, 1); err != nil {
@@ -564,7 +616,7 @@ func (u *Unpacker) extract(ctx context.Context, p *Platform, l layer, fetches *f
 // already, or its ingest resumed), from the store once fetched. Nothing
 // applied counts until the fetch has verified the blob's digest. On
 // failure the snapshot is removed.
-func (u *Unpacker) extractStream(ctx context.Context, p *Platform, l layer, fetches *fetches, j int, ls *layerStream) extracted {
+func (u *Unpacker) extractStream(ctx context.Context, p *Platform, l layer, fetches *fetches, ls *layerStream) extracted {
 	// Whatever happens, the fetch must not wait on a reader that is gone.
 	defer ls.pr.CloseWithError(errStreamOver)
 	key, mounts, exists, err := u.prepare(ctx, p, l, "")
@@ -576,7 +628,7 @@ func (u *Unpacker) extractStream(ctx context.Context, p *Platform, l layer, fetc
 	}
 	select {
 	case <-ls.claimed:
-	case <-fetches.doneOf(j):
+	case <-fetches.doneOf(l.i):
 	case <-ctx.Done():
 	}
 	streamed := !ls.withdraw()
@@ -593,7 +645,7 @@ func (u *Unpacker) extractStream(ctx context.Context, p *Platform, l layer, fetc
 		// An apply that stopped early must not leave the fetch blocked.
 		ls.pr.CloseWithError(errStreamOver)
 	}
-	if err := fetches.waitFor(ctx, j); err != nil {
+	if err := fetches.waitFor(ctx, l.i); err != nil {
 		u.remove(ctx, p.Snapshotter, key)
 		return extracted{err: err}
 	}
@@ -656,11 +708,11 @@ type layerStream struct {
 	claimed chan struct{} // closed when a fetch takes pw
 }
 
-func newLayerStreams(layers []layer) *layerStreams {
+func newLayerStreams(layers []ocispec.Descriptor) *layerStreams {
 	s := &layerStreams{unclaimed: map[digest.Digest][]*layerStream{}}
 	for _, l := range layers {
 		pr, pw := io.Pipe()
-		ls := &layerStream{s: s, digest: l.desc.Digest, pr: pr, pw: pw, claimed: make(chan struct{})}
+		ls := &layerStream{s: s, digest: l.Digest, pr: pr, pw: pw, claimed: make(chan struct{})}
 		s.of = append(s.of, ls)
 		s.unclaimed[ls.digest] = append(s.unclaimed[ls.digest], ls)
 	}
@@ -698,14 +750,18 @@ func (ls *layerStream) withdraw() bool {
 	return true
 }
 
-// closeAll makes later fetches copy alone. A nil *layerStreams has none.
-func (s *layerStreams) closeAll() {
+// abandon makes the fetches copy alone: those that took a stream
+// already, and those to come. A nil *layerStreams has none.
+func (s *layerStreams) abandon() {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	for _, ls := range s.of {
+		ls.pr.CloseWithError(errStreamOver)
+	}
 }
 
 // upperMounts turns the writable bind mount of a rebase-capable
@@ -892,9 +948,25 @@ type fetches struct {
 	// of maps a layer to its fetch: a blob that several layers share (an
 	// empty layer, say) is fetched once.
 	of   []int
-	done []chan struct{} // closed when the fetch is over
-	errs []error         // set before done is closed, on failure
-	wg   sync.WaitGroup
+	done    []chan struct{} // closed when the fetch is over
+	errs    []error         // set before done is closed, on failure
+	cancels []context.CancelFunc
+	skipped []atomic.Bool // cancelled as of no use: its error is none
+	wg      sync.WaitGroup
+}
+
+// skip cancels the fetches only layers before the i-th need.
+func (f *fetches) skip(i int) {
+	needed := map[int]bool{}
+	for _, j := range f.of[i:] {
+		needed[j] = true
+	}
+	for _, j := range f.of[:i] {
+		if !needed[j] {
+			f.skipped[j].Store(true)
+			f.cancels[j]()
+		}
+	}
 }
 
 // fetchAll fetches descs through h, at most the limiter's weight at
@@ -915,6 +987,13 @@ func (u *Unpacker) fetchAll(ctx context.Context, h images.Handler, descs []ocisp
 		f.of[i] = j
 	}
 	f.errs = make([]error, len(blobs))
+	f.skipped = make([]atomic.Bool, len(blobs))
+	bctxs := make([]context.Context, len(blobs))
+	for j := range blobs {
+		var cancel context.CancelFunc
+		bctxs[j], cancel = context.WithCancel(ctx)
+		f.cancels = append(f.cancels, cancel)
+	}
 	f.wg.Add(len(blobs))
 	go func() {
 		for j, d := range blobs {
@@ -930,7 +1009,8 @@ func (u *Unpacker) fetchAll(ctx context.Context, h images.Handler, descs []ocisp
 			}
 			go func() {
 				defer f.wg.Done()
-				_, err := h.Handle(ctx, d)
+				defer f.cancels[j]()
+				_, err := h.Handle(bctxs[j], d)
 				if l := u.config.limiter; l != nil {
 					l.Release(1)
 				}
@@ -961,8 +1041,8 @@ func (f *fetches) waitFor(ctx context.Context, i int) error {
 // wait waits for all fetches and returns the first failure.
 func (f *fetches) wait() error {
 	f.wg.Wait()
-	for _, err := range f.errs {
-		if err != nil {
+	for j, err := range f.errs {
+		if err != nil && !f.skipped[j].Load() {
 			return err
 		}
 	}

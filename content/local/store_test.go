@@ -674,3 +674,33 @@ func updateTimes(t *testing.T, s content.Store, w content.Writer, ref string) []
 	}
 	return []time.Time{resumed.UpdatedAt, stored.UpdatedAt}
 }
+
+// Sync before Commit leaves the commit as it was; after, it is an error.
+func TestWriterSync(t *testing.T) {
+	cs, _ := newStore(t)
+	ctx := context.Background()
+	data := []byte("synced early")
+	w, err := cs.Writer(ctx, content.WithRef("sync"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	s, ok := w.(interface{ Sync() error })
+	if !ok {
+		t.Fatalf("%T has no Sync", w)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx, int64(len(data)), digest.FromBytes(data)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := content.ReadBlob(ctx, cs, ocispec.Descriptor{Digest: digest.FromBytes(data), Size: int64(len(data))}); err != nil || string(got) != string(data) {
+		t.Fatalf("blob %q, %v", got, err)
+	}
+	if err := s.Sync(); err == nil {
+		t.Fatal("Sync after Commit succeeded")
+	}
+}

@@ -212,7 +212,7 @@ type fakeRegistry struct {
 	fetched map[digest.Digest]int
 	seeks   map[digest.Digest][]int64 // offsets fetches resumed at
 
-	inflight, maxInflight int // blobs open at once, now and at most
+	inflight, maxInflight int // layers open at once, now and at most
 	// holdFor, if set, keeps each blob open that long, or until more
 	// than holdLimit are: so that blobs fetched beyond a limit overlap.
 	holdFor   time.Duration
@@ -250,8 +250,11 @@ func (r *fakeRegistry) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.R
 	}
 	r.mu.Lock()
 	r.fetched[desc.Digest]++
-	r.inflight++
-	r.maxInflight = max(r.maxInflight, r.inflight)
+	layer := images.IsLayerType(desc.MediaType)
+	if layer {
+		r.inflight++
+		r.maxInflight = max(r.maxInflight, r.inflight)
+	}
 	if r.holdFor > 0 && r.inflight > r.holdLimit && r.over != nil {
 		close(r.over)
 		r.over = nil
@@ -262,10 +265,10 @@ func (r *fakeRegistry) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.R
 	r.mu.Unlock()
 	switch {
 	case failing:
-		return r.closer(io.MultiReader(bytes.NewReader(b[:fail]), errReader{})), nil
+		return r.closer(io.MultiReader(bytes.NewReader(b[:fail]), errReader{}), layer), nil
 	case gate != nil:
 		half := len(b) / 2
-		return r.closer(io.MultiReader(bytes.NewReader(b[:half]), &gateReader{ctx: ctx, gate: gate, rest: bytes.NewReader(b[half:])})), nil
+		return r.closer(io.MultiReader(bytes.NewReader(b[:half]), &gateReader{ctx: ctx, gate: gate, rest: bytes.NewReader(b[half:])}), layer), nil
 	}
 	if r.holdFor > 0 {
 		t := time.NewTimer(r.holdFor)
@@ -275,22 +278,25 @@ func (r *fakeRegistry) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.R
 		case <-over:
 		}
 	}
-	return &seekableBlob{Reader: bytes.NewReader(b), r: r, d: desc.Digest}, nil
+	return &seekableBlob{Reader: bytes.NewReader(b), r: r, d: desc.Digest, layer: layer}, nil
 }
 
 // seekableBlob lets a fetch resume part way, recording where.
 type seekableBlob struct {
 	*bytes.Reader
-	r *fakeRegistry
-	d digest.Digest
+	r     *fakeRegistry
+	d     digest.Digest
+	layer bool
 }
 
-func (b *seekableBlob) Close() error { b.r.closed(); return nil }
+func (b *seekableBlob) Close() error { b.r.closed(b.layer); return nil }
 
-func (r *fakeRegistry) closed() {
-	r.mu.Lock()
-	r.inflight--
-	r.mu.Unlock()
+func (r *fakeRegistry) closed(layer bool) {
+	if layer {
+		r.mu.Lock()
+		r.inflight--
+		r.mu.Unlock()
+	}
 }
 
 type closerFunc struct {
@@ -300,8 +306,8 @@ type closerFunc struct {
 
 func (c closerFunc) Close() error { c.close(); return nil }
 
-func (r *fakeRegistry) closer(rd io.Reader) io.ReadCloser {
-	return closerFunc{Reader: rd, close: r.closed}
+func (r *fakeRegistry) closer(rd io.Reader, layer bool) io.ReadCloser {
+	return closerFunc{Reader: rd, close: func() { r.closed(layer) }}
 }
 
 func (b *seekableBlob) Seek(offset int64, whence int) (int64, error) {

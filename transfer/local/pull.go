@@ -91,9 +91,13 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 		}
 		// The download limit is taken here, around the copy alone, rather
 		// than by Dispatch around handlers that may wait on other things
-		// (an unpacker's), so that it bounds every fetch, the walk's and
-		// the unpacker's alike, and cannot deadlock.
-		if s.downloads != nil {
+		// (an unpacker's), so that it bounds every layer fetch, the walk's
+		// and the unpacker's alike, and cannot deadlock. It bounds layers
+		// only: an unpacker starts a manifest's layer fetches at once,
+		// and those that stream into their applies wait for the config,
+		// which must not then wait for them. Manifests and configs are
+		// small, and bounded in size.
+		if s.downloads != nil && images.IsLayerType(desc.MediaType) {
 			if err := s.downloads.Acquire(ctx, 1); err != nil {
 				return nil, err
 			}

@@ -504,8 +504,10 @@ func TestPullSchema1IsInvalid(t *testing.T) {
 	}
 }
 
-// No more blobs are open at once than max_concurrent_downloads, whether
-// the pull's walk or the unpacker fetches them.
+// No more layers are open at once than max_concurrent_downloads, whether
+// the pull's walk or the unpacker fetches them. (Manifests and configs
+// are not bounded: an unpacker's layer fetches, started with the
+// manifest, may wait for the config.)
 func TestPullDownloadLimit(t *testing.T) {
 	var files []map[string]string
 	for i := range 6 {
@@ -526,7 +528,7 @@ func TestPullDownloadLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		if reg.maxInflight > 2 || reg.maxInflight < 1 {
-			t.Errorf("unpack %v: %d blobs fetched at once, limit 2", unpacked, reg.maxInflight)
+			t.Errorf("unpack %v: %d layers fetched at once, limit 2", unpacked, reg.maxInflight)
 		}
 	}
 }
