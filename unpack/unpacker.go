@@ -947,7 +947,7 @@ func (u *Unpacker) report(p Progress) {
 type fetches struct {
 	// of maps a layer to its fetch: a blob that several layers share (an
 	// empty layer, say) is fetched once.
-	of   []int
+	of      []int
 	done    []chan struct{} // closed when the fetch is over
 	errs    []error         // set before done is closed, on failure
 	cancels []context.CancelFunc
