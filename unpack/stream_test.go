@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -242,4 +243,84 @@ func (r *resumer) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 		io.ReadSeeker
 		io.Closer
 	}{bytes.NewReader(p), io.NopCloser(nil)}, nil
+}
+
+// TestLayersFetchedWithConfig checks that a manifest's layers are fetched
+// alongside its config, not after: here the config's fetch waits for a
+// layer's to start.
+func TestLayersFetchedWithConfig(t *testing.T) {
+	src := newStore(t)
+	img := buildImage(t, src, testLayers(), -1)
+	cs := newStore(t)
+	p, a := streamPlatform(t, cs)
+	fetch := remotes.FetchHandler(cs, &remoteFetcher{src: src})
+	layerStarted := make(chan struct{})
+	var once sync.Once
+	h := images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		switch {
+		case images.IsLayerType(desc.MediaType):
+			once.Do(func() { close(layerStarted) })
+		case images.IsConfigType(desc.MediaType):
+			select {
+			case <-layerStarted:
+			case <-time.After(10 * time.Second):
+				return nil, errors.New("no layer fetch started before the config was fetched")
+			}
+		}
+		return fetch(ctx, desc)
+	})
+	u, err := NewUnpacker(context.Background(), cs, WithUnpackPlatform(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := images.Dispatch(context.Background(), u.Unpack(images.Handlers(h, images.ChildrenHandler(cs))), nil, img.manifest); err != nil {
+		u.Wait()
+		t.Fatal(err)
+	}
+	if _, err := u.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	chain := chainOf(img.diffIDs)
+	checkTree(t, readTree(t, p.Snapshotter, chain[len(chain)-1]))
+	for _, l := range img.layers {
+		if a.streamed[l.Digest] != 1 {
+			t.Errorf("layer %s applied %d times from its stream, want 1", l.Digest, a.streamed[l.Digest])
+		}
+	}
+}
+
+// TestConfigFetchFails checks that layer fetches started with the
+// manifest, waiting to stream into applies that will never come (the
+// config cannot be fetched), are stopped: Wait returns, with nothing
+// unpacked.
+func TestConfigFetchFails(t *testing.T) {
+	src := newStore(t)
+	img := buildImage(t, src, testLayers(), -1)
+	cs := newStore(t)
+	p, _ := streamPlatform(t, cs)
+	fetch := remotes.FetchHandler(cs, &remoteFetcher{src: src})
+	boom := errors.New("config unavailable")
+	h := images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if images.IsConfigType(desc.MediaType) {
+			return nil, boom
+		}
+		return fetch(ctx, desc)
+	})
+	u, err := NewUnpacker(context.Background(), cs, WithUnpackPlatform(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := images.Dispatch(context.Background(), u.Unpack(images.Handlers(h, images.ChildrenHandler(cs))), nil, img.manifest); !errors.Is(err, boom) {
+		t.Fatalf("Dispatch: %v, want %v", err, boom)
+	}
+	done := make(chan struct{})
+	go func() { u.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Wait did not return: layer fetches left waiting for their applies")
+	}
+	if all := snapshotsOf(t, p.Snapshotter); len(all) != 0 {
+		t.Errorf("left behind: %s", describe(all))
+	}
 }
