@@ -430,8 +430,14 @@ func (u *Unpacker) unpack(ctx context.Context, config ocispec.Descriptor, pd *pe
 	for _, l := range layers[:start] {
 		u.report(Progress{Layer: l.desc.Digest.String(), Event: EventAlreadyExists, Total: l.desc.Size})
 	}
-	// Their fetches, started before this was known, are of no use.
+	// Their fetches, started before this was known, are of no use; one
+	// that took its layer's stream must not wait on it.
 	pd.fetches.skip(start)
+	if pd.streams != nil {
+		for _, ls := range pd.streams.of[:start] {
+			ls.pr.CloseWithError(errStreamOver)
+		}
+	}
 
 	var done []string // the chain IDs this unpack committed
 	if start < len(layers) {
