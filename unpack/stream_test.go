@@ -324,3 +324,34 @@ func TestConfigFetchFails(t *testing.T) {
 		t.Errorf("left behind: %s", describe(all))
 	}
 }
+
+// TestStreamRepull checks that a pull of an image whose chain is
+// unpacked already applies nothing, even when its layer blobs are gone
+// from the store and their fetches, started with the manifest, have
+// taken their streams.
+func TestStreamRepull(t *testing.T) {
+	src := newStore(t)
+	img := buildImage(t, src, testLayers(), -1)
+	cs := newStore(t)
+	p, a := streamPlatform(t, cs)
+	if err := pullRemote(cs, img, p, &remoteFetcher{src: src}); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range img.layers {
+		if err := cs.Delete(context.Background(), l.Digest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pullRemote(cs, img, p, &remoteFetcher{src: src}); err != nil {
+		t.Fatalf("re-pull: %v", err)
+	}
+	for _, l := range img.layers {
+		if a.streamed[l.Digest] != 1 || a.stored[l.Digest] != 0 {
+			t.Errorf("layer %s: applied %d times streamed, %d from the store; want only the first pull's", l.Digest, a.streamed[l.Digest], a.stored[l.Digest])
+		}
+	}
+	chain := chainOf(img.diffIDs)
+	if all := snapshotsOf(t, p.Snapshotter); len(all) != len(chain) {
+		t.Errorf("snapshots: %s", describe(all))
+	}
+}
