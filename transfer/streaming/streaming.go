@@ -23,11 +23,16 @@ import (
 )
 
 const (
-	// maxData is the most bytes one Data message carries.
+	// maxData is the most bytes one Data message we send carries (what
+	// containerd's senders send too).
 	maxData = 32 << 10
 	// windowSize is what a receiver grants at a time, and the most it
-	// lets the sender have outstanding before granting more.
-	windowSize = 2 * maxData
+	// lets the sender have outstanding before granting more. containerd
+	// grants 64 KiB, which bounds a stream to 64 KiB per round trip:
+	// an archive import crawls at that pace on a busy machine. 1 MiB
+	// keeps the sender busy while the receiver writes, at a cost of at
+	// most 2 MiB buffered per stream.
+	windowSize = 1 << 20
 )
 
 // ErrWindowExceeded is returned by a Reader whose peer sent more than it
