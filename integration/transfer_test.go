@@ -175,7 +175,12 @@ func TestTransferPullRun(t *testing.T) {
 	pushImage(t, r, "test/hello", "v1", img)
 
 	ref := r.Ref("test/hello", "v1")
-	x.must("images", "pull", "--plain-http", ref)
+	// ctr draws its progress from the transfer's progress stream: the
+	// status lines name what is pulled as containerd's daemon does.
+	out := x.must("images", "pull", "--plain-http", ref)
+	if want := "Pulling from OCI Registry (" + ref + ")"; !strings.Contains(out, want) {
+		t.Errorf("ctr pull printed no %q:\n%s", want, out)
+	}
 	x.wantImage(ref, img.Root.Digest)
 	if out := x.runCat(ref, "pull-run", "/hello"); out != "pulled from a registry\n" {
 		t.Fatalf("the pulled image's /hello reads %q", out)
