@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,7 +175,12 @@ func TestTransferPullRun(t *testing.T) {
 	pushImage(t, r, "test/hello", "v1", img)
 
 	ref := r.Ref("test/hello", "v1")
-	x.must("images", "pull", "--plain-http", ref)
+	// ctr draws its progress from the transfer's progress stream: the
+	// status lines name what is pulled as containerd's daemon does.
+	out := x.must("images", "pull", "--plain-http", ref)
+	if want := "Pulling from OCI Registry (" + ref + ")"; !strings.Contains(out, want) {
+		t.Errorf("ctr pull printed no %q:\n%s", want, out)
+	}
 	x.wantImage(ref, img.Root.Digest)
 	if out := x.runCat(ref, "pull-run", "/hello"); out != "pulled from a registry\n" {
 		t.Fatalf("the pulled image's /hello reads %q", out)
@@ -558,4 +565,75 @@ func uniqueLayer(t *testing.T, img testutil.Image) digest.Digest {
 		t.Fatalf("manifest of the test image: %v", err)
 	}
 	return m.Layers[len(m.Layers)-1].Digest
+}
+
+// A daemon killed with -9 in the middle of a pull leaves no image record,
+// and once restarted the same pull completes, resuming the layer it was
+// downloading (the client's lease, which outlives the crash, holds it).
+// Our daemon only: it is restarted on the same paths.
+func TestTransferPullSurvivesDaemonKill(t *testing.T) {
+	if os.Getenv(transferDaemonEnv) != "" {
+		t.Skip("restarts the daemon under test")
+	}
+	needPrivateRun(t)
+	d := newDaemon(t, "")
+	sweepAfter(t, d)
+	d.start()
+	x := &xfer{t: t, c: &ctl{t: t, ctr: containerd2(t, "ctr"), address: d.Address, v2: true, log: d.log}, address: d.Address, state: d.State}
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	p := testutil.StartFaultProxy(t, r)
+
+	noise := make([]byte, 4<<20)
+	rand.Read(noise)
+	img := busyboxWith(t, testutil.Layer{"noise": string(noise)})
+	pushImage(t, r, "kill/app", "v1", img)
+	layer := uniqueLayer(t, img)
+	ref := p.Host + "/kill/app:v1"
+	layerGets := func(from int) []testutil.ProxiedRequest {
+		var gets []testutil.ProxiedRequest
+		for _, req := range p.Requests()[from:] {
+			if req.Method == "GET" && strings.HasSuffix(req.Path, "/blobs/"+layer.String()) {
+				gets = append(gets, req)
+			}
+		}
+		return gets
+	}
+
+	p.Set(layer.String(), testutil.FaultStall)
+	pull := exec.Command(x.c.ctr, "-a", x.address, "-n", runNamespace, "images", "pull", "--plain-http", ref)
+	var pullOut bytes.Buffer
+	pull.Stdout, pull.Stderr = &pullOut, &pullOut
+	if err := pull.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(layerGets(0)) == 0 {
+		if time.Now().After(deadline) {
+			pull.Process.Kill()
+			pull.Wait()
+			t.Fatalf("the pull never asked for the layer\n%s\ndaemon log:\n%s", pullOut.String(), d.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The stalled GET has sent half the layer; let the daemon write it.
+	time.Sleep(300 * time.Millisecond)
+	d.signal(syscall.SIGKILL)
+	d.wait(10 * time.Second)
+	if err := pull.Wait(); err == nil {
+		t.Fatalf("ctr pull succeeded through a killed daemon:\n%s", pullOut.String())
+	}
+
+	d = d.restart()
+	x.wantNoImage(ref)
+	p.Set(layer.String(), "")
+	before := len(p.Requests())
+	x.must("images", "pull", "--plain-http", ref)
+	x.wantImage(ref, img.Root.Digest)
+	gets := layerGets(before)
+	if len(gets) != 1 || !regexp.MustCompile(`^bytes=[1-9][0-9]*-`).MatchString(gets[0].Range) {
+		t.Fatalf("after the restart the layer was fetched as %+v, want one GET resuming where the killed daemon stopped\ndaemon log:\n%s", gets, d.log)
+	}
+	if out := x.runCat(ref, "after-kill", "/noise"); len(out) != len(noise) {
+		t.Fatalf("the image pulled after the kill runs with /noise of %d bytes, want %d", len(out), len(noise))
+	}
 }

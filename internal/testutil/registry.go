@@ -625,6 +625,11 @@ const (
 	// FaultDropOnce does, and answers every later request for it 503,
 	// so that the transfer fails with part of the blob fetched.
 	FaultDropThenFail Fault = "drop-then-fail"
+	// FaultStall answers a GET of a blob with its full Content-Length
+	// and half its bytes, then waits, the connection open, until the
+	// client hangs up (at most a minute): a download the client is in
+	// the middle of, for a test to kill it.
+	FaultStall Fault = "stall"
 	// FaultUnauthorized answers 401 even to a request with the token the
 	// proxy issued (with RequireToken(true)), or to every request otherwise.
 	FaultUnauthorized Fault = "unauthorized"
@@ -781,7 +786,7 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// The token is the proxy's; the registry behind it knows none.
 	req.Header.Del("Authorization")
 	switch fault {
-	case FaultWrongDigest, FaultTruncate, FaultDropOnce, FaultDropThenFail, FaultMediaType:
+	case FaultWrongDigest, FaultTruncate, FaultDropOnce, FaultDropThenFail, FaultMediaType, FaultStall:
 		p.serveBroken(w, req, fault)
 	default:
 		p.proxy.ServeHTTP(w, req)
@@ -826,9 +831,10 @@ func (p *FaultProxy) serveBroken(w http.ResponseWriter, req *http.Request, fault
 	case FaultTruncate:
 		body = body[:len(body)/2]
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	case FaultDropOnce, FaultDropThenFail:
+	case FaultDropOnce, FaultDropThenFail, FaultStall:
 		// Promise the whole blob, send half, hang up: what a
-		// registry whose connection breaks mid-layer looks like.
+		// registry whose connection breaks mid-layer looks like;
+		// or, stalling, wait for the client to hang up.
 		conn, bw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			return
@@ -838,6 +844,10 @@ func (p *FaultProxy) serveBroken(w http.ResponseWriter, req *http.Request, fault
 			resp.Header.Get("Content-Type"), len(body), resp.Header.Get("Docker-Content-Digest"))
 		bw.Write(body[:len(body)/2])
 		bw.Flush()
+		if fault == FaultStall {
+			conn.SetReadDeadline(time.Now().Add(time.Minute))
+			io.Copy(io.Discard, conn)
+		}
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -93,7 +94,8 @@ func (s *Service) Transfer(ctx context.Context, src, dst interface{}, opts ...tr
 		// NotImplemented from a known pair is about the content (a
 		// schema 1 manifest, say), not the pair: it must not make the
 		// caller try another transferrer and lose this message.
-		return fmt.Errorf("%s: %w", err.Error(), errdefs.ErrInvalidArgument)
+		msg := strings.TrimSuffix(err.Error(), ": "+errdefs.ErrNotImplemented.Error())
+		return fmt.Errorf("%s: %w", msg, errdefs.ErrInvalidArgument)
 	}
 	return err
 }

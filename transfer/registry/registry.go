@@ -85,7 +85,7 @@ func New(ref string, opts Options) *OCIRegistry {
 	}
 }
 
-func (r *OCIRegistry) String() string { return fmt.Sprintf("OCI registry (%s)", r.reference) }
+func (r *OCIRegistry) String() string { return fmt.Sprintf("OCI Registry (%s)", r.reference) }
 
 // Image returns the reference.
 func (r *OCIRegistry) Image() string { return r.reference }

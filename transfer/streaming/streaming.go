@@ -23,11 +23,16 @@ import (
 )
 
 const (
-	// maxData is the most bytes one Data message carries.
+	// maxData is the most bytes one Data message we send carries (what
+	// containerd's senders send too).
 	maxData = 32 << 10
 	// windowSize is what a receiver grants at a time, and the most it
-	// lets the sender have outstanding before granting more.
-	windowSize = 2 * maxData
+	// lets the sender have outstanding before granting more. containerd
+	// grants 64 KiB, which bounds a stream to 64 KiB per round trip:
+	// an archive import crawls at that pace on a busy machine. 1 MiB
+	// keeps the sender busy while the receiver writes, at a cost of at
+	// most 2 MiB buffered per stream.
+	windowSize = 1 << 20
 )
 
 // ErrWindowExceeded is returned by a Reader whose peer sent more than it
@@ -36,8 +41,14 @@ var ErrWindowExceeded = errors.New("peer sent more data than the window granted"
 
 // NewReader returns the bytes the peer sends on s. Reading grants the
 // peer more window; closing the reader, or ending ctx, closes s.
+//
+// Messages are received and decoded by a goroutine of the reader's own,
+// ahead of Read, so that a consumer that writes what it reads to disk
+// (an archive import) does so while the next bytes arrive. The window
+// bounds how far ahead: the peer may not send more than was granted, and
+// more is granted only as Read consumes.
 func NewReader(ctx context.Context, s streaming.Stream) io.ReadCloser {
-	r := &reader{ctx: ctx, s: s}
+	r := &reader{ctx: ctx, s: s, data: make(chan []byte, 64), quit: make(chan struct{}), ended: make(chan struct{})}
 	r.stop = context.AfterFunc(ctx, func() { r.Close() })
 	return r
 }
@@ -48,10 +59,19 @@ type reader struct {
 	stop   func() bool
 	closed atomic.Bool
 
+	// granted is all the window ever granted; the receiving goroutine
+	// checks the bytes it received against it.
+	granted atomic.Int64
+	data    chan []byte   // received Data, in order
+	quit    chan struct{} // closed by Close: the receiver stops
+	ended   chan struct{} // closed by the receiver once endErr is set
+	endErr  error         // why receiving ended: io.EOF at the end
+
 	// Read state; Read is not safe for concurrent use, as io.Reader.
-	pending []byte
-	window  int64 // granted and not yet received
-	err     error
+	started  bool
+	pending  []byte
+	consumed int64 // bytes Read has taken from received messages
+	err      error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -60,6 +80,10 @@ type reader struct {
 func (r *reader) Read(p []byte) (int, error) {
 	if r.closed.Load() {
 		return 0, r.closedErr()
+	}
+	if !r.started {
+		r.started = true
+		go r.receive()
 	}
 	for len(r.pending) == 0 {
 		if r.err != nil {
@@ -72,48 +96,83 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next grants window if the peer is running short, then receives the next
-// Data message into pending. It returns io.EOF when the peer ends.
+// next grants window if the peer is running short, then takes the next
+// received Data into pending. It returns io.EOF when the peer ends.
 func (r *reader) next() error {
-	if r.window < windowSize {
+	if r.granted.Load()-r.consumed < windowSize {
 		a, err := streaming.MarshalAny(&transfertypes.WindowUpdate{Update: windowSize})
 		if err != nil {
 			return err
 		}
-		// A failed grant is reported only if the receive fails too: a
-		// peer that finished sending may already have stopped listening.
-		if err := r.s.Send(a); err == nil {
-			r.window += windowSize
+		// Counted before it is sent, so the receiver never sees data
+		// it does not know was granted. A failed grant is reported only
+		// if receiving fails too: a peer that finished sending may
+		// already have stopped listening.
+		r.granted.Add(windowSize)
+		if err := r.s.Send(a); err != nil {
+			r.granted.Add(-windowSize)
 		}
 	}
-	for {
-		a, err := r.s.Recv()
-		if err != nil {
-			if r.closed.Load() {
-				// The end of a stream we closed is not the end of the bytes.
-				return r.closedErr()
-			}
-			if errors.Is(err, io.EOF) {
-				return io.EOF
-			}
-			return fmt.Errorf("receive byte stream: %w", err)
-		}
-		var data transfertypes.Data
-		if !a.MessageIs(&data) {
-			// Room for message kinds a newer peer may send.
-			log.L.WithField("type", a.GetTypeUrl()).Debug("byte stream: ignoring message")
-			continue
-		}
-		if err := a.UnmarshalTo(&data); err != nil {
-			return fmt.Errorf("byte stream: bad Data message: %w", err)
-		}
-		if int64(len(data.Data)) > r.window {
-			return fmt.Errorf("byte stream: %d bytes received with %d granted: %w", len(data.Data), r.window, ErrWindowExceeded)
-		}
-		r.window -= int64(len(data.Data))
-		r.pending = data.Data
+	select {
+	case d := <-r.data:
+		r.consumed += int64(len(d))
+		r.pending = d
 		return nil
+	case <-r.ended:
+		// Take what was received before the end.
+		select {
+		case d := <-r.data:
+			r.consumed += int64(len(d))
+			r.pending = d
+			return nil
+		default:
+		}
+		if r.closed.Load() {
+			// The end of a stream we closed is not the end of the bytes.
+			return r.closedErr()
+		}
+		return r.endErr
 	}
+}
+
+// receive receives the peer's messages until the stream ends or the
+// reader is closed, handing Data to Read in order.
+func (r *reader) receive() {
+	var received int64
+	err := func() error {
+		for {
+			a, err := r.s.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					return io.EOF
+				}
+				return fmt.Errorf("receive byte stream: %w", err)
+			}
+			var data transfertypes.Data
+			if !a.MessageIs(&data) {
+				// Room for message kinds a newer peer may send.
+				log.L.WithField("type", a.GetTypeUrl()).Debug("byte stream: ignoring message")
+				continue
+			}
+			if err := a.UnmarshalTo(&data); err != nil {
+				return fmt.Errorf("byte stream: bad Data message: %w", err)
+			}
+			if len(data.Data) == 0 {
+				continue
+			}
+			received += int64(len(data.Data))
+			if granted := r.granted.Load(); received > granted {
+				return fmt.Errorf("byte stream: %d bytes received with %d granted: %w", received, granted, ErrWindowExceeded)
+			}
+			select {
+			case r.data <- data.Data:
+			case <-r.quit:
+				return streaming.ErrClosed
+			}
+		}
+	}()
+	r.endErr = err
+	close(r.ended)
 }
 
 func (r *reader) closedErr() error {
@@ -127,6 +186,7 @@ func (r *reader) closedErr() error {
 func (r *reader) Close() error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
+		close(r.quit)
 		r.stop()
 		r.closeErr = r.s.Close()
 	})

@@ -209,7 +209,9 @@ func TestReaderEarlyClose(t *testing.T) {
 	w := NewWriter(ctx, a)
 	done := make(chan error, 1)
 	go func() {
-		_, err := w.Write(randomBytes(t, 1<<20))
+		// More than the reader's first grants: the writer must wait
+		// for window that never comes.
+		_, err := w.Write(randomBytes(t, 4*windowSize))
 		done <- err
 	}()
 	r := NewReader(ctx, b)
@@ -218,7 +220,7 @@ func TestReaderEarlyClose(t *testing.T) {
 	}
 	r.Close()
 	if err := <-done; err == nil {
-		t.Fatal("Write of 1MiB succeeded though the reader closed after 1000 bytes")
+		t.Fatal("a Write of 4 windows succeeded though the reader closed after 1000 bytes")
 	}
 	if _, err := r.Read(make([]byte, 10)); err == nil {
 		t.Fatal("Read after Close succeeded")
