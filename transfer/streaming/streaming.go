@@ -20,6 +20,7 @@ import (
 	transfertypes "github.com/llitfkitfk/containerd/api/types/transfer"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/streaming"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 const (
@@ -154,18 +155,19 @@ func (r *reader) receive() {
 				log.L.WithField("type", a.GetTypeUrl()).Debug("byte stream: ignoring message")
 				continue
 			}
-			if err := a.UnmarshalTo(&data); err != nil {
+			p, err := dataBytes(a.GetValue())
+			if err != nil {
 				return fmt.Errorf("byte stream: bad Data message: %w", err)
 			}
-			if len(data.Data) == 0 {
+			if len(p) == 0 {
 				continue
 			}
-			received += int64(len(data.Data))
+			received += int64(len(p))
 			if granted := r.granted.Load(); received > granted {
 				return fmt.Errorf("byte stream: %d bytes received with %d granted: %w", received, granted, ErrWindowExceeded)
 			}
 			select {
-			case r.data <- data.Data:
+			case r.data <- p:
 			case <-r.quit:
 				return streaming.ErrClosed
 			}
@@ -173,6 +175,35 @@ func (r *reader) receive() {
 	}()
 	r.endErr = err
 	close(r.ended)
+}
+
+// dataBytes returns the data field of an encoded
+// containerd.types.transfer.Data as a slice of b itself: a stream's bytes
+// arrive in b once, and unmarshalling would copy them all again.
+func dataBytes(b []byte) ([]byte, error) {
+	var data []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			data = v // the last occurrence wins, as in proto.Unmarshal
+			b = b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return data, nil
 }
 
 func (r *reader) closedErr() error {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	transfertypes "github.com/llitfkitfk/containerd/api/types/transfer"
@@ -291,5 +293,37 @@ func TestGenerateIDUnique(t *testing.T) {
 			t.Fatalf("duplicate id %s", id)
 		}
 		seen[id] = true
+	}
+}
+
+// dataBytes reads Data messages as proto.Unmarshal does, without copying.
+func TestDataBytes(t *testing.T) {
+	for _, want := range [][]byte{nil, {}, []byte("x"), bytes.Repeat([]byte("data"), 10000)} {
+		b, err := proto.Marshal(&transfertypes.Data{Data: want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dataBytes(b)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("dataBytes of %d bytes: %d bytes, %v", len(want), len(got), err)
+		}
+		if len(got) > 0 && &got[0] != &b[len(b)-len(want)] {
+			t.Errorf("dataBytes copied the data")
+		}
+	}
+	// Unknown fields are skipped; a later data field wins.
+	b := protowire.AppendTag(nil, 7, protowire.VarintType)
+	b = protowire.AppendVarint(b, 42)
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendBytes(b, []byte("first"))
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendBytes(b, []byte("second"))
+	if got, err := dataBytes(b); err != nil || string(got) != "second" {
+		t.Fatalf("dataBytes with an unknown field and two data fields: %q, %v", got, err)
+	}
+	for _, bad := range [][]byte{{0x0a, 0x05, 'x'}, {0x0a}, {0xff}} {
+		if _, err := dataBytes(bad); err == nil {
+			t.Errorf("dataBytes(%x) = nil error, want one", bad)
+		}
 	}
 }
