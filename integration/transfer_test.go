@@ -615,8 +615,18 @@ func TestTransferPullSurvivesDaemonKill(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// The stalled GET has sent half the layer; let the daemon write it.
-	time.Sleep(300 * time.Millisecond)
+	// The stalled GET has sent half the layer: kill the daemon once
+	// its ingest has some of it.
+	for {
+		stdout, _, _ := x.ctr("content", "active")
+		if ingestStarted(stdout, "layer-"+layer.String()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no bytes of the layer in its ingest:\n%s\ndaemon log:\n%s", stdout, d.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	d.signal(syscall.SIGKILL)
 	d.wait(10 * time.Second)
 	if err := pull.Wait(); err == nil {
@@ -636,4 +646,15 @@ func TestTransferPullSurvivesDaemonKill(t *testing.T) {
 	if out := x.runCat(ref, "after-kill", "/noise"); len(out) != len(noise) {
 		t.Fatalf("the image pulled after the kill runs with /noise of %d bytes, want %d", len(out), len(noise))
 	}
+}
+
+// ingestStarted reports whether `ctr content active` output lists ref
+// with some bytes written (REF SIZE AGE, the size in human units).
+func ingestStarted(out, ref string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == ref && f[1] != "0B" {
+			return true
+		}
+	}
+	return false
 }
