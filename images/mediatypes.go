@@ -396,10 +396,18 @@ func Config(ctx context.Context, provider content.Provider, image ocispec.Descri
 	return m.Config, nil
 }
 
+// ReadConfig reads the image config configDesc names, refusing one too
+// large to be a config.
+func ReadConfig(ctx context.Context, provider content.Provider, configDesc ocispec.Descriptor) (ocispec.Image, error) {
+	var config ocispec.Image
+	err := readJSON(ctx, provider, configDesc, &config)
+	return config, err
+}
+
 // RootFS returns the diff IDs of the image config configDesc names.
 func RootFS(ctx context.Context, provider content.Provider, configDesc ocispec.Descriptor) ([]digest.Digest, error) {
-	var config ocispec.Image
-	if err := readJSON(ctx, provider, configDesc, &config); err != nil {
+	config, err := ReadConfig(ctx, provider, configDesc)
+	if err != nil {
 		return nil, err
 	}
 	return config.RootFS.DiffIDs, nil

@@ -291,6 +291,10 @@ func PushContent(ctx context.Context, pusher Pusher, desc ocispec.Descriptor, pr
 		manifests []ocispec.Descriptor
 	)
 	infos, _ := provider.(content.InfoProvider)
+	children := images.ChildrenHandler(provider)
+	if platform != nil {
+		children = images.FilterPlatforms(children, platform)
+	}
 
 	walk := images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		mu.Lock()
@@ -311,16 +315,7 @@ func PushContent(ctx context.Context, pusher Pusher, desc ocispec.Descriptor, pr
 			}
 			return nil, push(ctx, pusher, provider, desc)
 		}
-		children, err := images.Children(ctx, provider, desc)
-		if err != nil {
-			return nil, err
-		}
-		if platform != nil && images.IsIndexType(desc.MediaType) {
-			children = slices.DeleteFunc(children, func(d ocispec.Descriptor) bool {
-				return d.Platform != nil && !platform.Match(*d.Platform)
-			})
-		}
-		return children, nil
+		return children(ctx, desc)
 	})
 
 	var h images.Handler = walk

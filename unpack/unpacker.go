@@ -16,7 +16,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,9 +62,6 @@ const (
 	labelSnapshotUIDMapping = "containerd.io/snapshot/uidmapping"
 	labelSnapshotGIDMapping = "containerd.io/snapshot/gidmapping"
 )
-
-// maxConfig bounds the image configs read into memory.
-const maxConfig = 8 << 20
 
 // Platform is where to unpack the manifests of one platform.
 type Platform struct {
@@ -324,23 +320,12 @@ func (u *Unpacker) Wait() (Result, error) {
 	return Result{Unpacks: int(u.unpacks.Load())}, nil
 }
 
-// imageConfig is the part of an image config the unpack needs.
-type imageConfig struct {
-	ocispec.Platform
-	RootFS ocispec.RootFS `json:"rootfs"`
-}
-
-func (u *Unpacker) readConfig(ctx context.Context, desc ocispec.Descriptor) (imageConfig, error) {
-	var c imageConfig
-	if desc.Size > maxConfig {
-		return c, fmt.Errorf("image config is %d bytes, more than the %d allowed: %w", desc.Size, maxConfig, errdefs.ErrInvalidArgument)
-	}
-	p, err := content.ReadBlob(ctx, u.content, desc)
+// readConfig reads the image config and checks what the unpack relies on:
+// a layers rootfs of valid diff IDs.
+func (u *Unpacker) readConfig(ctx context.Context, desc ocispec.Descriptor) (ocispec.Image, error) {
+	c, err := images.ReadConfig(ctx, u.content, desc)
 	if err != nil {
 		return c, fmt.Errorf("read image config: %w", err)
-	}
-	if err := json.Unmarshal(p, &c); err != nil {
-		return c, fmt.Errorf("decode image config: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if c.RootFS.Type != "" && c.RootFS.Type != "layers" {
 		return c, fmt.Errorf("image config rootfs type %q, want \"layers\": %w", c.RootFS.Type, errdefs.ErrNotImplemented)
