@@ -144,18 +144,27 @@ func (x *xfer) wantNoImage(name string) {
 	}
 }
 
+// pull pulls ref over plain http, fails the test unless it succeeds and
+// returns what ctr printed.
+func (x *xfer) pull(ref string) string {
+	x.t.Helper()
+	return x.must("images", "pull", "--plain-http", ref)
+}
+
 // runCat runs `cat path` in a container of image and returns its output.
 func (x *xfer) runCat(image, id, path string) string {
 	x.t.Helper()
 	return x.must("run", "--rm", image, id, "cat", path)
 }
 
-// pushImage pushes img to r as repo:tag and fails the test on error.
-func pushImage(t *testing.T, r *testutil.Registry, repo, tag string, img testutil.Image) {
+// pushImage pushes img to r as repo:tag, failing the test on error, and
+// returns its reference.
+func pushImage(t *testing.T, r *testutil.Registry, repo, tag string, img testutil.Image) string {
 	t.Helper()
 	if err := r.Push(repo, tag, img); err != nil {
 		t.Fatal(err)
 	}
+	return r.Ref(repo, tag)
 }
 
 // busyboxWith is a runnable image with a layer of files on top of busybox.
@@ -172,12 +181,10 @@ func TestTransferPullRun(t *testing.T) {
 	x := startTransferDaemon(t)
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	img := busyboxWith(t, testutil.Layer{"hello": "pulled from a registry\n"})
-	pushImage(t, r, "test/hello", "v1", img)
-
-	ref := r.Ref("test/hello", "v1")
+	ref := pushImage(t, r, "test/hello", "v1", img)
 	// ctr draws its progress from the transfer's progress stream: the
 	// status lines name what is pulled as containerd's daemon does.
-	out := x.must("images", "pull", "--plain-http", ref)
+	out := x.pull(ref)
 	if want := "Pulling from OCI Registry (" + ref + ")"; !strings.Contains(out, want) {
 		t.Errorf("ctr pull printed no %q:\n%s", want, out)
 	}
@@ -186,7 +193,7 @@ func TestTransferPullRun(t *testing.T) {
 		t.Fatalf("the pulled image's /hello reads %q", out)
 	}
 	// Pulling again is a no-op that leaves the image as it was.
-	x.must("images", "pull", "--plain-http", ref)
+	x.pull(ref)
 	x.wantImage(ref, img.Root.Digest)
 }
 
@@ -194,9 +201,8 @@ func TestTransferPushPullBack(t *testing.T) {
 	x := startTransferDaemon(t)
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	img := busyboxWith(t, testutil.Layer{"pushed": "round trip\n"})
-	pushImage(t, r, "test/src", "v1", img)
-	src := r.Ref("test/src", "v1")
-	x.must("images", "pull", "--plain-http", src)
+	src := pushImage(t, r, "test/src", "v1", img)
+	x.pull(src)
 
 	// Push the local image src to another repository, which shares no
 	// blob with the first (no cross-repository mount to lean on).
@@ -209,7 +215,7 @@ func TestTransferPushPullBack(t *testing.T) {
 	// the daemon does not have yet, from a clean content store's view
 	// (the image record is new; the registry serves every blob).
 	x.must("images", "rm", src)
-	x.must("images", "pull", "--plain-http", dst)
+	x.pull(dst)
 	x.wantImage(dst, img.Root.Digest)
 	if out := x.runCat(dst, "push-back", "/pushed"); out != "round trip\n" {
 		t.Fatalf("the pushed-and-pulled image's /pushed reads %q", out)
@@ -220,9 +226,8 @@ func TestTransferExportImport(t *testing.T) {
 	x := startTransferDaemon(t)
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	img := busyboxWith(t, testutil.Layer{"exported": "through an archive\n"})
-	pushImage(t, r, "test/exp", "v1", img)
-	ref := r.Ref("test/exp", "v1")
-	x.must("images", "pull", "--plain-http", ref)
+	ref := pushImage(t, r, "test/exp", "v1", img)
+	x.pull(ref)
 
 	archive := filepath.Join(t.TempDir(), "exp.tar")
 	x.must("images", "export", archive, ref)
@@ -242,9 +247,8 @@ func TestTransferTag(t *testing.T) {
 	x := startTransferDaemon(t)
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	img := busyboxWith(t, testutil.Layer{"tagged": "yes\n"})
-	pushImage(t, r, "test/tag", "v1", img)
-	ref := r.Ref("test/tag", "v1")
-	x.must("images", "pull", "--plain-http", ref)
+	ref := pushImage(t, r, "test/tag", "v1", img)
+	x.pull(ref)
 
 	x.must("images", "tag", ref, "example.com/renamed:v9")
 	x.wantImage("example.com/renamed:v9", img.Root.Digest)
@@ -253,9 +257,8 @@ func TestTransferTag(t *testing.T) {
 	// new target (ctr's --force only matters with --local), as
 	// containerd 2.x's daemon does.
 	other := busyboxWith(t, testutil.Layer{"tagged": "other\n"})
-	pushImage(t, r, "test/tag", "v2", other)
-	ref2 := r.Ref("test/tag", "v2")
-	x.must("images", "pull", "--plain-http", ref2)
+	ref2 := pushImage(t, r, "test/tag", "v2", other)
+	x.pull(ref2)
 	x.must("images", "tag", ref2, "example.com/renamed:v9")
 	x.wantImage("example.com/renamed:v9", other.Root.Digest)
 	x.wantImage(ref, img.Root.Digest)
@@ -268,8 +271,7 @@ func TestTransferBasicAuth(t *testing.T) {
 	x := startTransferDaemon(t)
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{User: "user", Password: "pass"})
 	img := busyboxWith(t, testutil.Layer{"secret": "behind basic auth\n"})
-	pushImage(t, r, "test/auth", "v1", img)
-	ref := r.Ref("test/auth", "v1")
+	ref := pushImage(t, r, "test/auth", "v1", img)
 
 	x.fails(`(?i)unauthorized|authoriz|401|credential`, "images", "pull", "--plain-http", ref)
 	x.wantNoImage(ref)
@@ -307,8 +309,7 @@ func TestTransferTLSHostsCA(t *testing.T) {
 	x := startTransferDaemon(t)
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true})
 	img := busyboxWith(t, testutil.Layer{"tls": "over https\n"})
-	pushImage(t, r, "test/tls", "v1", img)
-	ref := r.Ref("test/tls", "v1")
+	ref := pushImage(t, r, "test/tls", "v1", img)
 
 	// Named in hosts.toml without its CA, the registry's certificate is
 	// not trusted. (Without any hosts.toml a loopback registry is
@@ -368,9 +369,8 @@ func TestTransferMultiPlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pushImage(t, r, "test/multi", "v1", index)
-	ref := r.Ref("test/multi", "v1")
-	x.must("images", "pull", "--plain-http", ref)
+	ref := pushImage(t, r, "test/multi", "v1", index)
+	x.pull(ref)
 	// The image is the index; what was unpacked is the host's manifest.
 	x.wantImage(ref, index.Root.Digest)
 	if out := x.runCat(ref, "multi", "/platform"); out != platforms.Format(testutil.HostPlatform())+"\n" {
@@ -454,7 +454,7 @@ func TestTransferFaults(t *testing.T) {
 		x.t = t
 		img, layer, ref := image(t, "drop")
 		p.Set(layer.String(), testutil.FaultDropOnce)
-		x.must("images", "pull", "--plain-http", ref)
+		x.pull(ref)
 		x.wantImage(ref, img.Root.Digest)
 		var gets []testutil.ProxiedRequest
 		for _, req := range p.Requests() {
@@ -480,7 +480,7 @@ func TestTransferFaults(t *testing.T) {
 		x.wantNoImage(ref)
 		p.Set(layer.String(), "")
 		before := len(p.Requests())
-		x.must("images", "pull", "--plain-http", ref)
+		x.pull(ref)
 		x.wantImage(ref, img.Root.Digest)
 		var gets []testutil.ProxiedRequest
 		for _, req := range p.Requests()[before:] {
@@ -637,7 +637,7 @@ func TestTransferPullSurvivesDaemonKill(t *testing.T) {
 	x.wantNoImage(ref)
 	p.Set(layer.String(), "")
 	before := len(p.Requests())
-	x.must("images", "pull", "--plain-http", ref)
+	x.pull(ref)
 	x.wantImage(ref, img.Root.Digest)
 	gets := layerGets(before)
 	if len(gets) != 1 || !regexp.MustCompile(`^bytes=[1-9][0-9]*-`).MatchString(gets[0].Range) {
