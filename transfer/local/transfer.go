@@ -139,7 +139,7 @@ const leaseExpiry = 24 * time.Hour
 
 // withLease puts a lease on ctx so that what the transfer writes is not
 // collected before the image record refers to it. A lease already on ctx
-// (the client's) is used as is and left alone. release deletes the lease
+// (the client's) is used as is and not deleted. release deletes the lease
 // it made; it runs even when ctx is cancelled, since a client that went
 // away must not leave a lease pinning a partial download for a day.
 func (s *Service) withLease(ctx context.Context) (_ context.Context, lease leases.Lease, release func(), _ error) {
@@ -149,9 +149,9 @@ func (s *Service) withLease(ctx context.Context) (_ context.Context, lease lease
 
 // withLeaseKeeping is withLease whose release can keep the partial
 // downloads the lease held: given true, it hands each ingest over to the
-// content store's own expiry (a day) before deleting the lease, so that a
-// retry after a failed pull resumes them rather than start again, even
-// if the collector runs in between.
+// content store's own expiry (a day), out of the lease it made or the
+// client's, so that a retry after a failed pull resumes them rather than
+// start again, even if the collector runs in between.
 func (s *Service) withLeaseKeeping(ctx context.Context) (_ context.Context, lease leases.Lease, release func(keepIngests bool), _ error) {
 	if id, ok := leases.FromContext(ctx); ok {
 		// The client's lease: it deletes it when it is done, taking a
