@@ -140,16 +140,6 @@ func ChildGCLabels(desc ocispec.Descriptor) []string {
 	return []string{LabelGCRefContent + "."}
 }
 
-// ChildGCLabelsFilterLayers is ChildGCLabels but for layers, which get
-// none: for an image store that keeps layers alive through snapshots
-// instead (containerd's discard-unpacked-layers).
-func ChildGCLabelsFilterLayers(desc ocispec.Descriptor) []string {
-	if IsLayerType(desc.MediaType) {
-		return nil
-	}
-	return ChildGCLabels(desc)
-}
-
 // ChildrenLabels returns the labels a parent should carry for children,
 // with labelMap (nil: ChildGCLabels) naming each child's keys.
 func ChildrenLabels(children []ocispec.Descriptor, labelMap func(ocispec.Descriptor) []string) map[string]string {

@@ -2,8 +2,6 @@ package archive
 
 import (
 	"strings"
-
-	digest "github.com/opencontainers/go-digest"
 )
 
 // ImageName returns the name an imported index entry's annotations give
@@ -62,12 +60,4 @@ func hasImagePrefix(s, prefix string) bool {
 		return false
 	}
 	return rest == "" || strings.ContainsRune("/:@", rune(rest[0]))
-}
-
-// DigestTranslator names an image by digest under prefix, for entries
-// that carry no name.
-func DigestTranslator(prefix string) func(digest.Digest) string {
-	return func(d digest.Digest) string {
-		return prefix + "@" + d.String()
-	}
 }

@@ -30,10 +30,6 @@ func TestImageName(t *testing.T) {
 			t.Errorf("ImageName(%v) = %q, want %q", tc.ann, got, tc.want)
 		}
 	}
-	d := digest.FromString("x")
-	if got := DigestTranslator("example.com/x")(d); got != "example.com/x@"+d.String() {
-		t.Errorf("DigestTranslator = %q", got)
-	}
 }
 
 func TestNameForms(t *testing.T) {

@@ -131,7 +131,7 @@ func (ies *ImageExportStream) ExportStream(context.Context) (io.WriteCloser, str
 func (ies *ImageExportStream) Export(ctx context.Context, cs content.Store, imgs []images.Image) error {
 	opts := []archive.ExportOpt{archive.WithImages(imgs)}
 	if len(ies.platforms) > 0 {
-		opts = append(opts, archive.WithPlatform(platforms.Ordered(ies.platforms...)))
+		opts = append(opts, archive.WithPlatform(images.OnlyPlatforms(ies.platforms...)))
 	} else {
 		opts = append(opts, archive.WithPlatform(platforms.DefaultStrict()))
 	}
