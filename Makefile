@@ -14,7 +14,7 @@ RUN_ARGS  ?=
 
 all: build
 
-build binaries: bin/containerd bin/containerd-shim-runc-v2
+build binaries: bin/containerd bin/containerd-shim-runc-v2 bin/ctr
 
 bin/containerd: FORCE
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
@@ -23,6 +23,10 @@ bin/containerd: FORCE
 # is mapped into every one of the (many, long-lived) shim processes.
 bin/containerd-shim-runc-v2: FORCE
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd-shim-runc-v2
+
+# The client; static like the shim, so it runs on any host it is copied to.
+bin/ctr: FORCE
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/ctr
 
 FORCE:
 
@@ -69,6 +73,7 @@ fuzz:
 install: build
 	install -D -m 0755 bin/containerd $(DESTDIR)$(PREFIX)/bin/containerd
 	install -D -m 0755 bin/containerd-shim-runc-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-runc-v2
+	install -D -m 0755 bin/ctr $(DESTDIR)$(PREFIX)/bin/ctr
 
 protos:
 	script/protos.sh
