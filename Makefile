@@ -46,8 +46,13 @@ test-deps:
 # Last, integration/client: containerd's content and snapshotter suites and
 # its Go client's basic flows against the daemon, from a module of their own
 # (integration/client/go.mod), which the root module's ./... leaves out.
+# The integration tests drive the daemon with our ctr (bin/ctr); then the
+# tests written around ctr run again with the distribution's ctr 1.6
+# ($CTR), which must keep working against the daemon as it did.
 DISTRO_SHIM     ?= /usr/bin/containerd-shim-runc-v2
+DISTRO_CTR      ?= /usr/bin/ctr
 CONTAINER_TESTS := ^(TestCtr(Run|Containers|Tasks|TaskSurvivesRestart|ShimCrashLeavesNoZombies)|TestShim.*)$$
+CTR_TESTS       := ^(TestCtr.*|TestLeaseHoldsContent|TestContentResumeAfterDaemonKill)$$
 
 test: test-deps build check-protos
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -57,6 +62,8 @@ test: test-deps build check-protos
 	CONTAINERD_BINARY=$(CURDIR)/bin/containerd $(GO) test -count=1 -tags integration -v ./integration/...
 	CONTAINERD_SHIM=$(DISTRO_SHIM) CONTAINERD_BINARY=$(CURDIR)/bin/containerd \
 		$(GO) test -count=1 -tags integration -v -run '$(CONTAINER_TESTS)' ./integration/
+	CTR=$(DISTRO_CTR) CONTAINERD_BINARY=$(CURDIR)/bin/containerd \
+		$(GO) test -count=1 -tags integration -v -run '$(CTR_TESTS)' ./integration/
 	cd integration/client && $(GO) vet ./...
 	cd integration/client && CONTAINERD_BINARY=$(CURDIR)/bin/containerd $(GO) test -count=1 -v ./...
 	cd integration/client && CONTAINERD_SHIM=$(DISTRO_SHIM) CONTAINERD_BINARY=$(CURDIR)/bin/containerd \

@@ -29,7 +29,7 @@ func (d *daemon) ctrStdout(args ...string) []byte {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.Address, "--timeout", "20s"}, args...)...)
+	cmd := exec.CommandContext(ctx, ctrBinary, append([]string{"-a", d.Address, "--timeout", "20s"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -192,7 +192,7 @@ func TestCtrContentActive(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", "-a", d.Address, "--timeout", "25s", "content", "ingest",
+	cmd := exec.CommandContext(ctx, ctrBinary, "-a", d.Address, "--timeout", "25s", "content", "ingest",
 		"--expected-size", strconv.Itoa(len(data)), "--expected-digest", dgst.String(), "stalled")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -248,7 +248,7 @@ func TestCtrContentResumeAfterKill(t *testing.T) {
 	data := randomData(3<<20, 5)
 	dgst := digest.FromBytes(data)
 
-	cmd := exec.Command("ctr", "-a", d.Address, "content", "ingest",
+	cmd := exec.Command(ctrBinary, "-a", d.Address, "content", "ingest",
 		"--expected-size", strconv.Itoa(len(data)), "--expected-digest", dgst.String(), "cut")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -329,7 +329,7 @@ func TestContentResumeAfterDaemonKill(t *testing.T) {
 	data := randomData(3<<20, 9)
 	dgst := digest.FromBytes(data)
 
-	cmd := exec.Command("ctr", "-a", d.Address, "content", "ingest",
+	cmd := exec.Command(ctrBinary, "-a", d.Address, "content", "ingest",
 		"--expected-size", strconv.Itoa(len(data)), "--expected-digest", dgst.String(), "crash")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -26,6 +26,11 @@ import (
 // sets it, or one built from this checkout.
 var daemonBinary string
 
+// ctrBinary is the ctr the tests drive the daemon with: $CTR, or ours,
+// built beside the daemon (`make test` runs the ctr tests again with the
+// distribution's ctr 1.6, CTR=/usr/bin/ctr, as a compatibility pass).
+var ctrBinary string
+
 // testShim is the containerd-shim-runc-v2 every container runs through:
 // ours, built beside the daemon, unless $CONTAINERD_SHIM names another.
 var testShim string
@@ -63,10 +68,22 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "shim under test:", err)
 		os.Exit(1)
 	}
-	if _, err := exec.LookPath("ctr"); err != nil {
-		fmt.Fprintln(os.Stderr, "ctr is required (apt-get install containerd; `make test` does it)")
+	if ctrBinary = os.Getenv("CTR"); ctrBinary == "" {
+		ctrBinary = filepath.Join(filepath.Dir(daemonBinary), "ctr")
+		if cleanup != nil { // the daemon was built here: build ctr too
+			build := exec.Command("go", "build", "-o", ctrBinary, "../cmd/ctr")
+			build.Stdout, build.Stderr = os.Stderr, os.Stderr
+			if err := build.Run(); err != nil {
+				fmt.Fprintln(os.Stderr, "build ctr:", err)
+				os.Exit(1)
+			}
+		}
+	}
+	if _, err := exec.LookPath(ctrBinary); err != nil {
+		fmt.Fprintln(os.Stderr, "ctr under test:", err, "(`make build` builds ours; $CTR names another)")
 		os.Exit(1)
 	}
+	fmt.Fprintln(os.Stderr, "integration: ctr is", ctrBinary)
 	code := m.Run()
 	os.RemoveAll(shimDir)
 	if cleanup != nil {
@@ -184,7 +201,7 @@ func (d *daemon) ctr(args ...string) string {
 func (d *daemon) ctrErr(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.Address, "--timeout", "20s"}, args...)...)
+	cmd := exec.CommandContext(ctx, ctrBinary, append([]string{"-a", d.Address, "--timeout", "20s"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -206,7 +223,7 @@ func (d *daemon) awaitEvent(match func(line string) bool, trigger func()) {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	events := exec.CommandContext(ctx, "ctr", "-a", d.Address, "events")
+	events := exec.CommandContext(ctx, ctrBinary, "-a", d.Address, "events")
 	stdout, err := events.StdoutPipe()
 	if err != nil {
 		d.t.Fatal(err)

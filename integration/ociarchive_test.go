@@ -125,7 +125,7 @@ func readArchiveIndex(t *testing.T, path string) ocispec.Index {
 func (d *daemon) ctrIn(stdin io.Reader, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.Address, "--timeout", "20s"}, args...)...)
+	cmd := exec.CommandContext(ctx, ctrBinary, append([]string{"-a", d.Address, "--timeout", "20s"}, args...)...)
 	cmd.Stdin = stdin
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -3,11 +3,14 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +28,9 @@ import (
 
 // distroContainerd is the distribution's containerd 1.6.
 const distroContainerd = "/usr/bin/containerd"
+
+// distroCtr is the distribution's ctr 1.6.
+const distroCtr = "/usr/bin/ctr"
 
 func repoPath(t *testing.T, elem ...string) string {
 	t.Helper()
@@ -319,7 +325,7 @@ func TestPeerContainerd2ShimUnderOurDaemon(t *testing.T) {
 		ctr  string
 		v2   bool
 	}{
-		{"ctr1.6", "ctr", false},
+		{"ctr1.6", distroCtr, false},
 		{"ctr2", ctr2, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -331,7 +337,8 @@ func TestPeerContainerd2ShimUnderOurDaemon(t *testing.T) {
 }
 
 // TestPeerContainerd16 runs containers with the distribution's containerd
-// 1.6 through the shim under test, driven by the distribution's ctr.
+// 1.6 through the shim under test, driven by the distribution's ctr and by
+// the ctr under test: our client against containerd's daemon.
 func TestPeerContainerd16(t *testing.T) {
 	needPrivateRun(t)
 	shim := shimUnderTest(t)
@@ -339,20 +346,98 @@ func TestPeerContainerd16(t *testing.T) {
 		t.Fatalf("%v (`make test` installs the distribution's containerd)", err)
 	}
 	p := startPeer(t, distroContainerd, 2, shim)
-	c := &ctl{t: t, ctr: "ctr", address: p.Address, log: p.log}
-	c.importImage(buildBusyboxArchive(t, t.TempDir(), busyboxImage))
-	runScenarios(t, c, "c16", shim, p.Address, p.State)
+	archive := buildBusyboxArchive(t, t.TempDir(), busyboxImage)
+	for _, c := range []struct{ name, ctr string }{{"ctr1.6", distroCtr}, {"ours", ctrBinary}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctl := &ctl{t: t, ctr: c.ctr, address: p.Address, log: p.log}
+			clientScenarios(t, ctl, "1.6.")
+			ctl.importImage(archive)
+			runScenarios(t, ctl, "c16"+strings.ReplaceAll(c.name, ".", ""), shim, p.Address, p.State)
+			ctl.must("images", "rm", busyboxImage)
+		})
+	}
 }
 
 // TestPeerContainerd2 runs containers with containerd 2.x's daemon through
-// the shim under test, driven by containerd 2.x's ctr.
+// the shim under test, driven by containerd 2.x's ctr and by the ctr under
+// test.
 func TestPeerContainerd2(t *testing.T) {
 	needPrivateRun(t)
 	shim := shimUnderTest(t)
 	p := startPeer(t, containerd2(t, "containerd"), 3, shim)
-	c := &ctl{t: t, ctr: containerd2(t, "ctr"), address: p.Address, v2: true, log: p.log}
-	c.importImage(buildBusyboxArchive(t, t.TempDir(), busyboxImage))
-	runScenarios(t, c, "c2", shim, p.Address, p.State)
+	archive := buildBusyboxArchive(t, t.TempDir(), busyboxImage)
+	for _, c := range []struct{ name, ctr string }{{"ctr2", containerd2(t, "ctr")}, {"ours", ctrBinary}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctl := &ctl{t: t, ctr: c.ctr, address: p.Address, v2: true, log: p.log}
+			clientScenarios(t, ctl, "2.")
+			ctl.importImage(archive)
+			runScenarios(t, ctl, "c2"+c.name, shim, p.Address, p.State)
+			ctl.must("images", "rm", busyboxImage)
+		})
+	}
+}
+
+// clientScenarios checks what a client sees of a daemon beyond containers:
+// the server's version (starting with serverVersion), namespaces, and an
+// event stream that shows a namespace being made and removed.
+func clientScenarios(t *testing.T, c *ctl, serverVersion string) {
+	t.Helper()
+	version := c.must("version")
+	if !regexp.MustCompile(`(?s)^Client:\n  Version:  \S+\n  Revision: \S*\n  Go version: go\S+\n\nServer:\n  Version:  v?` +
+		regexp.QuoteMeta(serverVersion) + `\S*\n  Revision: \S*\n  UUID: [0-9a-f-]{36}\n$`).MatchString(version) {
+		t.Errorf("version says:\n%s", version)
+	}
+
+	ns := "client-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	ns = regexp.MustCompile(`[^a-z0-9-]`).ReplaceAllString(ns, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	events := exec.CommandContext(ctx, c.ctr, "-a", c.address, "events")
+	stdout, err := events.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer events.Wait()
+	defer cancel()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		for s := bufio.NewScanner(stdout); s.Scan(); {
+			lines <- s.Text()
+		}
+	}()
+	// ctr does not say when its subscription is in place: make and remove
+	// namespaces until the stream shows one of them made and removed.
+	var seen []string
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("%s-%d", ns, i)
+		c.must("namespaces", "create", name, "k=v")
+		if ls := c.must("namespaces", "ls"); !regexp.MustCompile(`(?m)^` + name + `\s+k=v\s*$`).MatchString(ls) {
+			t.Fatalf("namespaces ls lacks %s with its label:\n%s", name, ls)
+		}
+		c.must("namespaces", "rm", name)
+		deadline := time.After(500 * time.Millisecond)
+	wait:
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("events ended; saw:\n%s", strings.Join(seen, "\n"))
+				}
+				seen = append(seen, l)
+				if strings.Contains(l, "/namespaces/delete") && strings.Contains(l, name) {
+					return
+				}
+			case <-deadline:
+				break wait
+			case <-ctx.Done():
+				t.Fatalf("no /namespaces/delete event in 30s; saw:\n%s", strings.Join(seen, "\n"))
+			}
+		}
+	}
 }
 
 // TestPeerContainerd2ShimGroup runs a group of tasks (one sandbox id) with

@@ -432,7 +432,7 @@ type eventLog struct {
 func (r *runner) watchEvents() *eventLog {
 	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ctr", "-a", r.d.Address, "events")
+	cmd := exec.CommandContext(ctx, ctrBinary, "-a", r.d.Address, "events")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		r.t.Fatal(err)
