@@ -39,7 +39,7 @@ var workloads = append([]*workload{
 	versionWorkload,
 	contentWriteWorkload,
 	imageListWorkload,
-}, append(unpackWorkloads, append(runWorkloads, shimWorkload)...)...)
+}, append(unpackWorkloads, append(runWorkloads, shimWorkload, ctrWorkload)...)...)
 
 // A metric is one measured value of one daemon.
 type metric struct {
@@ -226,14 +226,15 @@ func onFreshFS(ws []*workload) []*workload {
 	return ws
 }
 
-// ctr runs the distribution's ctr against d in the bench's namespace.
+// ctr runs the distribution's ctr against d in the bench's namespace (by
+// its path, not ctr on PATH, which after `make install` may be ours).
 func (d *daemon) ctr(ctx context.Context, args ...string) (string, error) {
 	return ctrAt(ctx, d.address, args...)
 }
 
 // ctrAt runs ctr against the socket at address.
 func ctrAt(ctx context.Context, address string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", address, "-n", "bench"}, args...)...)
+	cmd := exec.CommandContext(ctx, *distroCtrPath, append([]string{"-a", address, "-n", "bench"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("ctr %v: %w\n%s", args, err, out)
