@@ -101,17 +101,23 @@ func (s *service) Mounts(ctx context.Context, req *api.MountsRequest) (*api.Moun
 	return &api.MountsResponse{Mounts: convert.MountsToProto(mounts)}, nil
 }
 
-// Commit refuses a parent: newer clients send one to rebase the snapshot
-// onto it, which these snapshotters cannot do.
+// Commit passes a parent on, as containerd 2.x does: the snapshot's own
+// parent changes nothing, and a snapshot prepared without one is rebased
+// onto it, which the metadata layer allows only there (clients rebase only
+// on snapshotters that advertise the "rebase" capability).
 func (s *service) Commit(ctx context.Context, req *api.CommitSnapshotRequest) (*emptypb.Empty, error) {
 	sn, err := s.get(req.Snapshotter)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
+	opts := labelOpts(req.Labels)
 	if req.Parent != "" {
-		return nil, errdefs.ToGRPC(fmt.Errorf("commit %q onto parent %q: rebasing: %w", req.Key, req.Parent, errdefs.ErrNotImplemented))
+		opts = append(opts, func(info *snapshots.Info) error {
+			info.Parent = req.Parent
+			return nil
+		})
 	}
-	if err := sn.Commit(ctx, req.Name, req.Key, labelOpts(req.Labels)...); err != nil {
+	if err := sn.Commit(ctx, req.Name, req.Key, opts...); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
 	return &emptypb.Empty{}, nil

@@ -171,7 +171,7 @@ func TestErrors(t *testing.T) {
 	_, err = f.client.Prepare(ctx, &api.PrepareSnapshotRequest{Snapshotter: "naive", Key: "k"})
 	testutil.CheckCode(t, "prepare twice", err, codes.AlreadyExists)
 	_, err = f.client.Commit(ctx, &api.CommitSnapshotRequest{Snapshotter: "naive", Name: "c", Key: "k", Parent: "p"})
-	testutil.CheckCode(t, "commit with a parent", err, codes.Unimplemented)
+	testutil.CheckCode(t, "commit onto a missing parent", err, codes.NotFound)
 	if _, err := f.client.Commit(ctx, &api.CommitSnapshotRequest{Snapshotter: "naive", Name: "c", Key: "k"}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +180,20 @@ func TestErrors(t *testing.T) {
 	}
 	_, err = f.client.Commit(ctx, &api.CommitSnapshotRequest{Snapshotter: "naive", Name: "c", Key: "k2"})
 	testutil.CheckCode(t, "commit to an existing name", err, codes.AlreadyExists)
+	// Naming the parent a snapshot was prepared on, as containerd 2.x's
+	// unpacker does at every commit, changes nothing; another parent
+	// cannot replace it.
+	if _, err := f.client.Prepare(ctx, &api.PrepareSnapshotRequest{Snapshotter: "naive", Key: "k3", Parent: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client.Commit(ctx, &api.CommitSnapshotRequest{Snapshotter: "naive", Name: "c3", Key: "k3", Parent: "k2"})
+	testutil.CheckCode(t, "commit onto another parent", err, codes.InvalidArgument)
+	if _, err := f.client.Commit(ctx, &api.CommitSnapshotRequest{Snapshotter: "naive", Name: "c3", Key: "k3", Parent: "c"}); err != nil {
+		t.Fatalf("commit naming its own parent: %v", err)
+	}
+	if st, err := f.client.Stat(ctx, &api.StatSnapshotRequest{Snapshotter: "naive", Key: "c3"}); err != nil || st.Info.Parent != "c" {
+		t.Fatalf("c3 after commit: %v, %v", st, err)
+	}
 	_, err = f.client.Mounts(ctx, &api.MountsRequest{Snapshotter: "naive", Key: "c"})
 	testutil.CheckCode(t, "mounts of a committed snapshot", err, codes.FailedPrecondition)
 	_, err = f.client.Update(ctx, &api.UpdateSnapshotRequest{Snapshotter: "naive", Info: &api.Info{Name: "c"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"kind"}}})
@@ -192,7 +206,7 @@ func TestErrors(t *testing.T) {
 		_, err = ls.Recv()
 	}
 	testutil.CheckCode(t, "list with a bad filter", err, codes.InvalidArgument)
-	if evs := f.pub.Take(); len(evs) != 3 {
+	if evs := f.pub.Take(); len(evs) != 5 {
 		t.Errorf("events of failures published: %v", evs)
 	}
 }
