@@ -366,15 +366,46 @@ func (im *importer) write(ctx context.Context, r io.Reader, clean string, size i
 			log.G(ctx).WithError(aerr).WithField("ref", b.ref).Warn("abort import ingest")
 		}
 	}
-	_, n, head, err := im.copy(ctx, w, r, "")
+	st, err := w.Status()
 	if err != nil {
 		drop()
 		return nil, fmt.Errorf("import %s: %w", clean, err)
 	}
-	b.dgst, b.head = w.Digest(), head
-	if err := check(clean, size, expected, n, b.dgst); err != nil {
-		drop()
-		return nil, err
+	switch {
+	case st.Offset == size && size > 0 && expected != "":
+		// Another namespace has the blob: the ingest shares it and starts
+		// out whole, and its commit records it in this one. Writing would
+		// append to it; read past the archive's copy instead, still
+		// checking it.
+		d, n, head, err := im.copy(ctx, io.Discard, r, expected.Algorithm())
+		if err != nil {
+			drop()
+			return nil, fmt.Errorf("read %s: %w", clean, err)
+		}
+		b.dgst, b.head = d, head
+		if err := check(clean, size, expected, n, d); err != nil {
+			drop()
+			return nil, err
+		}
+	default:
+		if st.Offset > 0 {
+			// Left by an earlier try under this ref: start over, since
+			// the archive is read once and cannot be skipped back into.
+			if err := w.Truncate(0); err != nil {
+				drop()
+				return nil, fmt.Errorf("import %s: %w", clean, err)
+			}
+		}
+		_, n, head, err := im.copy(ctx, w, r, "")
+		if err != nil {
+			drop()
+			return nil, fmt.Errorf("import %s: %w", clean, err)
+		}
+		b.dgst, b.head = w.Digest(), head
+		if err := check(clean, size, expected, n, b.dgst); err != nil {
+			drop()
+			return nil, err
+		}
 	}
 	if im.open >= maxOpenWriters {
 		// Keep the ingest, free the file: it is resumed at commit.
