@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -20,6 +21,7 @@ import (
 	"github.com/llitfkitfk/containerd/client"
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/diff"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/leases"
@@ -41,6 +43,7 @@ func TestClientStores(t *testing.T) {
 		{"Snapshots", clientSnapshots},
 		{"LeasesAndNamespaces", clientLeasesAndNamespaces},
 		{"Events", clientEvents},
+		{"Diff", clientDiff},
 	}
 	daemons := []struct {
 		name  string
@@ -488,6 +491,79 @@ func clientEvents(t *testing.T, c *client.Client) {
 			}
 		case <-ctx.Done():
 			t.Fatal("no event")
+		}
+	}
+}
+
+// clientDiff applies a layer to a snapshot and diffs the snapshot back
+// into a layer, both through the daemon's differ.
+func clientDiff(t *testing.T, c *client.Client) {
+	ctx := leaseCtx(t, c)
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	body := []byte("hello from the client\n")
+	tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg, ModTime: time.Unix(1, 0)})
+	tw.Write(body)
+	tw.Close()
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(layer.Bytes()), Size: int64(layer.Len())}
+	if err := content.WriteBlob(ctx, c.ContentStore(), "layer", bytes.NewReader(layer.Bytes()), desc); err != nil {
+		t.Fatal(err)
+	}
+
+	sn := c.SnapshotService("")
+	if _, err := sn.Prepare(ctx, "empty", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := sn.Commit(ctx, "base", "empty"); err != nil {
+		t.Fatal(err)
+	}
+	upper, err := sn.Prepare(ctx, "applied", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lower, err := sn.View(ctx, "lower", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := c.DiffService()
+	applied, err := ds.Apply(ctx, desc, upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An uncompressed layer's diff id is its digest.
+	if applied.Digest != desc.Digest {
+		t.Fatalf("applied %+v, want digest %s", applied, desc.Digest)
+	}
+
+	layerOut, err := ds.Compare(ctx, lower, upper, diff.WithMediaType(ocispec.MediaTypeImageLayer), diff.WithReference("client-diff"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := content.ReadBlob(ctx, c.ContentStore(), layerOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(bytes.NewReader(data))
+	found := false
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimPrefix(h.Name, "/") == "hello.txt" {
+			got, _ := io.ReadAll(tr)
+			found = bytes.Equal(got, body)
+		}
+	}
+	if !found {
+		t.Fatalf("the diff %+v has no hello.txt as applied", layerOut)
+	}
+	for _, k := range []string{"lower", "applied", "base"} {
+		if err := sn.Remove(ctx, k); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
