@@ -587,3 +587,44 @@ func TestParseCPUList(t *testing.T) {
 		}
 	}
 }
+
+// The options in the order ctr run gives them, applied to an empty spec
+// as the client's WithSpec does.
+func TestCtrRunOrder(t *testing.T) {
+	ctx := testContext(t)
+	client, c := bindContainer(rootfs(t, testPasswd, testGroup))
+	img := newImage(t, ocispec.ImageConfig{Env: []string{"PATH=/bin", "A=image"}, Cmd: []string{"sh"}, User: "alice"})
+	var s Spec
+	err := ApplyOpts(ctx, client, c, &s,
+		WithDefaultSpecForPlatform(""), WithDefaultUnixDevices,
+		WithEnv([]string{"A=user"}),
+		WithImageConfig(img),
+		WithProcessArgs("id"),
+		WithUser("bob:staff"), WithAdditionalGIDs("bob:staff"),
+		WithTTY,
+		WithPrivilegedWithoutHostDevices,
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"PATH=/bin", "A=user", "TERM=xterm"}; !slices.Equal(s.Process.Env, want) {
+		t.Errorf("env %q, want %q", s.Process.Env, want)
+	}
+	if u := s.Process.User; u.UID != 1000 || u.GID != 2000 || !slices.Equal(u.AdditionalGids, []uint32{10, 2000}) {
+		t.Errorf("user %+v", u)
+	}
+	if s.Linux.CgroupsPath != "/testns/c1" || len(s.Linux.Devices) != 0 {
+		t.Errorf("cgroup %q devices %d", s.Linux.CgroupsPath, len(s.Linux.Devices))
+	}
+	// Default rules: deny all, then allow the usual devices.
+	if d := s.Linux.Resources.Devices; len(d) != 10 || d[0].Allow || !d[1].Allow || *d[1].Major != 1 || *d[1].Minor != 3 {
+		t.Errorf("device rules %+v", d)
+	}
+
+	if err := WithDefaultSpecForPlatform("linux/arm64")(ctx, nil, c, &s); err != nil {
+		t.Error(err)
+	}
+	if err := WithDefaultSpecForPlatform("windows/amd64")(ctx, nil, c, &s); err == nil || !strings.Contains(err.Error(), "windows") {
+		t.Errorf("windows spec: %v", err)
+	}
+}
