@@ -39,9 +39,12 @@ func (f *fakeIngester) Writer(ctx context.Context, opts ...content.WriterOpt) (c
 
 type fakeWriter struct{ f *fakeIngester }
 
-func (w *fakeWriter) Write(p []byte) (int, error) { w.f.data = append(w.f.data, p...); return len(p), nil }
-func (w *fakeWriter) Close() error                { return nil }
-func (w *fakeWriter) Digest() digest.Digest       { return digest.FromBytes(w.f.data) }
+func (w *fakeWriter) Write(p []byte) (int, error) {
+	w.f.data = append(w.f.data, p...)
+	return len(p), nil
+}
+func (w *fakeWriter) Close() error          { return nil }
+func (w *fakeWriter) Digest() digest.Digest { return digest.FromBytes(w.f.data) }
 func (w *fakeWriter) Status() (content.Status, error) {
 	return content.Status{Ref: "ref", Offset: int64(len(w.f.data))}, nil
 }
