@@ -35,6 +35,7 @@ var Command = cli.Command{
 	},
 	Subcommands: cli.Commands{
 		commitCommand,
+		diffCommand,
 		infoCommand,
 		listCommand,
 		mountCommand,
