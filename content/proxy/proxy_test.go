@@ -281,6 +281,26 @@ func TestReaderAt(t *testing.T) {
 		t.Fatalf("%d streams for a sequential read, want %d", cc.reads, want)
 	}
 
+	// Sequential reads that straddle the end of a stream.
+	cc.reads = 0
+	big := make([]byte, readAhead*3/4)
+	for off := int64(0); off < desc.Size; {
+		n, err := ra.ReadAt(big, off)
+		if !bytes.Equal(big[:n], data[off:off+int64(n)]) {
+			t.Fatalf("read at %d differs", off)
+		}
+		off += int64(n)
+		if err != nil {
+			if !errors.Is(err, io.EOF) || off != desc.Size {
+				t.Fatalf("read at %d: %v", off, err)
+			}
+			break
+		}
+	}
+	if cc.reads > 4 {
+		t.Fatalf("%d streams for %d sequential reads", cc.reads, (len(data)+len(big)-1)/len(big))
+	}
+
 	// Reads at the end, past it and before the start.
 	p := make([]byte, 10)
 	if n, err := ra.ReadAt(p, desc.Size-4); n != 4 || !errors.Is(err, io.EOF) || !bytes.Equal(p[:4], data[len(data)-4:]) {
