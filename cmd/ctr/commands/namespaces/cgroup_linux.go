@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // cgroupRoot is where the cgroup hierarchies are mounted.
@@ -25,7 +27,9 @@ func deleteCgroup(namespace string) error {
 		dirs = hierarchies
 	}
 	for _, dir := range dirs {
-		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// rmdir, not remove: a namespace named like a control file
+		// ("cgroup.procs") must not unlink it.
+		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("delete cgroup of namespace %s: %w", namespace, err)
 		}
 	}
