@@ -14,7 +14,7 @@ import (
 // print exactly what containerd's ctr prints (which takes them from
 // docker/go-units and its own progress package).
 
-// decimalUnits are the units of HumanSize, powers of 1000.
+// decimalUnits are the units of DecimalSize, powers of 1000.
 var decimalUnits = []string{"B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"}
 
 // binaryUnits are the units of HumanBytes, powers of 1024.
@@ -31,10 +31,10 @@ func scale(size, base float64, units []string) (float64, string) {
 	return size, units[i]
 }
 
-// HumanSize is a size in decimal units with four significant digits and
+// DecimalSize is a size in decimal units with four significant digits and
 // no space ("1kB", "1.049MB"), as `ctr content ls` and `content active`
 // print it.
-func HumanSize(size int64) string {
+func DecimalSize(size int64) string {
 	s, unit := scale(float64(size), 1000, decimalUnits)
 	return fmt.Sprintf("%.4g%s", s, unit)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli"
 )
 
-func TestHumanSize(t *testing.T) {
+func TestDecimalSize(t *testing.T) {
 	for size, want := range map[int64]string{
 		0:          "0B",
 		999:        "999B",
@@ -21,8 +21,8 @@ func TestHumanSize(t *testing.T) {
 		1 << 40:    "1.1TB",
 		3<<20 + 77: "3.146MB",
 	} {
-		if got := HumanSize(size); got != want {
-			t.Errorf("HumanSize(%d) = %q, want %q", size, got, want)
+		if got := DecimalSize(size); got != want {
+			t.Errorf("DecimalSize(%d) = %q, want %q", size, got, want)
 		}
 	}
 }

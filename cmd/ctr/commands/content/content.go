@@ -142,7 +142,7 @@ var activeIngestCommand = cli.Command{
 		tw := tabwriter.NewWriter(commands.Stdout, 1, 8, 1, '\t', 0)
 		fmt.Fprintln(tw, "REF\tSIZE\tAGE\t")
 		for _, st := range active {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", st.Ref, commands.HumanSize(st.Offset), commands.HumanDuration(time.Since(st.StartedAt)))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", st.Ref, commands.DecimalSize(st.Offset), commands.HumanDuration(time.Since(st.StartedAt)))
 		}
 		return tw.Flush()
 	},
@@ -181,7 +181,7 @@ var listCommand = cli.Command{
 			if labels == "" {
 				labels = "-"
 			}
-			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", info.Digest, commands.HumanSize(info.Size),
+			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", info.Digest, commands.DecimalSize(info.Size),
 				commands.HumanDuration(time.Since(info.CreatedAt)), labels)
 			return err
 		}, context.Args()...); err != nil {
