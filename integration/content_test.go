@@ -404,6 +404,9 @@ func TestCtrContentFetch(t *testing.T) {
 		t.Fatalf("fetch without credentials succeeded:\n%s", out)
 	}
 	d.ctr("content", "fetch", "--plain-http", "-u", "fetcher:secret", ref)
+	if ls := d.ctr("leases", "ls", "-q"); strings.TrimSpace(ls) != "" {
+		t.Errorf("fetch left a lease:\n%s", ls)
+	}
 	settle(d)
 	ls := d.ctr("content", "ls", "-q")
 	for _, dg := range append([]digest.Digest{index.Root.Digest}, blobsOf[host.Digest]...) {

@@ -22,7 +22,6 @@ import (
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
-	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/remotes"
 	"github.com/llitfkitfk/containerd/remotes/docker"
@@ -178,18 +177,16 @@ func fetch(ctx gocontext.Context, c *client.Client, resolver remotes.Resolver, r
 	}
 
 	// Until the image record holds it, the content is held by a lease
-	// that expires in a day, should ctr die before removing it.
-	lm := c.LeasesService()
-	lease, err := lm.Create(ctx, leases.WithExpiration(24*time.Hour))
+	// that expires in a day, should ctr die before releasing it.
+	ctx, release, err := c.WithLease(ctx)
 	if err != nil {
 		return images.Image{}, fmt.Errorf("create lease: %w", err)
 	}
 	defer func() {
-		if err := lm.Delete(leases.WithoutLease(ctx), lease); err != nil && !errdefs.IsNotFound(err) {
-			log.G(ctx).WithError(err).WithField("lease", lease.ID).Warn("remove lease")
+		if err := release(ctx); err != nil && !errdefs.IsNotFound(err) {
+			log.G(ctx).WithError(err).Warn("release lease")
 		}
 	}()
-	ctx = leases.WithLease(ctx, lease.ID)
 
 	cs := c.ContentStore()
 	children := images.SetChildrenLabels(cs, images.ChildrenHandler(cs))
