@@ -411,6 +411,10 @@ func clientSnapshots(t *testing.T, c *client.Client) {
 		if _, err := sn.Stat(ctx, "base"); !errdefs.IsNotFound(err) {
 			t.Fatalf("%q: stat removed: %v", name, err)
 		}
+		// Cleanup is the API's; a snapshotter may not implement it.
+		if err := sn.(snapshots.Cleaner).Cleanup(ctx); err != nil && !errdefs.IsNotImplemented(err) {
+			t.Fatalf("%q: cleanup: %v", name, err)
+		}
 	}
 }
 

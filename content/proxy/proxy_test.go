@@ -315,14 +315,14 @@ func TestReaderAt(t *testing.T) {
 
 	// Concurrent reads anywhere each get their own bytes.
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := 0; g < 8; g++ {
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
 			r := rand.New(rand.NewSource(int64(g)))
 			buf := make([]byte, 64<<10)
-			for i := 0; i < 20; i++ {
+			for i := 0; i < 10; i++ {
 				off := r.Int63n(desc.Size)
 				n, err := ra.ReadAt(buf, off)
 				if err != nil && !errors.Is(err, io.EOF) {
