@@ -5,6 +5,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -15,6 +16,10 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	imagesapi "github.com/llitfkitfk/containerd/api/services/images/v1"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 )
 
 func randomData(n int, seed int64) []byte {
@@ -361,5 +366,81 @@ func TestContentResumeAfterDaemonKill(t *testing.T) {
 	d2.ingest("default", "crash", data)
 	if !bytes.Equal(d2.ctrStdout("content", "get", dgst.String()), data) {
 		t.Fatal("resumed blob differs")
+	}
+}
+
+// `content fetch` copies an image's content from a registry, with the
+// registry flags, for this machine's platform (or all with
+// --all-platforms), without unpacking; the image is recorded and keeps its
+// content through a collection.
+func TestCtrContentFetch(t *testing.T) {
+	d := newDaemon(t, "")
+	d.start()
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{User: "fetcher", Password: "secret"})
+	index, host, err := testutil.MultiPlatformImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := pushImage(t, r, "test/fetch", "v1", index)
+
+	// What each manifest of the index needs: itself, its config, its layers.
+	var idx ocispec.Index
+	if err := json.Unmarshal(index.Blobs[index.Root.Digest], &idx); err != nil {
+		t.Fatal(err)
+	}
+	blobsOf := map[digest.Digest][]digest.Digest{}
+	for _, m := range idx.Manifests {
+		var manifest ocispec.Manifest
+		if err := json.Unmarshal(index.Blobs[m.Digest], &manifest); err != nil {
+			t.Fatal(err)
+		}
+		blobsOf[m.Digest] = []digest.Digest{m.Digest, manifest.Config.Digest}
+		for _, l := range manifest.Layers {
+			blobsOf[m.Digest] = append(blobsOf[m.Digest], l.Digest)
+		}
+	}
+
+	if out, err := d.ctrErr("content", "fetch", "--plain-http", ref); err == nil {
+		t.Fatalf("fetch without credentials succeeded:\n%s", out)
+	}
+	d.ctr("content", "fetch", "--plain-http", "-u", "fetcher:secret", ref)
+	if ls := d.ctr("leases", "ls", "-q"); strings.TrimSpace(ls) != "" {
+		t.Errorf("fetch left a lease:\n%s", ls)
+	}
+	settle(d)
+	ls := d.ctr("content", "ls", "-q")
+	for _, dg := range append([]digest.Digest{index.Root.Digest}, blobsOf[host.Digest]...) {
+		if !strings.Contains(ls, dg.String()) {
+			t.Errorf("fetched content lacks %s:\n%s", dg, ls)
+		}
+	}
+	for m, blobs := range blobsOf {
+		if m == host.Digest {
+			continue
+		}
+		// Another platform's layer; ctr 2.x fetches its manifest and
+		// config too, 1.6 does not.
+		if layer := blobs[len(blobs)-1]; strings.Contains(ls, layer.String()) {
+			t.Errorf("layer %s of another platform fetched", layer)
+		}
+	}
+	images := imagesapi.NewImagesClient(d.grpcConn())
+	img, err := images.Get(apiCtx(t, "default", ""), &imagesapi.GetImageRequest{Name: ref})
+	if err != nil || img.Image.Target.Digest != index.Root.Digest.String() {
+		t.Fatalf("image %s after fetch: %v, %v", ref, img, err)
+	}
+	if active := d.ctr("content", "active"); strings.Count(active, "\n") != 1 {
+		t.Errorf("fetch left ingests:\n%s", active)
+	}
+
+	d.ctr("content", "fetch", "--plain-http", "-u", "fetcher:secret", "--all-platforms", ref)
+	settle(d)
+	ls = d.ctr("content", "ls", "-q")
+	for _, blobs := range blobsOf {
+		for _, dg := range blobs {
+			if !strings.Contains(ls, dg.String()) {
+				t.Errorf("content after fetching all platforms lacks %s", dg)
+			}
+		}
 	}
 }

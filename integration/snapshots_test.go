@@ -8,6 +8,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -374,6 +375,64 @@ func TestCtrEventsSnapshot(t *testing.T) {
 		d.ctr("snapshots", "--snapshotter", "naive", "prepare", fmt.Sprint("gone-", i))
 		d.ctr("snapshots", "--snapshotter", "naive", "rm", fmt.Sprint("gone-", i))
 	})
+}
+
+// `snapshots diff` writes the layer of a snapshot's changes: from its
+// parent by default, or from a snapshot given.
+func TestCtrSnapshotsDiff(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounting snapshots needs root")
+	}
+	d := newDaemon(t, "")
+	d.start()
+	snap := func(args ...string) string {
+		t.Helper()
+		return d.ctr(append([]string{"snapshots", "--snapshotter", "naive"}, args...)...)
+	}
+	target := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(key, name string) {
+		unmount := mountSnapshot(t, d, "naive", target, key)
+		if err := os.WriteFile(filepath.Join(target, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		unmount()
+	}
+	snap("prepare", "first", "")
+	write("first", "a")
+	snap("commit", "base", "first")
+	snap("prepare", "top", "base")
+	write("top", "b")
+
+	files := func(layer []byte) []string {
+		t.Helper()
+		zr, err := gzip.NewReader(bytes.NewReader(layer))
+		if err != nil {
+			t.Fatalf("diff is not gzip: %v", err)
+		}
+		var names []string
+		for tr := tar.NewReader(zr); ; {
+			h, err := tr.Next()
+			if err == io.EOF {
+				return names
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, h.Name)
+		}
+	}
+	if got := files(d.ctrStdout("snapshots", "--snapshotter", "naive", "diff", "top")); fmt.Sprint(got) != "[b]" {
+		t.Errorf("diff of top from its parent has %v", got)
+	}
+	if got := files(d.ctrStdout("snapshots", "--snapshotter", "naive", "diff", "base")); fmt.Sprint(got) != "[a]" {
+		t.Errorf("diff of a first snapshot has %v", got)
+	}
+	if out, err := d.ctrErr("snapshots", "--snapshotter", "naive", "diff", "nosuch"); err == nil || !strings.Contains(out, "not found") {
+		t.Errorf("diff of a snapshot that is not there: %v\n%s", err, out)
+	}
 }
 
 // settle runs a collection and waits for it, so that none called for
