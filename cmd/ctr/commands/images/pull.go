@@ -175,4 +175,3 @@ func pullLocal(ctx gocontext.Context, context *cli.Context, c *client.Client, re
 	fmt.Fprintf(commands.Stdout, "done: %s\t\n", time.Since(start))
 	return nil
 }
-
