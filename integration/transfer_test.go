@@ -67,16 +67,16 @@ type xfer struct {
 func startTransferDaemon(t *testing.T) *xfer {
 	t.Helper()
 	needPrivateRun(t)
-	ctr2 := transferCtr(t)
+	ctr := transferCtr(t)
 	switch which := os.Getenv(transferDaemonEnv); which {
 	case "containerd2":
 		p := startPeer(t, containerd2(t, "containerd"), 3, shimUnderTest(t))
-		return &xfer{t: t, c: &ctl{t: t, ctr: ctr2, address: p.Address, v2: true, log: p.log}, address: p.Address, state: p.State}
+		return &xfer{t: t, c: &ctl{t: t, ctr: ctr, address: p.Address, v2: true, log: p.log}, address: p.Address, state: p.State}
 	case "":
 		d := newDaemon(t, "")
 		sweepAfter(t, d)
 		d.start()
-		return &xfer{t: t, c: &ctl{t: t, ctr: ctr2, address: d.Address, v2: true, log: d.log}, address: d.Address, state: d.State}
+		return &xfer{t: t, c: &ctl{t: t, ctr: ctr, address: d.Address, v2: true, log: d.log}, address: d.Address, state: d.State}
 	default:
 		t.Fatalf("$%s=%q: want containerd2, or unset for the daemon under test", transferDaemonEnv, which)
 		return nil
