@@ -63,11 +63,16 @@ func (iis *ImageImportStream) MarshalAny(ctx context.Context, sc streaming.Strea
 // background until Finish.
 func (ies *ImageExportStream) MarshalAny(ctx context.Context, sc streaming.StreamCreator) (*anypb.Any, error) {
 	id := tstreaming.GenerateID("export")
-	s, err := sc.Create(ctx, id)
+	// The stream has a context of its own so that Finish can end it: a
+	// daemon that leaves it open (containerd 2.x) would otherwise keep
+	// the receiver waiting.
+	sctx, cancel := context.WithCancel(ctx)
+	s, err := sc.Create(sctx, id)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("open export stream: %w", err)
 	}
-	ies.received = receiveArchive(ctx, s, ies.stream)
+	ies.received = receiveArchive(sctx, cancel, s, ies.stream)
 	return streaming.MarshalAny(&transfertypes.ImageExportStream{
 		Stream:                    id,
 		MediaType:                 ies.mediaType,
@@ -101,17 +106,18 @@ func (ies *ImageExportStream) Finish(ctx context.Context, transferErr error) err
 
 // receivedArchive copies a byte stream to a writer.
 type receivedArchive struct {
-	r    io.ReadCloser
-	done chan struct{}
-	err  error // of the copy, set before done is closed
+	r      io.ReadCloser
+	cancel context.CancelFunc // ends the stream
+	done   chan struct{}
+	err    error // of the copy, set before done is closed
 
 	mu        sync.Mutex
 	lastWrite time.Time
 	writing   bool
 }
 
-func receiveArchive(ctx context.Context, s streaming.Stream, w io.Writer) *receivedArchive {
-	ra := &receivedArchive{r: tstreaming.NewReader(ctx, s), done: make(chan struct{}), lastWrite: time.Now()}
+func receiveArchive(ctx context.Context, cancel context.CancelFunc, s streaming.Stream, w io.Writer) *receivedArchive {
+	ra := &receivedArchive{r: tstreaming.NewReader(ctx, s), cancel: cancel, done: make(chan struct{}), lastWrite: time.Now()}
 	go func() {
 		defer close(ra.done)
 		_, ra.err = io.Copy(&watchedWriter{w: w, ra: ra}, ra.r)
@@ -148,9 +154,16 @@ func (ra *receivedArchive) quietFor() time.Duration {
 }
 
 func (ra *receivedArchive) finish(ctx context.Context, ok bool) error {
-	if !ok {
+	// Ending the stream ends the copy: what it reports then is of our
+	// doing, not an error of the archive.
+	stop := func() {
 		ra.r.Close()
+		ra.cancel()
 		<-ra.done
+	}
+	defer ra.cancel()
+	if !ok {
+		stop()
 		return nil
 	}
 	tick := time.NewTicker(QuietEnd / 4)
@@ -164,11 +177,11 @@ func (ra *receivedArchive) finish(ctx context.Context, ok bool) error {
 			return nil
 		case <-tick.C:
 			if ra.quietFor() >= QuietEnd {
-				ra.r.Close()
+				stop()
+				return nil
 			}
 		case <-ctx.Done():
-			ra.r.Close()
-			<-ra.done
+			stop()
 			return ctx.Err()
 		}
 	}
