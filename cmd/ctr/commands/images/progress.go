@@ -19,7 +19,7 @@ import (
 // called: on a terminal, containerd 2.x's tree of what is transferred
 // with progress bars, redrawn in place; elsewhere (a log, a pipe) a line
 // each time the transfer's status or an item's state changes, and the
-// status line at the end. done draws the last state and returns once it
+// time, bytes and rate at the end. done draws the last state and returns once it
 // is written.
 func ProgressHandler(ctx context.Context, out io.Writer) (transfer.ProgressFunc, func()) {
 	if f, ok := out.(*os.File); ok {
@@ -140,9 +140,15 @@ func (t *progressTree) render(w io.Writer, now time.Time) {
 }
 
 func (t *progressTree) renderStatus(w io.Writer, total int64, now time.Time) {
+	fmt.Fprintf(w, "%s\t", t.status)
+	t.renderTotals(w, total, now)
+}
+
+// renderTotals is the status line without the status: the time taken,
+// the bytes moved and the rate, in containerd's ctr's format.
+func (t *progressTree) renderTotals(w io.Writer, total int64, now time.Time) {
 	elapsed := now.Sub(t.start)
-	fmt.Fprintf(w, "%s\telapsed: %-4.1fs\ttotal: %7.6v\t(%v)\t\n",
-		t.status, elapsed.Seconds(), humanBytes(total), bytesPerSecond(total, elapsed))
+	fmt.Fprintf(w, "elapsed: %-4.1fs\ttotal: %7.6v\t(%v)\t\n", elapsed.Seconds(), humanBytes(total), bytesPerSecond(total, elapsed))
 }
 
 func (t *progressTree) totalBytes() int64 {
@@ -227,7 +233,7 @@ func bytesPerSecond(n int64, d time.Duration) string {
 	return humanBytes(float64(n)/d.Seconds()).String() + "/s"
 }
 
-// plainProgress writes a line per change and the status line at the end.
+// plainProgress writes a line per change and the totals at the end.
 func plainProgress(out io.Writer) (transfer.ProgressFunc, func()) {
 	var mu sync.Mutex
 	t := newProgressTree()
@@ -246,8 +252,9 @@ func plainProgress(out io.Writer) (transfer.ProgressFunc, func()) {
 	done := func() {
 		mu.Lock()
 		defer mu.Unlock()
+		// The status was printed as it came; the totals end the output.
 		if len(t.nodes) > 0 || t.status != "" {
-			t.renderStatus(out, t.totalBytes(), time.Now())
+			t.renderTotals(out, t.totalBytes(), time.Now())
 		}
 	}
 	return f, done
