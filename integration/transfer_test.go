@@ -680,3 +680,41 @@ func ingestStarted(out, ref string) bool {
 	}
 	return false
 }
+
+// Our ctr against containerd 1.6, which has no transfer service: pull,
+// push, export, tag and import without --local do the work client-side
+// instead of failing (containerd 2.x's ctr fails there), and the result
+// runs.
+func TestTransferFallbackContainerd16(t *testing.T) {
+	if os.Getenv(transferCtrEnv) != "" || os.Getenv(transferDaemonEnv) != "" {
+		t.Skip("our ctr against containerd 1.6 only")
+	}
+	needPrivateRun(t)
+	if _, err := os.Stat(distroContainerd); err != nil {
+		t.Fatalf("%v (`make test` installs the distribution's containerd)", err)
+	}
+	p := startPeer(t, distroContainerd, 2, shimUnderTest(t))
+	x := &xfer{t: t, c: &ctl{t: t, ctr: ctrBinary, address: p.Address, log: p.log}, address: p.Address, state: p.State}
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	img := busyboxWith(t, testutil.Layer{"old": "daemon\n"})
+	src := pushImage(t, r, "old/src", "v1", img)
+
+	if out := x.pull(src); !strings.Contains(out, "unpacking linux/") {
+		t.Errorf("pull printed no unpacking line:\n%s", out)
+	}
+	x.wantImage(src, img.Root.Digest)
+	x.must("images", "push", "--plain-http", r.Ref("old/dst", "v1"), src)
+	if got, err := r.ManifestDigest("old/dst", "v1"); err != nil || got != img.Root.Digest {
+		t.Fatalf("registry has old/dst:v1 at %q (%v), want %s", got, err, img.Root.Digest)
+	}
+	x.must("images", "tag", src, "example.com/old:tagged")
+	x.wantImage("example.com/old:tagged", img.Root.Digest)
+	archive := filepath.Join(t.TempDir(), "old.tar")
+	x.must("images", "export", archive, src)
+	x.must("images", "rm", src)
+	x.must("images", "import", archive)
+	x.wantImage(src, img.Root.Digest)
+	if out := x.runCat(src, "fallback16", "/old"); out != "daemon\n" {
+		t.Fatalf("the imported image's /old reads %q", out)
+	}
+}
