@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -157,8 +158,8 @@ func TestTransferNoService(t *testing.T) {
 		if !errdefs.IsNotImplemented(err) {
 			t.Fatalf("progress %v: error %v, want not implemented", withProgress, err)
 		}
-		if r.n != 0 {
-			t.Fatalf("%d bytes of the archive read", r.n)
+		if n := r.n.Load(); n != 0 {
+			t.Fatalf("%d bytes of the archive read", n)
 		}
 	}
 	// A streaming service but no transfer service: the same.
@@ -171,12 +172,12 @@ func TestTransferNoService(t *testing.T) {
 
 type readCounter struct {
 	r io.Reader
-	n int
+	n atomic.Int64
 }
 
 func (rc *readCounter) Read(p []byte) (int, error) {
 	n, err := rc.r.Read(p)
-	rc.n += n
+	rc.n.Add(int64(n))
 	return n, err
 }
 

@@ -73,16 +73,25 @@ When '--all-platforms' is given all images in a manifest list must be available.
 		}
 		defer w.Close()
 
-		if !context.Bool("local") {
-			err := exportTransfer(ctx, context, c, w, progressOut, names, plats)
-			if !noTransferService(ctx, err) {
+		err = func() error {
+			if !context.Bool("local") {
+				err := exportTransfer(ctx, context, c, w, progressOut, names, plats)
+				if !noTransferService(ctx, err) {
+					return err
+				}
+			}
+			if err := exportLocal(ctx, context, c, w, names, plats); err != nil {
 				return err
 			}
+			return w.Close()
+		}()
+		// A failed export leaves no partial archive that could pass for
+		// one.
+		if err != nil && out != "-" {
+			w.Close()
+			os.Remove(out)
 		}
-		if err := exportLocal(ctx, context, c, w, names, plats); err != nil {
-			return err
-		}
-		return w.Close()
+		return err
 	},
 }
 
