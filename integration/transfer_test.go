@@ -254,6 +254,13 @@ func TestTransferExportImport(t *testing.T) {
 	if st, err := os.Stat(archive); err != nil || st.Size() == 0 {
 		t.Fatalf("export wrote no archive: %v", err)
 	}
+	// Exporting an image that is not there fails, and (with our ctr)
+	// leaves no partial archive behind.
+	missing := filepath.Join(t.TempDir(), "missing.tar")
+	x.fails(`not found`, "images", "export", missing, "example.com/missing:v1")
+	if _, err := os.Stat(missing); err == nil && os.Getenv(transferCtrEnv) == "" {
+		t.Errorf("a failed export left %s", missing)
+	}
 	x.must("images", "rm", ref)
 	x.wantNoImage(ref)
 	x.must("images", "import", archive)
