@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"maps"
+	"math"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -78,7 +79,7 @@ func (s *Store) MarshalAny(context.Context, streaming.StreamCreator) (*anypb.Any
 		Labels:        s.imageLabels,
 		Platforms:     PlatformsToProto(s.platforms),
 		AllMetadata:   s.allMetadata,
-		ManifestLimit: uint32(max(s.manifestLimit, 0)),
+		ManifestLimit: uint32(min(max(s.manifestLimit, 0), math.MaxUint32)),
 	}
 	for _, r := range s.extraReferences {
 		m.ExtraReferences = append(m.ExtraReferences, &transfertypes.ImageReference{
