@@ -24,12 +24,17 @@ import (
 func ProgressHandler(ctx context.Context, out io.Writer) (transfer.ProgressFunc, func()) {
 	if f, ok := out.(*os.File); ok {
 		if c, err := console.ConsoleFromFile(f); err == nil {
-			return terminalProgress(ctx, out, func() int {
+			width := func() int {
 				if ws, err := c.Size(); err == nil {
 					return int(ws.Width)
 				}
 				return 0
-			})
+			}
+			// A terminal of unknown width (a pty nobody sized) cannot be
+			// redrawn in place: each screen would pile up under the last.
+			if width() > 0 {
+				return terminalProgress(ctx, out, width)
+			}
 		}
 	}
 	return plainProgress(out)
