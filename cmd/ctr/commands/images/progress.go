@@ -335,7 +335,7 @@ func (d *redrawer) draw(screen []byte) {
 	d.lines = screenLines(string(screen), d.width())
 }
 
-// screenLines is how many terminal lines text takes at width columns,
+// screenLines is how many terminal rows text takes at width columns,
 // counting wrapped lines; 0 when the width is unknown, so that nothing is
 // cleared rather than too much.
 func screenLines(text string, width int) int {
@@ -344,16 +344,17 @@ func screenLines(text string, width int) int {
 	}
 	lines := 0
 	for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
-		n := visibleWidth(l)
-		lines += max(n-1, 0)/width + 1
+		lines += rows(l, width)
 	}
 	return lines
 }
 
-// visibleWidth is the columns l takes: runes, without escape sequences,
-// and tabs to the next multiple of 8.
-func visibleWidth(l string) int {
-	col := 0
+// rows is how many rows a terminal of width columns takes to show l: a
+// rune takes a column, wrapping to the next row when printed past the
+// last; a tab moves to the next multiple of 8 but, as in a terminal, never
+// past the last column, so it does not wrap; escape sequences take none.
+func rows(l string, width int) int {
+	n, col := 1, 0
 	inEscape := false
 	for _, r := range l {
 		switch {
@@ -364,10 +365,16 @@ func visibleWidth(l string) int {
 		case r == '\x1b':
 			inEscape = true
 		case r == '\t':
-			col += 8 - col%8
+			col = min(col+8-col%8, width-1)
+		case r == '\r':
+			col = 0
 		default:
+			if col >= width {
+				n++
+				col = 0
+			}
 			col++
 		}
 	}
-	return col
+	return n
 }

@@ -143,7 +143,12 @@ func TestScreenLines(t *testing.T) {
 		want  int
 	}{
 		{"a\nb\n", 80, 2},
-		{"a\tb\n", 8, 2},                        // the tab takes a to column 8
+		{strings.Repeat("x", 8) + "\n", 8, 1}, // filling the row does not wrap
+		{strings.Repeat("x", 9) + "\n", 8, 2}, // printing past it does
+		{strings.Repeat("x", 17) + "\n", 8, 3},
+		{"a\tb\n", 8, 1},                        // a tab stops at the last column
+		{"abc\t\t\t\n", 8, 1},                   // trailing tabs never wrap
+		{"a\tbcdefghi\n", 8, 2},                 // b in the last column, the rest below
 		{"|\x1b[32m+++\x1b[0m---|\n", 8, 1},     // escapes take no room
 		{strings.Repeat("é", 10) + "\n", 10, 1}, // runes, not bytes
 		{"anything\n", 0, 0},                    // unknown width: clear nothing
