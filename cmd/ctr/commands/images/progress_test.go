@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/remotes"
 	"github.com/llitfkitfk/containerd/transfer"
 )
 
@@ -182,5 +187,101 @@ func TestHumanBytes(t *testing.T) {
 		if got := humanBytes(n).String(); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// fakeStatusStore is a content store's view for fetchProgress: active
+// ingests by ref and the digests it has.
+type fakeStatusStore struct {
+	content.Store
+	mu     sync.Mutex
+	active []content.Status
+	have   map[digest.Digest]bool
+}
+
+func (f *fakeStatusStore) ListStatuses(context.Context, ...string) ([]content.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]content.Status(nil), f.active...), nil
+}
+
+func (f *fakeStatusStore) Info(_ context.Context, d digest.Digest) (content.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.have[d] {
+		return content.Info{Digest: d}, nil
+	}
+	return content.Info{}, errdefs.ErrNotFound
+}
+
+// A client-side fetch reports each descriptor waiting, downloading with
+// the ingest's bytes, then complete, under the image's name.
+func TestFetchProgress(t *testing.T) {
+	layer := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: layerDigest, Size: 1000}
+	key := remotes.MakeRefKey(context.Background(), layer)
+	cs := &fakeStatusStore{have: map[digest.Digest]bool{}}
+	var (
+		mu      sync.Mutex
+		reports []transfer.Progress
+	)
+	pf := func(p transfer.Progress) {
+		mu.Lock()
+		reports = append(reports, p)
+		mu.Unlock()
+	}
+	handler, stop := fetchProgress(context.Background(), cs, "example.com/app:v1", pf)
+	fp := func() *transfer.Progress {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := len(reports) - 1; i >= 0; i-- {
+			if reports[i].Name == key {
+				return &reports[i]
+			}
+		}
+		return nil
+	}
+	waitFor := func(event string) *transfer.Progress {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if p := fp(); p != nil && p.Event == event {
+				return p
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("no %q report for the layer; last %+v", event, fp())
+		return nil
+	}
+	if _, err := handler(context.Background(), layer); err != nil {
+		t.Fatal(err)
+	}
+	if p := waitFor("waiting"); len(p.Parents) != 1 || p.Parents[0] != "example.com/app:v1" {
+		t.Fatalf("parents %v", p.Parents)
+	}
+	cs.mu.Lock()
+	cs.active = []content.Status{{Ref: key, Offset: 400, Total: 1000}}
+	cs.mu.Unlock()
+	if p := waitFor("downloading"); p.Progress != 400 || p.Total != 1000 {
+		t.Fatalf("downloading %d/%d", p.Progress, p.Total)
+	}
+	cs.mu.Lock()
+	cs.active = nil
+	cs.have[layer.Digest] = true
+	cs.mu.Unlock()
+	stop() // reports the last state itself
+	if p := fp(); p.Event != "complete" || p.Progress != 1000 {
+		t.Fatalf("last report %+v", p)
+	}
+	mu.Lock()
+	if reports[0].Name != "example.com/app:v1" {
+		t.Errorf("first report %+v, want the image", reports[0])
+	}
+	n := len(reports)
+	mu.Unlock()
+	time.Sleep(3 * fetchPollEvery)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reports) != n {
+		t.Fatalf("reports after stop: %+v", reports[n:])
 	}
 }

@@ -113,8 +113,9 @@ func pullTransfer(ctx gocontext.Context, context *cli.Context, c *client.Client,
 	return c.Transfer(ctx, reg, image.NewStore(ref, sopts...), transfer.WithProgress(pf))
 }
 
-// pullLocal fetches through the client itself, then unpacks each platform
-// asked for, printing what it unpacks as containerd's ctr does.
+// pullLocal fetches through the client itself, showing its progress as a
+// pull through the daemon shows, then unpacks each platform asked for,
+// printing what it unpacks as containerd's ctr does.
 func pullLocal(ctx gocontext.Context, context *cli.Context, c *client.Client, ref string, plats []ocispec.Platform) error {
 	ctx, release, err := c.WithLease(ctx)
 	if err != nil {
@@ -136,14 +137,23 @@ func pullLocal(ctx gocontext.Context, context *cli.Context, c *client.Client, re
 		matcher = platforms.Default()
 	}
 	labels := labelArgs(context.StringSlice("label"))
+	pf, done := ProgressHandler(ctx, commands.Stdout)
+	pf(transfer.Progress{Event: "Fetching " + ref})
+	track, stopTracking := fetchProgress(ctx, c.ContentStore(), ref, pf)
 	img, err := c.Pull(ctx, ref, func(_ *client.Client, rc *client.RemoteContext) error {
 		rc.Resolver = resolver
 		rc.PlatformMatcher = matcher
 		rc.Labels = labels
 		rc.AllMetadata = context.Bool("all-metadata")
 		rc.MaxConcurrentDownloads = context.Int("max-concurrent-downloads")
+		rc.BaseHandlers = append(rc.BaseHandlers, track)
 		return nil
 	})
+	stopTracking()
+	if err == nil {
+		pf(transfer.Progress{Event: "Fetched " + ref})
+	}
+	done()
 	if err != nil {
 		return err
 	}
