@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -20,6 +21,7 @@ import (
 	"github.com/llitfkitfk/containerd/client"
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/diff"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/leases"
@@ -41,6 +43,7 @@ func TestClientStores(t *testing.T) {
 		{"Snapshots", clientSnapshots},
 		{"LeasesAndNamespaces", clientLeasesAndNamespaces},
 		{"Events", clientEvents},
+		{"Diff", clientDiff},
 	}
 	daemons := []struct {
 		name  string
@@ -224,6 +227,40 @@ func clientContent(t *testing.T, c *client.Client) {
 		t.Fatalf("walk: %v, %v", walked, err)
 	}
 
+	// A client that goes away midway (its context ends) leaves what the
+	// daemon acknowledged; the next writer resumes from there, once the
+	// daemon has let go of the ref (until then: Unavailable, retry).
+	other := make([]byte, 3<<20)
+	rand.Read(other)
+	odesc := ocispec.Descriptor{Digest: digest.FromBytes(other), Size: int64(len(other))}
+	wctx, cancelWrite := context.WithCancel(ctx)
+	w, err = cs.Writer(wctx, content.WithRef("dropped"), content.WithDescriptor(odesc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(other[:2<<20]); err != nil {
+		t.Fatal(err)
+	}
+	cancelWrite()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		w, err = cs.Writer(ctx, content.WithRef("dropped"), content.WithDescriptor(odesc))
+		if !errdefs.IsUnavailable(err) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := w.Status(); err != nil || st.Offset != 2<<20 {
+		t.Fatalf("after a dropped writer: %+v, %v", st, err)
+	}
+	if _, err := w.Write(other[2<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx, odesc.Size, odesc.Digest); err != nil {
+		t.Fatal(err)
+	}
+
 	// Writing what exists is AlreadyExists, as callers expect.
 	if _, err := cs.Writer(ctx, content.WithRef("again"), content.WithDescriptor(desc)); !errdefs.IsAlreadyExists(err) {
 		t.Fatalf("writer of an existing blob: %v", err)
@@ -374,6 +411,10 @@ func clientSnapshots(t *testing.T, c *client.Client) {
 		if _, err := sn.Stat(ctx, "base"); !errdefs.IsNotFound(err) {
 			t.Fatalf("%q: stat removed: %v", name, err)
 		}
+		// Cleanup is the API's; a snapshotter may not implement it.
+		if err := sn.(snapshots.Cleaner).Cleanup(ctx); err != nil && !errdefs.IsNotImplemented(err) {
+			t.Fatalf("%q: cleanup: %v", name, err)
+		}
 	}
 }
 
@@ -488,6 +529,79 @@ func clientEvents(t *testing.T, c *client.Client) {
 			}
 		case <-ctx.Done():
 			t.Fatal("no event")
+		}
+	}
+}
+
+// clientDiff applies a layer to a snapshot and diffs the snapshot back
+// into a layer, both through the daemon's differ.
+func clientDiff(t *testing.T, c *client.Client) {
+	ctx := leaseCtx(t, c)
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	body := []byte("hello from the client\n")
+	tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg, ModTime: time.Unix(1, 0)})
+	tw.Write(body)
+	tw.Close()
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(layer.Bytes()), Size: int64(layer.Len())}
+	if err := content.WriteBlob(ctx, c.ContentStore(), "layer", bytes.NewReader(layer.Bytes()), desc); err != nil {
+		t.Fatal(err)
+	}
+
+	sn := c.SnapshotService("")
+	if _, err := sn.Prepare(ctx, "empty", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := sn.Commit(ctx, "base", "empty"); err != nil {
+		t.Fatal(err)
+	}
+	upper, err := sn.Prepare(ctx, "applied", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lower, err := sn.View(ctx, "lower", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := c.DiffService()
+	applied, err := ds.Apply(ctx, desc, upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An uncompressed layer's diff id is its digest.
+	if applied.Digest != desc.Digest {
+		t.Fatalf("applied %+v, want digest %s", applied, desc.Digest)
+	}
+
+	layerOut, err := ds.Compare(ctx, lower, upper, diff.WithMediaType(ocispec.MediaTypeImageLayer), diff.WithReference("client-diff"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := content.ReadBlob(ctx, c.ContentStore(), layerOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(bytes.NewReader(data))
+	found := false
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimPrefix(h.Name, "/") == "hello.txt" {
+			got, _ := io.ReadAll(tr)
+			found = bytes.Equal(got, body)
+		}
+	}
+	if !found {
+		t.Fatalf("the diff %+v has no hello.txt as applied", layerOut)
+	}
+	for _, k := range []string{"lower", "applied", "base"} {
+		if err := sn.Remove(ctx, k); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
