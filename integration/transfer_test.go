@@ -24,8 +24,8 @@ import (
 )
 
 // Pull, push, import, export and tag through the daemon's transfer
-// service, driven by containerd 2.x's ctr without --local, against a real
-// registry on loopback (Debian's docker-registry; see testutil.Registry).
+// service, driven by a ctr without --local, against a real registry on
+// loopback (Debian's docker-registry; see testutil.Registry).
 //
 // $TRANSFER_DAEMON=containerd2 runs the same tests against containerd
 // 2.x's own daemon instead of the one under test: that is how the tests
@@ -33,7 +33,27 @@ import (
 // of the test.
 const transferDaemonEnv = "TRANSFER_DAEMON"
 
-// xfer is a daemon with a transfer service and containerd 2.x's ctr
+// $TRANSFER_CTR=containerd2 drives the tests with containerd 2.x's ctr
+// instead of the ctr under test (ctrBinary): our daemon against
+// containerd's client, and, with TRANSFER_DAEMON too, containerd against
+// itself.
+const transferCtrEnv = "TRANSFER_CTR"
+
+// transferCtr is the ctr the transfer tests drive.
+func transferCtr(t *testing.T) string {
+	t.Helper()
+	switch which := os.Getenv(transferCtrEnv); which {
+	case "containerd2":
+		return containerd2(t, "ctr")
+	case "":
+		return ctrBinary
+	default:
+		t.Fatalf("$%s=%q: want containerd2, or unset for the ctr under test", transferCtrEnv, which)
+		return ""
+	}
+}
+
+// xfer is a daemon with a transfer service and a ctr (see transferCtr)
 // pointed at it.
 type xfer struct {
 	t       *testing.T
@@ -47,23 +67,23 @@ type xfer struct {
 func startTransferDaemon(t *testing.T) *xfer {
 	t.Helper()
 	needPrivateRun(t)
-	ctr2 := containerd2(t, "ctr")
+	ctr := transferCtr(t)
 	switch which := os.Getenv(transferDaemonEnv); which {
 	case "containerd2":
 		p := startPeer(t, containerd2(t, "containerd"), 3, shimUnderTest(t))
-		return &xfer{t: t, c: &ctl{t: t, ctr: ctr2, address: p.Address, v2: true, log: p.log}, address: p.Address, state: p.State}
+		return &xfer{t: t, c: &ctl{t: t, ctr: ctr, address: p.Address, v2: true, log: p.log}, address: p.Address, state: p.State}
 	case "":
 		d := newDaemon(t, "")
 		sweepAfter(t, d)
 		d.start()
-		return &xfer{t: t, c: &ctl{t: t, ctr: ctr2, address: d.Address, v2: true, log: d.log}, address: d.Address, state: d.State}
+		return &xfer{t: t, c: &ctl{t: t, ctr: ctr, address: d.Address, v2: true, log: d.log}, address: d.Address, state: d.State}
 	default:
 		t.Fatalf("$%s=%q: want containerd2, or unset for the daemon under test", transferDaemonEnv, which)
 		return nil
 	}
 }
 
-// ctr runs containerd 2.x's ctr against the daemon and returns its
+// ctr runs the ctr under test against the daemon and returns its
 // stdout, stderr and exit status.
 func (x *xfer) ctr(args ...string) (stdout, stderr string, code int) {
 	x.t.Helper()
@@ -234,6 +254,13 @@ func TestTransferExportImport(t *testing.T) {
 	if st, err := os.Stat(archive); err != nil || st.Size() == 0 {
 		t.Fatalf("export wrote no archive: %v", err)
 	}
+	// Exporting an image that is not there fails, and (with our ctr)
+	// leaves no partial archive behind.
+	missing := filepath.Join(t.TempDir(), "missing.tar")
+	x.fails(`not found`, "images", "export", missing, "example.com/missing:v1")
+	if _, err := os.Stat(missing); err == nil && os.Getenv(transferCtrEnv) == "" {
+		t.Errorf("a failed export left %s", missing)
+	}
 	x.must("images", "rm", ref)
 	x.wantNoImage(ref)
 	x.must("images", "import", archive)
@@ -254,12 +281,14 @@ func TestTransferTag(t *testing.T) {
 	x.wantImage("example.com/renamed:v9", img.Root.Digest)
 	x.wantImage(ref, img.Root.Digest)
 	// Through the transfer service a tag moves an existing name to the
-	// new target (ctr's --force only matters with --local), as
-	// containerd 2.x's daemon does.
+	// new target, as containerd 2.x's daemon does.
 	other := busyboxWith(t, testutil.Layer{"tagged": "other\n"})
 	ref2 := pushImage(t, r, "test/tag", "v2", other)
 	x.pull(ref2)
-	x.must("images", "tag", ref2, "example.com/renamed:v9")
+	// --force: containerd 2.x's ctr moves the name through the service
+	// whether or not it is given; ours, like 1.6's, moves an existing
+	// name only when told to.
+	x.must("images", "tag", "--force", ref2, "example.com/renamed:v9")
 	x.wantImage("example.com/renamed:v9", other.Root.Digest)
 	x.wantImage(ref, img.Root.Digest)
 	// A source that does not exist is an error, and tags nothing.
@@ -579,7 +608,7 @@ func TestTransferPullSurvivesDaemonKill(t *testing.T) {
 	d := newDaemon(t, "")
 	sweepAfter(t, d)
 	d.start()
-	x := &xfer{t: t, c: &ctl{t: t, ctr: containerd2(t, "ctr"), address: d.Address, v2: true, log: d.log}, address: d.Address, state: d.State}
+	x := &xfer{t: t, c: &ctl{t: t, ctr: transferCtr(t), address: d.Address, v2: true, log: d.log}, address: d.Address, state: d.State}
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	p := testutil.StartFaultProxy(t, r)
 
@@ -657,4 +686,42 @@ func ingestStarted(out, ref string) bool {
 		}
 	}
 	return false
+}
+
+// Our ctr against containerd 1.6, which has no transfer service: pull,
+// push, export, tag and import without --local do the work client-side
+// instead of failing (containerd 2.x's ctr fails there), and the result
+// runs.
+func TestTransferFallbackContainerd16(t *testing.T) {
+	if os.Getenv(transferCtrEnv) != "" || os.Getenv(transferDaemonEnv) != "" {
+		t.Skip("our ctr against containerd 1.6 only")
+	}
+	needPrivateRun(t)
+	if _, err := os.Stat(distroContainerd); err != nil {
+		t.Fatalf("%v (`make test` installs the distribution's containerd)", err)
+	}
+	p := startPeer(t, distroContainerd, 2, shimUnderTest(t))
+	x := &xfer{t: t, c: &ctl{t: t, ctr: ctrBinary, address: p.Address, log: p.log}, address: p.Address, state: p.State}
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	img := busyboxWith(t, testutil.Layer{"old": "daemon\n"})
+	src := pushImage(t, r, "old/src", "v1", img)
+
+	if out := x.pull(src); !strings.Contains(out, "unpacking linux/") {
+		t.Errorf("pull printed no unpacking line:\n%s", out)
+	}
+	x.wantImage(src, img.Root.Digest)
+	x.must("images", "push", "--plain-http", r.Ref("old/dst", "v1"), src)
+	if got, err := r.ManifestDigest("old/dst", "v1"); err != nil || got != img.Root.Digest {
+		t.Fatalf("registry has old/dst:v1 at %q (%v), want %s", got, err, img.Root.Digest)
+	}
+	x.must("images", "tag", src, "example.com/old:tagged")
+	x.wantImage("example.com/old:tagged", img.Root.Digest)
+	archive := filepath.Join(t.TempDir(), "old.tar")
+	x.must("images", "export", archive, src)
+	x.must("images", "rm", src)
+	x.must("images", "import", archive)
+	x.wantImage(src, img.Root.Digest)
+	if out := x.runCat(src, "fallback16", "/old"); out != "daemon\n" {
+		t.Fatalf("the imported image's /old reads %q", out)
+	}
 }

@@ -38,7 +38,10 @@ func (c *creator) Create(ctx context.Context, id string) (streaming.Stream, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Send(init); err != nil {
+	// A Send failing with io.EOF means the daemon has already ended the
+	// call; its status, which says why (Unimplemented from a daemon
+	// without a streaming service), comes from Recv.
+	if err := s.Send(init); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fromGRPC(err)
 	}
 	if _, err := s.Recv(); err != nil {

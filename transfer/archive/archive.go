@@ -44,8 +44,12 @@ type ImageImportStream struct {
 
 // NewImageImportStream returns an import of the archive r yields;
 // mediaType "" means a tar, compressed or not.
-func NewImageImportStream(r io.Reader, mediaType string) *ImageImportStream {
-	return &ImageImportStream{stream: r, mediaType: mediaType}
+func NewImageImportStream(r io.Reader, mediaType string, opts ...ImportOpt) *ImageImportStream {
+	iis := &ImageImportStream{stream: r, mediaType: mediaType}
+	for _, o := range opts {
+		o(iis)
+	}
+	return iis
 }
 
 func (iis *ImageImportStream) String() string { return "image archive stream" }
@@ -107,11 +111,19 @@ type ImageExportStream struct {
 	allPlatforms              bool
 	skipCompatibilityManifest bool
 	skipNonDistributable      bool
+
+	// received is the client's copy of the archive from the daemon,
+	// started by MarshalAny (marshal.go).
+	received *receivedArchive
 }
 
 // NewImageExportStream returns an export to w; Export closes w.
-func NewImageExportStream(w io.WriteCloser, mediaType string) *ImageExportStream {
-	return &ImageExportStream{stream: w, mediaType: mediaType}
+func NewImageExportStream(w io.WriteCloser, mediaType string, opts ...ExportOpt) *ImageExportStream {
+	ies := &ImageExportStream{stream: w, mediaType: mediaType}
+	for _, o := range opts {
+		o(ies)
+	}
+	return ies
 }
 
 func (ies *ImageExportStream) String() string { return "image archive stream" }

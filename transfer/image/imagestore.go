@@ -73,8 +73,15 @@ type Store struct {
 	unpacks         []transfer.UnpackConfiguration
 }
 
-// NewStore returns a Store for image name.
-func NewStore(name string) *Store { return &Store{imageName: name} }
+// NewStore returns a Store for image name, with the options of a client
+// naming it in a transfer (see marshal.go).
+func NewStore(name string, opts ...StoreOpt) *Store {
+	s := &Store{imageName: name}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 func (s *Store) String() string { return fmt.Sprintf("local image store (%s)", s.imageName) }
 
