@@ -80,8 +80,8 @@ func WithImageLabels(labels map[string]string) ImportOpt {
 //     otherwise or it is a referrer of another manifest.
 //
 // Of the content, only the manifests of the chosen platforms (and what
-// they reference) are kept by labels from the index; the rest goes with
-// the lease. An archive with nothing for those platforms is NotFound.
+// they reference, which must all be in the archive) are kept by labels
+// from the index; the rest goes with the lease. An archive with nothing for those platforms is NotFound.
 // An existing image of the same name is pointed at the new target.
 // Unpacking is the caller's (Image.Unpack).
 func (c *Client) importArchive(ctx context.Context, r io.Reader, opts ...ImportOpt) ([]images.Image, error) {
@@ -96,12 +96,15 @@ func (c *Client) importArchive(ctx context.Context, r io.Reader, opts ...ImportO
 		return nil, err
 	}
 	defer done(context.WithoutCancel(ctx))
+	return importInto(ctx, c.ContentStore(), c.ImageService(), r, cfg)
+}
 
+// importInto is Import into cs and is, under the caller's lease.
+func importInto(ctx context.Context, cs content.Store, is images.Store, r io.Reader, cfg ImportConfig) ([]images.Image, error) {
 	var aopts []archive.ImportOpt
 	if cfg.Compress {
 		aopts = append(aopts, archive.WithImportCompression())
 	}
-	cs := c.ContentStore()
 	index, err := archive.ImportIndex(ctx, cs, r, aopts...)
 	if err != nil {
 		return nil, err
@@ -121,6 +124,14 @@ func (c *Client) importArchive(ctx context.Context, r io.Reader, opts ...ImportO
 
 	top := images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		if desc.Digest != index.Digest {
+			if !images.IsIndexType(desc.MediaType) && !images.IsManifestType(desc.MediaType) {
+				// Children reads manifests and indexes, which proves
+				// them there; the rest must be checked, or an image
+				// would be recorded that cannot be unpacked.
+				if _, err := cs.Info(ctx, desc.Digest); err != nil {
+					return nil, fmt.Errorf("the archive lacks %s %s: %w", desc.MediaType, desc.Digest, err)
+				}
+			}
 			return images.Children(ctx, cs, desc)
 		}
 		idx, err := readIndex(ctx, cs, desc)
@@ -148,7 +159,6 @@ func (c *Client) importArchive(ctx context.Context, r io.Reader, opts ...ImportO
 		return nil, fmt.Errorf("import: the archive has no image for %s: %w", images.PlatformString(match), errdefs.ErrNotFound)
 	}
 
-	is := c.ImageService()
 	for n := range imgs {
 		fields := []string{"target"}
 		if cfg.Labels != nil {

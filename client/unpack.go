@@ -144,27 +144,18 @@ func (i *image) Unpack(ctx context.Context, snapshotterName string, opts ...Unpa
 	if len(config.SnapshotLabels) > 0 {
 		snapshotOpts = append(snapshotOpts, snapshots.WithLabels(config.SnapshotLabels))
 	}
-	cs := i.client.ContentStore()
-	u, err := unpack.NewUnpacker(ctx, cs, unpack.WithUnpackPlatform(unpack.Platform{
+	n, err := unpackTarget(ctx, i.client.ContentStore(), i.i.Target, i.platform, unpack.Platform{
 		Platform:       match,
 		SnapshotterKey: name,
 		Snapshotter:    i.client.SnapshotService(name),
 		Applier:        i.client.DiffService(),
 		SnapshotOpts:   snapshotOpts,
 		ApplyOpts:      config.ApplyOpts,
-	}))
-	if err != nil {
-		return err
-	}
-	werr := images.Dispatch(ctx, u.Unpack(localContent(cs, i.platform)), nil, i.i.Target)
-	res, err := u.Wait()
-	if werr != nil {
-		err = werr
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("unpack %s into %s: %w", i.i.Name, name, err)
 	}
-	if res.Unpacks == 0 {
+	if n == 0 {
 		what := "its platform"
 		if config.CheckPlatformSupported {
 			what = "a platform snapshotter " + name + " supports"
@@ -172,6 +163,23 @@ func (i *image) Unpack(ctx context.Context, snapshotterName string, opts ...Unpa
 		return fmt.Errorf("unpack %s: no manifest for %s: %w", i.i.Name, what, errdefs.ErrNotFound)
 	}
 	return nil
+}
+
+// unpackTarget unpacks, from cs, the manifest of target the platform
+// chooses as up says, and returns the number of manifests unpacked (0
+// if up's platform matched none).
+func unpackTarget(ctx context.Context, cs content.Store, target ocispec.Descriptor, platform platforms.MatchComparer, up unpack.Platform) (int, error) {
+	u, err := unpack.NewUnpacker(ctx, cs, unpack.WithUnpackPlatform(up))
+	if err != nil {
+		return 0, err
+	}
+	werr := images.Dispatch(ctx, u.Unpack(localContent(cs, platform)), nil, target)
+	// Waited for whatever the walk did: its unpacks must end first.
+	res, err := u.Wait()
+	if werr != nil {
+		return 0, werr
+	}
+	return res.Unpacks, err
 }
 
 // localContent is the walk of an image whose content is in the store
