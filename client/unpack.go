@@ -63,14 +63,11 @@ func WithSnapshotterPlatformCheck() UnpackOpt {
 }
 
 // imageSnapshotter resolves the snapshotter to unpack into: the one
-// named, else the client's default, else the namespace's
-// containerd.io/defaults/snapshotter label, else DefaultSnapshotter.
+// named, else the namespace's containerd.io/defaults/snapshotter label,
+// else the client's default, as containerd's client resolves it.
 func (c *Client) imageSnapshotter(ctx context.Context, name string) (string, error) {
 	if name != "" {
 		return name, nil
-	}
-	if c.snapshotter != "" {
-		return c.snapshotter, nil
 	}
 	ns, ok := namespaces.Namespace(ctx)
 	if !ok {
@@ -84,6 +81,9 @@ func (c *Client) imageSnapshotter(ctx context.Context, name string) (string, err
 		if sn := labels[labelDefaultSnapshotter]; sn != "" {
 			return sn, nil
 		}
+	}
+	if c.snapshotter != "" {
+		return c.snapshotter, nil
 	}
 	return DefaultSnapshotter, nil
 }
