@@ -77,7 +77,33 @@ func TestClientImagesImportUnpackExport(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("unpacking mounts snapshots, which needs root")
 	}
-	c := newClient(t, "imgtest")
+	clientImageScenario(t, newClient(t, "imgtest"), "naive")
+}
+
+// The same, our client against containerd 1.6 and 2.x.
+func TestClientImagesPeers(t *testing.T) {
+	needPrivateRun(t)
+	shim := shimUnderTest(t)
+	for _, peer := range []struct {
+		name, binary string
+		version      int
+	}{{"containerd1.6", distroContainerd, 2}, {"containerd2", containerd2(t, "containerd"), 3}} {
+		t.Run(peer.name, func(t *testing.T) {
+			p := startPeer(t, peer.binary, peer.version, shim)
+			c, err := client.New(p.Address, client.WithDefaultNamespace("imgtest"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			clientImageScenario(t, c, "native")
+		})
+	}
+}
+
+// clientImageScenario imports a multi-platform archive through c, unpacks
+// it into the default snapshotter and second, checks what the image says
+// of itself, exports it and imports the export into another namespace.
+func clientImageScenario(t *testing.T, c *client.Client, second string) {
 	ctx := testCtx(t)
 	index, hostDesc, err := testutil.MultiPlatformImage()
 	if err != nil {
@@ -136,9 +162,9 @@ func TestClientImagesImportUnpackExport(t *testing.T) {
 		t.Fatalf("size %d, %v; want %d", size, err, wantSize)
 	}
 
-	// Unpack into the default snapshotter (overlayfs) and naive; again is
-	// a no-op.
-	for _, sn := range []string{"", "naive"} {
+	// Unpack into the default snapshotter (overlayfs) and the second;
+	// again is a no-op.
+	for _, sn := range []string{"", second} {
 		if err := img.Unpack(ctx, sn); err != nil {
 			t.Fatalf("unpack into %q: %v", sn, err)
 		}
@@ -165,13 +191,13 @@ func TestClientImagesImportUnpackExport(t *testing.T) {
 	// The config keeps the chain from the collector.
 	info, err := c.ContentStore().Info(ctx, m.Config.Digest)
 	if err != nil || info.Labels["containerd.io/gc.ref.snapshot.overlayfs"] != chain[len(chain)-1].String() ||
-		info.Labels["containerd.io/gc.ref.snapshot.naive"] != chain[len(chain)-1].String() {
+		info.Labels["containerd.io/gc.ref.snapshot."+second] != chain[len(chain)-1].String() {
 		t.Fatalf("config labels %v, %v", info.Labels, err)
 	}
 
 	// A platform the image lacks is NotFound.
 	other := client.NewImageWithPlatform(c, img.Metadata(), platforms.Only(ocispec.Platform{OS: "windows", Architecture: "s390x"}))
-	if err := other.Unpack(ctx, "naive"); !errdefs.IsNotFound(err) {
+	if err := other.Unpack(ctx, second); !errdefs.IsNotFound(err) {
 		t.Fatalf("unpack for a missing platform: %v, want NotFound", err)
 	}
 	if _, err := c.GetImage(ctx, "example.com/client/none:v1"); !errdefs.IsNotFound(err) {
@@ -208,7 +234,7 @@ func TestClientImagesImportUnpackExport(t *testing.T) {
 		t.Fatalf("re-import: %+v, %v", again, err)
 	}
 	img2 := client.NewImage(c, again[0])
-	if err := img2.Unpack(ctx2, "naive"); err != nil {
+	if err := img2.Unpack(ctx2, second); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := img2.RootFS(ctx2); err != nil || !slices.Equal(got, diffIDs) {
