@@ -224,3 +224,7 @@ func mustConfig(t *testing.T, img testutil.Image) ocispec.Descriptor {
 	readJSONBlob(t, img.Blobs[img.Root.Digest], &m)
 	return m.Config
 }
+
+func contentInfo(d digest.Digest, labels map[string]string) content.Info {
+	return content.Info{Digest: d, Labels: labels}
+}
