@@ -314,8 +314,10 @@ func TestClientImagesPullPush(t *testing.T) {
 		t.Fatalf("%s unpacked: %v, %v", otherPlatform, ok, err)
 	}
 	other := testutil.Image{Root: otherDesc, Blobs: index.Blobs}
-	if _, err := c.ContentStore().Info(ctx, imgManifest(t, other).Layers[0].Digest); err != nil {
+	if info, err := c.ContentStore().Info(ctx, imgManifest(t, other).Layers[0].Digest); err != nil {
 		t.Errorf("the %s layer: %v", otherPlatform, err)
+	} else if src := info.Labels["containerd.io/distribution.source."+r.Host]; src != "client/multi" {
+		t.Errorf("the %s layer's source label is %q, want client/multi (labels %v)", otherPlatform, src, info.Labels)
 	}
 	for _, l := range imgManifest(t, host).Layers {
 		if _, err := c.ContentStore().Info(ctx, l.Digest); !errdefs.IsNotFound(err) {
