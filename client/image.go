@@ -277,6 +277,12 @@ type ImportConfig struct {
 	Compress bool
 	// Labels replace the labels of the images made or updated.
 	Labels map[string]string
+	// SkipMissing accepts an archive that lacks some of the blobs its
+	// manifests name.
+	SkipMissing bool
+	// DiscardLayers leaves layers out of what the manifests keep from
+	// the collector: once unpacked, only their snapshots remain.
+	DiscardLayers bool
 }
 
 // Import reads an OCI layout or `docker save` archive into the content

@@ -68,6 +68,19 @@ func WithImageLabels(labels map[string]string) ImportOpt {
 	return func(c *ImportConfig) error { c.Labels = labels; return nil }
 }
 
+// WithSkipMissing accepts an archive that lacks some of the blobs its
+// manifests name (an export of another platform's image, say).
+func WithSkipMissing() ImportOpt {
+	return func(c *ImportConfig) error { c.SkipMissing = true; return nil }
+}
+
+// WithDiscardUnpackedLayers lets the collector take the imported layers
+// once nothing else holds them: after an unpack, their snapshots are
+// what is needed.
+func WithDiscardUnpackedLayers() ImportOpt {
+	return func(c *ImportConfig) error { c.DiscardLayers = true; return nil }
+}
+
 // importArchive is Import: the archive's blobs go into the content store
 // under a lease (the caller's, or one for the call) and its index's
 // entries become images, named as containerd's client names them:
@@ -129,10 +142,17 @@ func importInto(ctx context.Context, cs content.Store, is images.Store, r io.Rea
 				// them there; the rest must be checked, or an image
 				// would be recorded that cannot be unpacked.
 				if _, err := cs.Info(ctx, desc.Digest); err != nil {
+					if cfg.SkipMissing && errdefs.IsNotFound(err) {
+						return nil, images.ErrSkipDesc
+					}
 					return nil, fmt.Errorf("the archive lacks %s %s: %w", desc.MediaType, desc.Digest, err)
 				}
 			}
-			return images.Children(ctx, cs, desc)
+			children, err := images.Children(ctx, cs, desc)
+			if cfg.SkipMissing && errdefs.IsNotFound(err) {
+				return nil, images.ErrSkipDesc
+			}
+			return children, err
 		}
 		idx, err := readIndex(ctx, cs, desc)
 		if err != nil {
@@ -143,7 +163,16 @@ func importInto(ctx context.Context, cs content.Store, is images.Store, r io.Rea
 		}
 		return idx.Manifests, nil
 	})
-	handler := images.SetChildrenLabels(cs, images.FilterPlatforms(top, match))
+	var labelMap func(ocispec.Descriptor) []string
+	if cfg.DiscardLayers {
+		labelMap = func(d ocispec.Descriptor) []string {
+			if images.IsLayerType(d.MediaType) {
+				return nil
+			}
+			return images.ChildGCLabels(d)
+		}
+	}
+	handler := images.SetChildrenMappedLabels(cs, images.FilterPlatforms(top, match), labelMap)
 	found := false
 	err = images.Walk(ctx, images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := handler(ctx, desc)

@@ -14,6 +14,7 @@ import (
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/images/archive"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 )
 
 func TestImportNames(t *testing.T) {
@@ -169,4 +170,38 @@ func TestImportMissingBlob(t *testing.T) {
 	if l, _ := is.List(ctx); len(l) != 0 {
 		t.Errorf("a failed import recorded %v", l)
 	}
+}
+
+func TestImportSkipMissingAndDiscardLayers(t *testing.T) {
+	ctx := testCtx()
+	_, host, _ := twoPlatforms(t)
+	m := imgManifestOf(t, host)
+	blobs := maps.Clone(host.Blobs)
+	delete(blobs, m.Layers[1].Digest)
+	entry := host.Root
+	entry.Annotations = map[string]string{archive.AnnotationImageName: "example.com/partial:1"}
+	cs := newContentStore(t)
+	imgs, err := importInto(ctx, cs, newMemImages(), layoutTar(t, []ocispec.Descriptor{entry}, blobs), ImportConfig{SkipMissing: true, DiscardLayers: true})
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("import skipping missing blobs: %v, %v", imgs, err)
+	}
+	info, err := cs.Info(ctx, host.Root.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range info.Labels {
+		if strings.HasPrefix(k, images.LabelGCRefContent+".l.") {
+			t.Errorf("layer %s kept by %s with layers discarded", v, k)
+		}
+	}
+	if info.Labels[images.LabelGCRefContent+".config"] != m.Config.Digest.String() {
+		t.Errorf("the config is not kept: %v", info.Labels)
+	}
+}
+
+func imgManifestOf(t *testing.T, img testutil.Image) ocispec.Manifest {
+	t.Helper()
+	var m ocispec.Manifest
+	readJSONBlob(t, img.Blobs[img.Root.Digest], &m)
+	return m
 }
