@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
@@ -71,40 +72,68 @@ func imgSnapshots(t *testing.T, ctx context.Context, sn snapshots.Snapshotter) [
 	return names
 }
 
-// Import an archive through the client, unpack it into two snapshotters,
-// read what the image says of itself, and export it back.
-func TestClientImagesImportUnpackExport(t *testing.T) {
+// TestClientImages drives the client's image flows (import, unpack,
+// export; pull, push, fetch) against our daemon and containerd's, 1.6
+// and 2.x: they are the client's own work, on the daemon's stores.
+func TestClientImages(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("unpacking mounts snapshots, which needs root")
 	}
-	clientImageScenario(t, newClient(t, "imgtest"), "naive")
-}
-
-// The same, our client against containerd 1.6 and 2.x.
-func TestClientImagesPeers(t *testing.T) {
-	needPrivateRun(t)
-	shim := shimUnderTest(t)
-	for _, peer := range []struct {
-		name, binary string
-		version      int
-	}{{"containerd1.6", distroContainerd, 2}, {"containerd2", containerd2(t, "containerd"), 3}} {
-		t.Run(peer.name, func(t *testing.T) {
-			p := startPeer(t, peer.binary, peer.version, shim)
-			c, err := client.New(p.Address, client.WithDefaultNamespace("imgtest"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			clientImageScenario(t, c, "native")
+	daemons := []struct {
+		name  string
+		start func(t *testing.T) string // the address
+		// second is a snapshotter besides overlayfs.
+		second string
+	}{
+		{"ours", func(t *testing.T) string {
+			d := newDaemon(t, "")
+			d.start()
+			return d.Address
+		}, "naive"},
+		{"containerd1.6", func(t *testing.T) string {
+			needPrivateRun(t)
+			return startPeer(t, distroContainerd, 2, shimUnderTest(t)).Address
+		}, "native"},
+		{"containerd2", func(t *testing.T) string {
+			needPrivateRun(t)
+			return startPeer(t, containerd2(t, "containerd"), 3, shimUnderTest(t)).Address
+		}, "native"},
+	}
+	for _, d := range daemons {
+		t.Run(d.name, func(t *testing.T) {
+			address := d.start(t)
+			t.Run("ImportUnpackExport", func(t *testing.T) {
+				clientImageScenario(t, imgClient(t, address, "imgtest"), d.second)
+			})
+			t.Run("PullPush", func(t *testing.T) {
+				clientPullScenario(t, imgClient(t, address, "imgpull"), d.second)
+			})
 		})
 	}
+}
+
+// imgClient is our client on address, in namespace ns by default.
+func imgClient(t *testing.T, address, ns string) *client.Client {
+	t.Helper()
+	c, err := client.New(address, client.WithDefaultNamespace(ns), client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func imgCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // clientImageScenario imports a multi-platform archive through c, unpacks
 // it into the default snapshotter and second, checks what the image says
 // of itself, exports it and imports the export into another namespace.
 func clientImageScenario(t *testing.T, c *client.Client, second string) {
-	ctx := testCtx(t)
+	ctx := imgCtx(t)
 	index, hostDesc, err := testutil.MultiPlatformImage()
 	if err != nil {
 		t.Fatal(err)
@@ -273,14 +302,11 @@ func imgTarFiles(t *testing.T, b []byte) map[string][]byte {
 	}
 }
 
-// Pull from a registry through the client, for a platform of an index,
-// unpacking; then push a manifest back.
-func TestClientImagesPullPush(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("unpacking mounts snapshots, which needs root")
-	}
-	c := newClient(t, "imgpull")
-	ctx := testCtx(t)
+// clientPullScenario pulls from a registry through c, for a platform of
+// an index, unpacking into second; then for this machine's into the
+// default snapshotter; then pushes a manifest back and fetches it.
+func clientPullScenario(t *testing.T, c *client.Client, second string) {
+	ctx := imgCtx(t)
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	index, hostDesc, err := testutil.MultiPlatformImage()
 	if err != nil {
@@ -303,14 +329,14 @@ func TestClientImagesPullPush(t *testing.T) {
 	}
 	otherPlatform := platforms.Format(*otherDesc.Platform)
 	img, err := c.Pull(ctx, ref, client.WithPlatform(otherPlatform), client.WithPullUnpack,
-		client.WithPullSnapshotter("naive"), client.WithPullLabels(map[string]string{"pulled": "yes"}))
+		client.WithPullSnapshotter(second), client.WithPullLabels(map[string]string{"pulled": "yes"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if img.Name() != ref || img.Target().Digest != index.Root.Digest || img.Labels()["pulled"] != "yes" {
 		t.Fatalf("pulled %s -> %s, labels %v", img.Name(), img.Target().Digest, img.Labels())
 	}
-	if ok, err := img.IsUnpacked(ctx, "naive"); !ok || err != nil {
+	if ok, err := img.IsUnpacked(ctx, second); !ok || err != nil {
 		t.Fatalf("%s unpacked: %v, %v", otherPlatform, ok, err)
 	}
 	other := testutil.Image{Root: otherDesc, Blobs: index.Blobs}
