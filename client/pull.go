@@ -38,6 +38,21 @@ func (c *Client) remoteContext(ctx context.Context, opts []RemoteOpt) (*RemoteCo
 	return rc, nil
 }
 
+// namedMatcher is a platform matcher that says what it matches, for
+// errors (images.PlatformString).
+type namedMatcher struct {
+	platforms.MatchComparer
+	name string
+}
+
+func (n namedMatcher) String() string { return n.name }
+
+// onlyPlatform matches p and the platforms that can run its images (as
+// platforms.Only does: arm64 runs arm/v7), preferring p.
+func onlyPlatform(p ocispec.Platform) platforms.MatchComparer {
+	return namedMatcher{platforms.Only(p), platforms.Format(platforms.Normalize(p))}
+}
+
 // anyPlatform is the matcher of ps, or all platforms if there are none.
 func anyPlatform(ps []string) (platforms.MatchComparer, error) {
 	if len(ps) == 0 {
@@ -72,7 +87,7 @@ func (c *Client) Pull(ctx context.Context, ref string, opts ...RemoteOpt) (_ Ima
 			if err != nil {
 				return nil, fmt.Errorf("platform %q: %v: %w", rc.Platforms[0], err, errdefs.ErrInvalidArgument)
 			}
-			rc.PlatformMatcher = images.OnlyPlatforms(p)
+			rc.PlatformMatcher = onlyPlatform(p)
 		default:
 			return nil, fmt.Errorf("pull %s: an image is pulled for one platform, not %s (Fetch takes many): %w",
 				ref, strings.Join(rc.Platforms, ", "), errdefs.ErrInvalidArgument)
