@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/llitfkitfk/containerd/client"
 	"github.com/llitfkitfk/containerd/errdefs"
@@ -385,5 +387,67 @@ func clientPullScenario(t *testing.T, c *client.Client, second string) {
 	fetched, err := c.Fetch(ctx, r.Ref("client/copy", "v2"))
 	if err != nil || fetched.Target.Digest != hostDesc.Digest {
 		t.Fatalf("fetch: %+v, %v", fetched, err)
+	}
+}
+
+// ctr images mount unpacks an image if need be and mounts its root
+// filesystem; unmount --rm takes the mount, its snapshot and its lease
+// away. The target is relative: ctr names the snapshot and the lease
+// after it, and a lease id cannot hold a slash.
+func TestCtrImagesMount(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	d := newDaemon(t, "")
+	d.start()
+	const name = "docker.io/library/mounted:v1"
+	img := buildOCIArchive(t, t.TempDir(), name, map[string]string{"etc/hello": "hello\n"})
+	d.ctr("images", "import", "--no-unpack", img.path)
+	cwd := t.TempDir()
+	target := filepath.Join(cwd, "mnt")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctrIn := func(args ...string) (string, error) {
+		cmd := exec.Command(ctrBinary, append([]string{"-a", d.Address, "--timeout", "20s"}, args...)...)
+		cmd.Dir = cwd
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// The default snapshotter: ctr 1.6 unpacks into it whatever
+	// --snapshotter says.
+	out, err := ctrIn("images", "mount", name, "mnt")
+	if err != nil {
+		t.Fatalf("images mount: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
+	if lines := strings.Fields(out); len(lines) != 2 || !strings.HasPrefix(lines[0], "sha256:") || lines[1] != "mnt" {
+		t.Fatalf("images mount printed %q, want the chain ID and the target", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "etc/hello")); err != nil || string(b) != "hello\n" {
+		t.Fatalf("the mounted image's etc/hello: %q, %v", b, err)
+	}
+	// Read-only unless --rw.
+	if err := os.WriteFile(filepath.Join(target, "new"), nil, 0o644); err == nil {
+		t.Error("wrote into a read-only mount")
+	}
+	if out := d.ctr("leases", "ls"); !strings.Contains(out, "mnt ") {
+		t.Errorf("no lease named after the target:\n%s", out)
+	}
+	if out, err := ctrIn("images", "unmount", "--rm", "mnt"); err != nil || strings.TrimSpace(out) != "mnt" {
+		t.Fatalf("images unmount: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(target, "etc/hello")); !os.IsNotExist(err) {
+		t.Errorf("still mounted after unmount: %v", err)
+	}
+	if out := d.ctr("snapshots", "ls"); strings.Contains(out, "mnt ") {
+		t.Errorf("the mount's snapshot outlived unmount --rm:\n%s", out)
+	}
+	if out := d.ctr("leases", "ls"); strings.Contains(out, "mnt ") {
+		t.Errorf("the mount's lease outlived unmount --rm:\n%s", out)
+	}
+	// The image was unpacked on the way: check says so.
+	if line := imageLine(d.ctr("images", "check"), name); !strings.HasSuffix(strings.TrimSpace(line), "true") {
+		t.Errorf("images check after mount: %q", line)
 	}
 }
