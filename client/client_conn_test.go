@@ -80,6 +80,14 @@ func TestNewNamespaces(t *testing.T) {
 		if ns := vs.header(namespaces.GRPCHeader); ns != "mine" {
 			t.Fatalf("%s: the context's namespace became %q", addr, ns)
 		}
+		// A namespace that came in with a request being served goes on.
+		in := metadata.NewIncomingContext(ctx, metadata.Pairs(namespaces.GRPCHeader, "incoming"))
+		if _, err := c.Version(in); err != nil {
+			t.Fatal(err)
+		}
+		if ns := vs.header(namespaces.GRPCHeader); ns != "incoming" {
+			t.Fatalf("%s: the incoming namespace became %q", addr, ns)
+		}
 		// The raw connection has the default too.
 		if _, err := versionapi.NewVersionClient(c.Conn()).Version(ctx, &emptypb.Empty{}); err != nil {
 			t.Fatal(err)
@@ -90,13 +98,27 @@ func TestNewNamespaces(t *testing.T) {
 		c.Close()
 	}
 
+	// Without a default, a call without a namespace names none: the
+	// daemon says it needs one.
+	c, err := New(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Version(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ns := vs.header(namespaces.GRPCHeader); ns != "" {
+		t.Fatalf("a client without a default namespace sent %q", ns)
+	}
+	c.Close()
+
 	// On a connection made elsewhere, the client's services add it.
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	c, err := NewWithConn(conn, WithDefaultNamespace("other"))
+	c, err = NewWithConn(conn, WithDefaultNamespace("other"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -227,6 +227,40 @@ func clientContent(t *testing.T, c *client.Client) {
 		t.Fatalf("walk: %v, %v", walked, err)
 	}
 
+	// A client that goes away midway (its context ends) leaves what the
+	// daemon acknowledged; the next writer resumes from there, once the
+	// daemon has let go of the ref (until then: Unavailable, retry).
+	other := make([]byte, 3<<20)
+	rand.Read(other)
+	odesc := ocispec.Descriptor{Digest: digest.FromBytes(other), Size: int64(len(other))}
+	wctx, cancelWrite := context.WithCancel(ctx)
+	w, err = cs.Writer(wctx, content.WithRef("dropped"), content.WithDescriptor(odesc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(other[:2<<20]); err != nil {
+		t.Fatal(err)
+	}
+	cancelWrite()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		w, err = cs.Writer(ctx, content.WithRef("dropped"), content.WithDescriptor(odesc))
+		if !errdefs.IsUnavailable(err) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := w.Status(); err != nil || st.Offset != 2<<20 {
+		t.Fatalf("after a dropped writer: %+v, %v", st, err)
+	}
+	if _, err := w.Write(other[2<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx, odesc.Size, odesc.Digest); err != nil {
+		t.Fatal(err)
+	}
+
 	// Writing what exists is AlreadyExists, as callers expect.
 	if _, err := cs.Writer(ctx, content.WithRef("again"), content.WithDescriptor(desc)); !errdefs.IsAlreadyExists(err) {
 		t.Fatalf("writer of an existing blob: %v", err)
@@ -376,6 +410,10 @@ func clientSnapshots(t *testing.T, c *client.Client) {
 		}
 		if _, err := sn.Stat(ctx, "base"); !errdefs.IsNotFound(err) {
 			t.Fatalf("%q: stat removed: %v", name, err)
+		}
+		// Cleanup is the API's; a snapshotter may not implement it.
+		if err := sn.(snapshots.Cleaner).Cleanup(ctx); err != nil && !errdefs.IsNotImplemented(err) {
+			t.Fatalf("%q: cleanup: %v", name, err)
 		}
 	}
 }
