@@ -172,18 +172,14 @@ func (i *image) Size(ctx context.Context) (int64, error) {
 }
 
 func imageSize(ctx context.Context, provider content.Provider, target ocispec.Descriptor, platform platforms.MatchComparer) (int64, error) {
-	var (
-		mu   sync.Mutex
-		size int64
-	)
+	var size int64
 	children := images.LimitManifests(images.FilterPlatforms(images.ChildrenHandler(provider), platform), platform, 1)
+	// Walk visits one descriptor at a time: size needs no lock.
 	err := images.Walk(ctx, images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		if desc.Size < 0 {
 			return nil, fmt.Errorf("%s %s: size %d: %w", desc.MediaType, desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
 		}
-		mu.Lock()
 		size += desc.Size
-		mu.Unlock()
 		return children(ctx, desc)
 	}), target)
 	return size, err
