@@ -2,16 +2,22 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"sync"
 
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/diff"
+	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/images/archive"
 	"github.com/llitfkitfk/containerd/remotes"
+	"github.com/llitfkitfk/containerd/snapshots"
 )
 
 // Image is an image of the daemon's image store, with the client that
@@ -45,27 +51,162 @@ type UnpackOpt func(context.Context, *UnpackConfig) error
 
 // UnpackConfig holds the options of Image.Unpack.
 type UnpackConfig struct {
-	// SnapshotterOpts are passed to the snapshotter's Prepare and Commit
-	// (labels, for instance).
+	// SnapshotLabels are set on every snapshot the unpack makes.
 	SnapshotLabels map[string]string
+	// SnapshotOpts are passed to the snapshotter's Prepare and Commit.
+	SnapshotOpts []snapshots.Opt
+	// ApplyOpts are passed to the differ's Apply.
+	ApplyOpts []diff.ApplyOpt
+	// CheckPlatformSupported refuses to unpack an image whose config
+	// names a platform the snapshotter does not declare (introspection).
+	CheckPlatformSupported bool
 }
 
-// NewImage wraps an image record of the store.
-func NewImage(c *Client, i images.Image) Image { panic("client.NewImage: not yet implemented") }
+// NewImage wraps an image record of the store, for the client's platform.
+func NewImage(c *Client, i images.Image) Image {
+	return &image{client: c, i: i, platform: defaultPlatform()}
+}
 
 // NewImageWithPlatform wraps an image record for the given platform.
 func NewImageWithPlatform(c *Client, i images.Image, p platforms.MatchComparer) Image {
-	panic("client.NewImageWithPlatform: not yet implemented")
+	if p == nil {
+		p = defaultPlatform()
+	}
+	return &image{client: c, i: i, platform: p}
 }
 
-// GetImage returns the image named ref.
+// defaultPlatform is the platform of images the caller chose none for:
+// this machine's, preferring its own variant and accepting compatible
+// ones, as containerd's client does.
+func defaultPlatform() platforms.MatchComparer { return platforms.Default() }
+
+// GetImage returns the image named ref; NotFound if there is none.
 func (c *Client) GetImage(ctx context.Context, ref string) (Image, error) {
-	panic("client.GetImage: not yet implemented")
+	i, err := c.ImageService().Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return NewImage(c, i), nil
 }
 
-// ListImages returns the images matching any of filters.
+// ListImages returns the images matching any of filters (all with none).
 func (c *Client) ListImages(ctx context.Context, filters ...string) ([]Image, error) {
-	panic("client.ListImages: not yet implemented")
+	list, err := c.ImageService().List(ctx, filters...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Image, len(list))
+	for n, i := range list {
+		out[n] = NewImage(c, i)
+	}
+	return out, nil
+}
+
+// image is an Image: the record, and the platform whose manifest its
+// methods are about.
+type image struct {
+	client   *Client
+	i        images.Image
+	platform platforms.MatchComparer
+
+	// diffIDs caches RootFS: an image record's target is immutable
+	// content, so its diff IDs never change.
+	mu      sync.Mutex
+	diffIDs []digest.Digest
+}
+
+func (i *image) Name() string                      { return i.i.Name }
+func (i *image) Target() ocispec.Descriptor        { return i.i.Target }
+func (i *image) Labels() map[string]string         { return i.i.Labels }
+func (i *image) Metadata() images.Image            { return i.i }
+func (i *image) ContentStore() content.Store       { return i.client.ContentStore() }
+func (i *image) Platform() platforms.MatchComparer { return i.platform }
+
+func (i *image) Config(ctx context.Context) (ocispec.Descriptor, error) {
+	desc, err := images.Config(ctx, i.ContentStore(), i.i.Target, i.platform)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("image %s: %w", i.i.Name, err)
+	}
+	return desc, nil
+}
+
+func (i *image) Spec(ctx context.Context) (ocispec.Image, error) {
+	desc, err := i.Config(ctx)
+	if err != nil {
+		return ocispec.Image{}, err
+	}
+	spec, err := images.ReadConfig(ctx, i.ContentStore(), desc)
+	if err != nil {
+		return ocispec.Image{}, fmt.Errorf("image %s: config: %w", i.i.Name, err)
+	}
+	return spec, nil
+}
+
+func (i *image) RootFS(ctx context.Context) ([]digest.Digest, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.diffIDs != nil {
+		return i.diffIDs, nil
+	}
+	spec, err := i.Spec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range spec.RootFS.DiffIDs {
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("image %s: config diff ID %q: %v: %w", i.i.Name, d, err, errdefs.ErrInvalidArgument)
+		}
+	}
+	i.diffIDs = spec.RootFS.DiffIDs
+	if i.diffIDs == nil {
+		i.diffIDs = []digest.Digest{}
+	}
+	return i.diffIDs, nil
+}
+
+// Size adds up the sizes the descriptors declare, of the target, and of
+// the one manifest the platform chooses with its config and layers: what
+// `ctr images ls` shows. Layers need not be present; manifests must.
+func (i *image) Size(ctx context.Context) (int64, error) {
+	return imageSize(ctx, i.ContentStore(), i.i.Target, i.platform)
+}
+
+func imageSize(ctx context.Context, provider content.Provider, target ocispec.Descriptor, platform platforms.MatchComparer) (int64, error) {
+	var size int64
+	children := images.LimitManifests(images.FilterPlatforms(images.ChildrenHandler(provider), platform), platform, 1)
+	// Walk visits one descriptor at a time: size needs no lock.
+	err := images.Walk(ctx, images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if desc.Size < 0 {
+			return nil, fmt.Errorf("%s %s: size %d: %w", desc.MediaType, desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
+		}
+		size += desc.Size
+		return children(ctx, desc)
+	}), target)
+	return size, err
+}
+
+// IsUnpacked reports whether the snapshot of the image's whole chain of
+// layers is in the snapshotter.
+func (i *image) IsUnpacked(ctx context.Context, snapshotterName string) (bool, error) {
+	name, err := i.client.imageSnapshotter(ctx, snapshotterName)
+	if err != nil {
+		return false, err
+	}
+	diffIDs, err := i.RootFS(ctx)
+	if err != nil {
+		return false, err
+	}
+	if len(diffIDs) == 0 {
+		return false, nil
+	}
+	chainID := identity.ChainID(diffIDs).String()
+	if _, err := i.client.SnapshotService(name).Stat(ctx, chainID); err != nil {
+		if errdefs.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("snapshot %s in %s: %w", chainID, name, err)
+	}
+	return true, nil
 }
 
 // RemoteContext holds the options of a client-side Pull or Push (the
@@ -74,17 +215,30 @@ type RemoteContext struct {
 	// Resolver talks to the registry; nil means a resolver on the
 	// default hosts configuration.
 	Resolver remotes.Resolver
-	// PlatformMatcher chooses what to fetch; nil means the client's
-	// platform only.
+	// PlatformMatcher chooses what to fetch; nil means Platforms, or the
+	// client's platform only.
 	PlatformMatcher platforms.MatchComparer
+	// Platforms, used when PlatformMatcher is nil, are the platforms
+	// (as "os/arch[/variant]") to fetch.
+	Platforms []string
 	// Unpack unpacks the image into Snapshotter after fetching.
 	Unpack      bool
 	Snapshotter string
+	// SnapshotterOpts are given to every snapshot the unpack makes.
+	SnapshotterOpts []snapshots.Opt
+	// UnpackOpts are the options of the unpack.
+	UnpackOpts []UnpackOpt
 	// Labels are set on the image record.
 	Labels map[string]string
 	// BaseHandlers run on every descriptor before it is fetched or pushed
 	// (progress tracking, for instance).
 	BaseHandlers []images.Handler
+	// HandlerWrapper wraps the whole handler, to act before and after
+	// the built-in ones.
+	HandlerWrapper func(images.Handler) images.Handler
+	// ChildLabelMap names the labels a parent keeps its children by
+	// (nil: images.ChildGCLabels).
+	ChildLabelMap func(ocispec.Descriptor) []string
 	// AllMetadata fetches the manifests and configs of every platform,
 	// the layers of the matched one only.
 	AllMetadata            bool
@@ -95,50 +249,46 @@ type RemoteContext struct {
 // RemoteOpt sets a RemoteContext field.
 type RemoteOpt func(*Client, *RemoteContext) error
 
-// Pull fetches ref from its registry through this client (not the
-// daemon's transfer service) and records it in the image store.
-func (c *Client) Pull(ctx context.Context, ref string, opts ...RemoteOpt) (Image, error) {
-	panic("client.Pull: not yet implemented")
-}
-
-// Fetch fetches ref's content without recording an image.
-func (c *Client) Fetch(ctx context.Context, ref string, opts ...RemoteOpt) (images.Image, error) {
-	panic("client.Fetch: not yet implemented")
-}
-
-// Push pushes the content under desc to ref's registry through this
-// client.
-func (c *Client) Push(ctx context.Context, ref string, desc ocispec.Descriptor, opts ...RemoteOpt) error {
-	panic("client.Push: not yet implemented")
-}
-
 // ImportOpt sets an option of Import.
 type ImportOpt func(*ImportConfig) error
 
 // ImportConfig holds the options of Import.
 type ImportConfig struct {
-	// ImageRefTranslator maps the archive's names to image names.
+	// ImageRefTranslator maps the names the archive's index gives its
+	// manifests (org.opencontainers.image.ref.name) to image names;
+	// io.containerd.image.name annotations are taken as they are.
 	ImageRefTranslator func(string) string
-	// DigestRef names images that have no name (or all, with
-	// !SkipDigestRef... see WithDigestRef); nil leaves them unnamed.
+	// DigestRef names an image after each manifest's digest (nil: none),
+	// except for those SkipDigestRef, given the manifest's name ("" if
+	// it has none), says to skip.
 	DigestRef     func(digest.Digest) string
 	SkipDigestRef func(name string) bool
 	// IndexName records the archive's index itself under this name.
-	IndexName       string
+	IndexName string
+	// AllPlatforms keeps every manifest of the archive; else
+	// PlatformMatcher (nil: the client's platform) chooses.
 	AllPlatforms    bool
 	PlatformMatcher platforms.MatchComparer
-	Compress        bool
-	Labels          map[string]string
+	// Compress gzips the uncompressed layers of a `docker save` archive.
+	Compress bool
+	// Labels replace the labels of the images made or updated.
+	Labels map[string]string
+	// SkipMissing accepts an archive that lacks some of the blobs its
+	// manifests name.
+	SkipMissing bool
+	// DiscardLayers leaves layers out of what the manifests keep from
+	// the collector: once unpacked, only their snapshots remain.
+	DiscardLayers bool
 }
 
 // Import reads an OCI layout or `docker save` archive into the content
-// store and records its images.
+// store and records its images; see import.go.
 func (c *Client) Import(ctx context.Context, r io.Reader, opts ...ImportOpt) ([]images.Image, error) {
-	panic("client.Import: not yet implemented")
+	return c.importArchive(ctx, r, opts...)
 }
 
 // Export writes the images chosen by opts (archive.WithImage...) to w as
 // an OCI layout archive with Docker's manifest.json.
 func (c *Client) Export(ctx context.Context, w io.Writer, opts ...archive.ExportOpt) error {
-	panic("client.Export: not yet implemented")
+	return archive.Export(ctx, c.ContentStore(), w, opts...)
 }
