@@ -7,21 +7,27 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/emptypb"
 
-	introspectionapi "github.com/llitfkitfk/containerd/api/services/introspection/v1"
-	tasksapi "github.com/llitfkitfk/containerd/api/services/tasks/v1"
-	versionapi "github.com/llitfkitfk/containerd/api/services/version/v1"
-	"github.com/llitfkitfk/containerd/containers"
-	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/diff"
+	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
-	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/namespaces"
-	"github.com/llitfkitfk/containerd/snapshots"
 )
 
 // DefaultSnapshotter is the snapshotter used when none is named, as in
@@ -33,7 +39,10 @@ const DefaultRuntime = "io.containerd.runc.v2"
 
 // Client is a connection to the daemon. It is safe for concurrent use.
 type Client struct {
-	conn             *grpc.ClientConn
+	conn *grpc.ClientConn
+	// cc is conn with the default namespace added to calls whose context
+	// names none; every service of the client is made on it.
+	cc               grpc.ClientConnInterface
 	defaultNamespace string
 	// runtime and snapshotter are the defaults of containers and unpacks
 	// made through this client.
@@ -72,14 +81,176 @@ func WithDialOpts(opts []grpc.DialOption) Opt {
 	return func(o *clientOpts) error { o.dialOptions = append(o.dialOptions, opts...); return nil }
 }
 
-// New connects to the daemon's socket at address ("unix://" optional).
+// New connects to the daemon's socket at address ("unix://" optional) and
+// waits until the connection is up: a daemon that is not there is an error
+// of New, naming the address, rather than of the first call. The wait is
+// WithTimeout's, 10 seconds by default as in containerd 1.6's client.
 func New(address string, opts ...Opt) (*Client, error) {
-	panic("client.New: not yet implemented")
+	var o clientOpts
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.timeout <= 0 {
+		o.timeout = defaultConnectTimeout
+	}
+	path := strings.TrimPrefix(address, "unix://")
+	if path == "" {
+		return nil, fmt.Errorf("no address given: %w", errdefs.ErrInvalidArgument)
+	}
+
+	var d dialer
+	gopts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(d.dial),
+		// gRPC's default backoff starts at a second; a client started
+		// with its daemon would wait that long for a socket that appears
+		// a few milliseconds later.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  50 * time.Millisecond,
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   2 * time.Second,
+			},
+			MinConnectTimeout: o.timeout,
+		}),
+	}
+	gopts = append(gopts, o.dialOptions...)
+	conn, err := grpc.NewClient(unixTarget(path), withClientDefaults(gopts, &o)...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to dial %q: %w", address, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	if err := waitReady(ctx, conn); err != nil {
+		conn.Close()
+		if last := d.lastError(); last != nil {
+			return nil, fmt.Errorf("failed to dial %q: %w (last error: %v)", address, err, last)
+		}
+		return nil, fmt.Errorf("failed to dial %q: %w", address, err)
+	}
+	return newClient(conn, &o), nil
 }
 
-// NewWithConn makes a client on an existing connection.
+const defaultConnectTimeout = 10 * time.Second
+
+// unixTarget is the gRPC target of a socket path: gRPC's unix resolver
+// takes "unix:///abs" and "unix:rel".
+func unixTarget(path string) string {
+	if filepath.IsAbs(path) {
+		return "unix://" + path
+	}
+	return "unix:" + path
+}
+
+// dialer dials the socket and keeps the last failure, which says why a
+// connection that timed out never came up (no such file, refused).
+type dialer struct {
+	mu   sync.Mutex
+	last error
+}
+
+func (d *dialer) dial(ctx context.Context, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	conn, err := nd.DialContext(ctx, "unix", addr)
+	d.mu.Lock()
+	d.last = err
+	d.mu.Unlock()
+	return conn, err
+}
+
+func (d *dialer) lastError() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last
+}
+
+// waitReady starts conn connecting and waits until it is ready.
+func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
+	conn.Connect()
+	for {
+		s := conn.GetState()
+		switch s {
+		case connectivity.Ready:
+			return nil
+		case connectivity.Shutdown:
+			return fmt.Errorf("connection closed: %w", errdefs.ErrUnavailable)
+		case connectivity.Idle:
+			conn.Connect()
+		}
+		if !conn.WaitForStateChange(ctx, s) {
+			return ctx.Err()
+		}
+	}
+}
+
+// withClientDefaults adds what every connection of the client needs: room
+// for large messages (content chunks, big listings) and the default
+// namespace for calls that name none.
+func withClientDefaults(gopts []grpc.DialOption, o *clientOpts) []grpc.DialOption {
+	gopts = append(gopts, grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMsgSize),
+		grpc.MaxCallSendMsgSize(MaxMsgSize)))
+	if len(o.callOptions) > 0 {
+		gopts = append(gopts, grpc.WithDefaultCallOptions(o.callOptions...))
+	}
+	if ns := o.defaultNamespace; ns != "" {
+		gopts = append(gopts,
+			grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				return invoker(withDefaultNamespace(ctx, ns), method, req, reply, cc, opts...)
+			}),
+			grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+				return streamer(withDefaultNamespace(ctx, ns), desc, cc, method, opts...)
+			}))
+	}
+	return gopts
+}
+
+// MaxMsgSize is the largest message the client sends or receives, as in
+// containerd's client (16 MiB).
+const MaxMsgSize = 16 << 20
+
+func withDefaultNamespace(ctx context.Context, ns string) context.Context {
+	if _, ok := namespaces.Namespace(ctx); ok {
+		return ctx
+	}
+	return namespaces.WithNamespace(ctx, ns)
+}
+
+// NewWithConn makes a client on an existing connection. The connection's
+// own options stand: the default namespace is applied by the client's
+// methods only where they make the context (use a namespaced context, or
+// New, for the raw services).
 func NewWithConn(conn *grpc.ClientConn, opts ...Opt) (*Client, error) {
-	panic("client.NewWithConn: not yet implemented")
+	if conn == nil {
+		return nil, fmt.Errorf("no connection given: %w", errdefs.ErrInvalidArgument)
+	}
+	var o clientOpts
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	return newClient(conn, &o), nil
+}
+
+func newClient(conn *grpc.ClientConn, o *clientOpts) *Client {
+	c := &Client{
+		conn:             conn,
+		cc:               conn,
+		defaultNamespace: o.defaultNamespace,
+		runtime:          o.defaultRuntime,
+		snapshotter:      DefaultSnapshotter,
+	}
+	if c.runtime == "" {
+		c.runtime = DefaultRuntime
+	}
+	if c.defaultNamespace != "" {
+		c.cc = namespacedConn{conn, c.defaultNamespace}
+	}
+	return c
 }
 
 // Conn is the client's gRPC connection.
@@ -94,9 +265,26 @@ type Version struct {
 	Revision string
 }
 
+// DiffService applies and computes layer diffs in the daemon.
+type DiffService interface {
+	diff.Applier
+	diff.Comparer
+}
+
+// EventService publishes, forwards and subscribes to the daemon's events.
+type EventService interface {
+	events.Publisher
+	events.Forwarder
+	events.Subscriber
+}
+
 // Version asks the daemon for its version.
 func (c *Client) Version(ctx context.Context) (Version, error) {
-	panic("client.Version: not yet implemented")
+	resp, err := c.VersionService().Version(ctx, &emptypb.Empty{})
+	if err != nil {
+		return Version{}, errdefs.FromGRPC(err)
+	}
+	return Version{Version: resp.Version, Revision: resp.Revision}, nil
 }
 
 // ServerInfo is what the daemon says of itself (introspection Server).
@@ -107,75 +295,57 @@ type ServerInfo struct {
 
 // Server asks the daemon for its identity.
 func (c *Client) Server(ctx context.Context) (ServerInfo, error) {
-	panic("client.Server: not yet implemented")
+	resp, err := c.IntrospectionService().Server(ctx, &emptypb.Empty{})
+	if err != nil {
+		return ServerInfo{}, errdefs.FromGRPC(err)
+	}
+	return ServerInfo{UUID: resp.Uuid, Pid: resp.Pid}, nil
 }
 
 // IsServing reports whether the daemon answers its health check.
 func (c *Client) IsServing(ctx context.Context) (bool, error) {
-	panic("client.IsServing: not yet implemented")
+	resp, err := healthpb.NewHealthClient(c.cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return false, errdefs.FromGRPC(err)
+	}
+	return resp.Status == healthpb.HealthCheckResponse_SERVING, nil
 }
 
-// ContentStore is the daemon's content store.
-func (c *Client) ContentStore() content.Store { panic("client.ContentStore: not yet implemented") }
-
-// ImageService is the daemon's image store.
-func (c *Client) ImageService() images.Store { panic("client.ImageService: not yet implemented") }
-
-// ContainerService is the daemon's container store.
-func (c *Client) ContainerService() containers.Store {
-	panic("client.ContainerService: not yet implemented")
-}
-
-// SnapshotService is the named snapshotter ("" means the client's default).
-func (c *Client) SnapshotService(snapshotterName string) snapshots.Snapshotter {
-	panic("client.SnapshotService: not yet implemented")
-}
-
-// LeasesService is the daemon's lease manager.
-func (c *Client) LeasesService() leases.Manager { panic("client.LeasesService: not yet implemented") }
-
-// NamespaceService is the daemon's namespace store.
-func (c *Client) NamespaceService() namespaces.Store {
-	panic("client.NamespaceService: not yet implemented")
-}
-
-// DiffService applies and computes layer diffs in the daemon.
-type DiffService interface {
-	diff.Applier
-	diff.Comparer
-}
-
-// DiffService is the daemon's default differ.
-func (c *Client) DiffService() DiffService { panic("client.DiffService: not yet implemented") }
-
-// EventService publishes, forwards and subscribes to the daemon's events.
-type EventService interface {
-	events.Publisher
-	events.Forwarder
-	events.Subscriber
-}
-
-// EventService is the daemon's event service.
-func (c *Client) EventService() EventService { panic("client.EventService: not yet implemented") }
-
-// IntrospectionService is the raw introspection API (plugins, server).
-func (c *Client) IntrospectionService() introspectionapi.IntrospectionClient {
-	return introspectionapi.NewIntrospectionClient(c.conn)
-}
-
-// TaskService is the raw tasks API.
-func (c *Client) TaskService() tasksapi.TasksClient { return tasksapi.NewTasksClient(c.conn) }
-
-// VersionService is the raw version API.
-func (c *Client) VersionService() versionapi.VersionClient {
-	return versionapi.NewVersionClient(c.conn)
-}
+// leaseExpiration is how long a lease made by WithLease lasts unless
+// released, as in containerd's client.
+const leaseExpiration = 24 * time.Hour
 
 // WithLease returns a context under a lease made for it (unless ctx
 // already carries one) and the function that releases it; what is written
 // under the lease is safe from garbage collection until then. Options are
-// the lease's; by default it expires after a day, so a crashed client's
-// lease does not hold content forever.
+// the lease's; by default it has a random id and expires after a day, so a
+// crashed client's lease does not hold content forever.
 func (c *Client) WithLease(ctx context.Context, opts ...leases.Opt) (context.Context, func(context.Context) error, error) {
-	panic("client.WithLease: not yet implemented")
+	if _, ok := leases.FromContext(ctx); ok {
+		return ctx, func(context.Context) error { return nil }, nil
+	}
+	id, err := randomLeaseID()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append([]leases.Opt{leases.WithID(id), leases.WithExpiration(leaseExpiration)}, opts...)
+	manager := c.LeasesService()
+	l, err := manager.Create(ctx, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	release := func(ctx context.Context) error {
+		return manager.Delete(ctx, l)
+	}
+	return leases.WithLease(ctx, l.ID), release, nil
+}
+
+// randomLeaseID is a lease id unique enough to never collide: the time
+// and random bytes, as containerd's client makes them.
+func randomLeaseID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("lease id: %w", err)
+	}
+	return fmt.Sprintf("%d-%s", time.Now().UnixNano(), base64.RawURLEncoding.EncodeToString(b[:])), nil
 }

@@ -25,6 +25,13 @@ var (
 	// ErrPermissionDenied: the caller is known but may not do this (a
 	// registry's 403 or DENIED).
 	ErrPermissionDenied = errors.New("permission denied")
+	// The rest are gRPC's other codes, so that a status from a daemon
+	// keeps its kind on the client side (Code maps them back).
+	ErrAborted           = errors.New("aborted")
+	ErrOutOfRange        = errors.New("out of range")
+	ErrResourceExhausted = errors.New("resource exhausted")
+	ErrInternal          = errors.New("internal")
+	ErrDataLoss          = errors.New("data loss")
 )
 
 // IsInvalidArgument reports whether err is, or wraps, ErrInvalidArgument.
@@ -50,6 +57,24 @@ func IsUnauthenticated(err error) bool { return errors.Is(err, ErrUnauthenticate
 
 // IsPermissionDenied reports whether err is, or wraps, ErrPermissionDenied.
 func IsPermissionDenied(err error) bool { return errors.Is(err, ErrPermissionDenied) }
+
+// IsAborted reports whether err is, or wraps, ErrAborted.
+func IsAborted(err error) bool { return errors.Is(err, ErrAborted) }
+
+// IsOutOfRange reports whether err is, or wraps, ErrOutOfRange.
+func IsOutOfRange(err error) bool { return errors.Is(err, ErrOutOfRange) }
+
+// IsResourceExhausted reports whether err is, or wraps, ErrResourceExhausted.
+func IsResourceExhausted(err error) bool { return errors.Is(err, ErrResourceExhausted) }
+
+// IsInternal reports whether err is, or wraps, ErrInternal.
+func IsInternal(err error) bool { return errors.Is(err, ErrInternal) }
+
+// IsDataLoss reports whether err is, or wraps, ErrDataLoss.
+func IsDataLoss(err error) bool { return errors.Is(err, ErrDataLoss) }
+
+// IsUnknown reports whether err is, or wraps, ErrUnknown.
+func IsUnknown(err error) bool { return errors.Is(err, ErrUnknown) }
 
 // IsCanceled reports whether err is, or wraps, a context cancellation.
 func IsCanceled(err error) bool { return errors.Is(err, context.Canceled) }

@@ -2,7 +2,10 @@ package errdefs
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -30,31 +33,39 @@ func ToGRPCf(err error, format string, args ...interface{}) error {
 	return ToGRPC(fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err))
 }
 
-// Code returns the gRPC code for a domain error.
+// kinds pairs each error kind with its gRPC code, both ways.
+var kinds = []struct {
+	kind error
+	code codes.Code
+}{
+	{ErrInvalidArgument, codes.InvalidArgument},
+	{ErrNotFound, codes.NotFound},
+	{ErrAlreadyExists, codes.AlreadyExists},
+	{ErrFailedPrecondition, codes.FailedPrecondition},
+	{ErrUnavailable, codes.Unavailable},
+	{ErrNotImplemented, codes.Unimplemented},
+	{ErrUnauthenticated, codes.Unauthenticated},
+	{ErrPermissionDenied, codes.PermissionDenied},
+	{ErrAborted, codes.Aborted},
+	{ErrOutOfRange, codes.OutOfRange},
+	{ErrResourceExhausted, codes.ResourceExhausted},
+	{ErrInternal, codes.Internal},
+	{ErrDataLoss, codes.DataLoss},
+	{context.Canceled, codes.Canceled},
+	{context.DeadlineExceeded, codes.DeadlineExceeded},
+	{ErrUnknown, codes.Unknown},
+}
+
+// Code returns the gRPC code for a domain error: that of the first kind
+// it wraps, else that of a status it carries, else Unknown.
 func Code(err error) codes.Code {
-	switch {
-	case err == nil:
+	if err == nil {
 		return codes.OK
-	case IsInvalidArgument(err):
-		return codes.InvalidArgument
-	case IsNotFound(err):
-		return codes.NotFound
-	case IsAlreadyExists(err):
-		return codes.AlreadyExists
-	case IsFailedPrecondition(err):
-		return codes.FailedPrecondition
-	case IsUnavailable(err):
-		return codes.Unavailable
-	case IsNotImplemented(err):
-		return codes.Unimplemented
-	case IsUnauthenticated(err):
-		return codes.Unauthenticated
-	case IsPermissionDenied(err):
-		return codes.PermissionDenied
-	case IsCanceled(err):
-		return codes.Canceled
-	case IsDeadlineExceeded(err):
-		return codes.DeadlineExceeded
+	}
+	for _, k := range kinds {
+		if errors.Is(err, k.kind) {
+			return k.code
+		}
 	}
 	if s, ok := status.FromError(err); ok {
 		return s.Code()
@@ -63,41 +74,52 @@ func Code(err error) codes.Code {
 }
 
 // FromGRPC turns a gRPC status error back into a domain error, so that code
-// on the client side of a connection can use the Is* helpers.
+// on the client side of a connection can use the Is* helpers. The error
+// reads as the daemon's message alone, one line without gRPC's "rpc error:
+// code = ... desc =" framing. An error that carries no status (io.EOF, a
+// domain error already) is returned as it is.
 func FromGRPC(err error) error {
 	if err == nil {
 		return nil
 	}
-	var kind error
-	switch status.Code(err) {
-	case codes.InvalidArgument:
-		kind = ErrInvalidArgument
-	case codes.NotFound:
-		kind = ErrNotFound
-	case codes.AlreadyExists:
-		kind = ErrAlreadyExists
-	case codes.FailedPrecondition:
-		kind = ErrFailedPrecondition
-	case codes.Unavailable:
-		kind = ErrUnavailable
-	case codes.Unimplemented:
-		kind = ErrNotImplemented
-	case codes.Unauthenticated:
-		kind = ErrUnauthenticated
-	case codes.PermissionDenied:
-		kind = ErrPermissionDenied
-	case codes.Canceled:
-		kind = context.Canceled
-	case codes.DeadlineExceeded:
-		kind = context.DeadlineExceeded
-	default:
-		kind = ErrUnknown
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
 	}
-	msg := status.Convert(err).Message()
+	kind := ErrUnknown
+	for _, k := range kinds {
+		if k.code == st.Code() {
+			kind = k.kind
+			break
+		}
+	}
+	msg := cleanMessage(st.Message())
 	// The message usually ends with the kind's own text; avoid saying it twice.
 	msg = strings.TrimSuffix(msg, ": "+kind.Error())
 	if msg == kind.Error() || msg == "" {
 		return kind
 	}
 	return fmt.Errorf("%s: %w", msg, kind)
+}
+
+// rpcErrorPrefix is the framing gRPC gives a status error's text; it shows
+// up inside messages when a daemon wrapped an error it got from another.
+var rpcErrorPrefix = regexp.MustCompile(`rpc error: code = [A-Za-z]+ desc = `)
+
+// cleanMessage takes gRPC's framing out of a status message: nested "rpc
+// error" prefixes, and the quoting of a transport failure, which reads
+// `connection error: desc = "transport: Error while dialing: dial unix
+// /x.sock: connect: connection refused"`.
+func cleanMessage(msg string) string {
+	msg = rpcErrorPrefix.ReplaceAllString(msg, "")
+	if inner, ok := strings.CutPrefix(msg, "connection error: desc = "); ok {
+		if u, err := strconv.Unquote(inner); err == nil {
+			inner = u
+		}
+		inner = strings.TrimPrefix(inner, "transport: ")
+		inner = strings.TrimPrefix(inner, "Error while dialing: ")
+		inner = strings.TrimPrefix(inner, "error while dialing: ")
+		msg = "connection error: " + inner
+	}
+	return strings.TrimSpace(msg)
 }
