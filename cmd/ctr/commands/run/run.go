@@ -4,7 +4,6 @@ package run
 
 import (
 	gocontext "context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -165,14 +164,14 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 		cOpts []client.NewContainerOpts
 	)
 	if context.IsSet("config") {
-		s, err := readSpec(context.String("config"))
+		s, err := oci.ReadSpec(context.String("config"))
 		if err != nil {
 			return nil, err
 		}
 		cOpts = append(cOpts,
 			client.WithContainerLabels(labels),
 			client.WithRuntime(context.String("runtime"), runtimeOpts),
-			client.WithSpec(s, withAnnotations(labels)))
+			client.WithSpec(s, oci.WithAnnotations(labels)))
 		return c.NewContainer(ctx, id, cOpts...)
 	}
 
@@ -187,13 +186,15 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 	if len(mounts) > 0 {
 		opts = append(opts, oci.WithMounts(mounts))
 	}
+	// As containerd's ctr, the devices every container has.
+	opts = append(opts, oci.WithDefaultUnixDevices)
 
 	if context.Bool("rootfs") {
 		rootfs, err := filepath.Abs(ref)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, withRootFSPath(rootfs))
+		opts = append(opts, oci.WithRootFSPath(rootfs))
 		cOpts = append(cOpts, client.WithContainerLabels(labels))
 	} else {
 		snapshotter := context.String("snapshotter")
@@ -239,15 +240,11 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 	// After the image's config, so the command line's environment wins
 	// over the image's.
 	if ef := context.String("env-file"); ef != "" {
-		env, err := readEnvFile(ef)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, oci.WithEnv(env))
+		opts = append(opts, oci.WithEnvFile(ef))
 	}
 	opts = append(opts, oci.WithEnv(context.StringSlice("env")))
 	if context.Bool("read-only") {
-		opts = append(opts, withRootFSReadonly())
+		opts = append(opts, oci.WithRootFSReadonly())
 	}
 	if len(args) > 0 {
 		opts = append(opts, oci.WithProcessArgs(args...))
@@ -256,7 +253,7 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 		opts = append(opts, oci.WithProcessCwd(cwd))
 	}
 	if user := context.String("user"); user != "" {
-		opts = append(opts, oci.WithUser(user))
+		opts = append(opts, oci.WithUser(user), oci.WithAdditionalGIDs(user))
 	}
 	if context.Bool("tty") {
 		opts = append(opts, oci.WithTTY)
@@ -280,7 +277,7 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, withAnnotations(annotations))
+		opts = append(opts, oci.WithAnnotations(annotations))
 	}
 	for _, flag := range []string{"cap-add", "cap-drop"} {
 		caps := context.StringSlice(flag)
@@ -290,25 +287,29 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 			}
 		}
 		if len(caps) > 0 {
-			opts = append(opts, withCapabilities(caps, flag == "cap-drop"))
+			if flag == "cap-add" {
+				opts = append(opts, oci.WithAddedCapabilities(caps))
+			} else {
+				opts = append(opts, oci.WithDroppedCapabilities(caps))
+			}
 		}
 	}
 	cpus := context.Float64("cpus")
 	if cpus > 0 {
-		opts = append(opts, withCPUCFS(int64(cpus*100000), 100000))
+		opts = append(opts, oci.WithCPUCFS(int64(cpus*100000), 100000))
 	}
 	if quota, period := context.Int64("cpu-quota"), context.Uint64("cpu-period"); quota != -1 || period != 0 {
 		if cpus > 0 {
 			return nil, errors.New("cpus and quota/period should be used separately")
 		}
-		opts = append(opts, withCPUCFS(quota, period))
+		opts = append(opts, oci.WithCPUCFS(quota, period))
 	}
 	if context.IsSet("cpu-shares") {
 		shares := context.Int("cpu-shares")
 		if shares <= 0 {
 			return nil, fmt.Errorf("invalid --cpu-shares %d", shares)
 		}
-		opts = append(opts, withCPUShares(uint64(shares)))
+		opts = append(opts, oci.WithCPUShares(uint64(shares)))
 	}
 	for _, ns := range context.StringSlice("with-ns") {
 		nsType, nsPath, ok := strings.Cut(ns, ":")
@@ -318,37 +319,24 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 		if !validNamespace(nsType) {
 			return nil, errors.New("the Linux namespace type specified in --with-ns is not valid: " + nsType)
 		}
-		opts = append(opts, withLinuxNamespace(specs.LinuxNamespace{Type: specs.LinuxNamespaceType(nsType), Path: nsPath}))
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.LinuxNamespaceType(nsType), Path: nsPath}))
 	}
 	if context.IsSet("allow-new-privs") {
-		opts = append(opts, withNewPrivileges())
+		opts = append(opts, oci.WithNewPrivileges)
 	}
 	if context.IsSet("cgroup") {
-		opts = append(opts, withCgroup(context.String("cgroup")))
+		opts = append(opts, oci.WithCgroup(context.String("cgroup")))
 	}
 	if limit := context.Uint64("memory-limit"); limit != 0 {
-		opts = append(opts, withMemoryLimit(limit))
+		opts = append(opts, oci.WithMemoryLimit(limit))
 	}
 	if hostname := context.String("hostname"); hostname != "" {
-		opts = append(opts, withHostname(hostname))
+		opts = append(opts, oci.WithHostname(hostname))
 	}
 	// As containerd's ctr, the labels are the spec's annotations too.
-	opts = append(opts, withAnnotations(labels))
+	opts = append(opts, oci.WithAnnotations(labels))
 	cOpts = append(cOpts,
 		client.WithRuntime(context.String("runtime"), runtimeOpts),
 		client.WithNewSpec(opts...))
 	return c.NewContainer(ctx, id, cOpts...)
-}
-
-// readSpec reads an OCI runtime spec from a JSON file.
-func readSpec(path string) (*oci.Spec, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var s oci.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("spec %s: %w", path, err)
-	}
-	return &s, nil
 }

@@ -100,7 +100,7 @@ func (o IOOptions) creator() (cio.Creator, *stdinCloser, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return logURICreator(u), nil, nil
+		return cio.LogURI(u), nil, nil
 	}
 	stdin := &stdinCloser{stdin: os.Stdin}
 	return cio.NewCreator(cio.WithStreams(stdin, os.Stdout, os.Stderr), cio.WithFIFODir(o.FIFODir)), stdin, nil
@@ -163,27 +163,6 @@ func (s *stdinCloser) setCloser(f func()) {
 	s.mu.Unlock()
 	if eof {
 		f()
-	}
-}
-
-// logURIIO is the stdio of a process whose output goes to a logger the
-// shim runs: nothing to copy here.
-type logURIIO struct{ cfg cio.Config }
-
-func (l *logURIIO) Config() cio.Config { return l.cfg }
-func (l *logURIIO) Cancel()            {}
-func (l *logURIIO) Wait()              {}
-func (l *logURIIO) Close() error       { return nil }
-
-// logURICreator sends stdout and stderr to the logger of u; a bare path
-// means a file.
-func logURICreator(u *url.URL) cio.Creator {
-	return func(string) (cio.IO, error) {
-		if u.Scheme == "" {
-			u = &url.URL{Scheme: "file", Path: u.Path}
-		}
-		s := u.String()
-		return &logURIIO{cfg: cio.Config{Stdout: s, Stderr: s}}, nil
 	}
 }
 
