@@ -153,6 +153,9 @@ type dialer struct {
 }
 
 func (d *dialer) dial(ctx context.Context, addr string) (net.Conn, error) {
+	// gRPC hands a custom dialer the target as it was given.
+	addr = strings.TrimPrefix(addr, "unix://")
+	addr = strings.TrimPrefix(addr, "unix:")
 	var nd net.Dialer
 	conn, err := nd.DialContext(ctx, "unix", addr)
 	d.mu.Lock()

@@ -4,8 +4,8 @@ package proxy
 import (
 	"context"
 
-	leasesapi "github.com/llitfkitfk/containerd/api/services/leases/v1"
 	"github.com/llitfkitfk/containerd/api/convert"
+	leasesapi "github.com/llitfkitfk/containerd/api/services/leases/v1"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/leases"
 )
