@@ -155,6 +155,11 @@ func newSnapshotOpt(id string, i Image, view bool, opts []snapshots.Opt) NewCont
 // opts.
 func WithNewSpec(opts ...oci.SpecOpts) NewContainerOpts {
 	return func(ctx context.Context, client *Client, c *containers.Container) error {
+		// The default spec is namespaced (its cgroup path): a client's
+		// default namespace counts when the context names none.
+		if ns := client.defaultNamespace; ns != "" {
+			ctx = withDefaultNamespace(ctx, ns)
+		}
 		s, err := oci.GenerateSpec(ctx, client, c, opts...)
 		if err != nil {
 			return err
