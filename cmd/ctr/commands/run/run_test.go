@@ -1,0 +1,124 @@
+package run
+
+import (
+	"flag"
+	"reflect"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/urfave/cli"
+
+	"github.com/llitfkitfk/containerd/api/types/runc/options"
+)
+
+func TestParseMountFlag(t *testing.T) {
+	for in, want := range map[string]specs.Mount{
+		"type=bind,src=/tmp,dst=/host,options=rbind:ro": {Type: "bind", Source: "/tmp", Destination: "/host", Options: []string{"rbind", "ro"}},
+		"type=tmpfs,source=tmpfs,destination=/t":        {Type: "tmpfs", Source: "tmpfs", Destination: "/t"},
+		`type=bind,"src=/a,b",dst=/c`:                   {Type: "bind", Source: "/a,b", Destination: "/c"},
+	} {
+		got, err := parseMountFlag(in)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("parseMountFlag(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for in, msg := range map[string]string{
+		"type=bind,src=/a":               "no destination",
+		"type=bind,src=/a,dst=/b,mode=1": `mount option "mode" not supported`,
+		"bind,dst=/b":                    "expected key=val",
+		`type="bind`:                     "mount",
+	} {
+		if _, err := parseMountFlag(in); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("parseMountFlag(%q): %v, want an error saying %q", in, err, msg)
+		}
+	}
+}
+
+// runContext parses args as `ctr run`'s and returns the context its
+// action would get.
+func runContext(t *testing.T, args ...string) *cli.Context {
+	t.Helper()
+	set := flag.NewFlagSet("run", flag.ContinueOnError)
+	for _, f := range Command.Flags {
+		f.Apply(set)
+	}
+	if err := set.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return cli.NewContext(cli.NewApp(), set, nil)
+}
+
+func TestCreateArgs(t *testing.T) {
+	for _, c := range []struct {
+		args     []string
+		id, ref  string
+		cmd      []string
+		errorSay string
+	}{
+		{args: []string{"img", "c1"}, id: "c1", ref: "img"},
+		{args: []string{"img", "c1", "sh", "-c", "exit 3"}, id: "c1", ref: "img", cmd: []string{"sh", "-c", "exit 3"}},
+		{args: []string{"--rm", "img", "c1", "--", "sh", "-c", "x"}, id: "c1", ref: "img", cmd: []string{"sh", "-c", "x"}},
+		{args: []string{"--config", "spec.json", "c1"}, id: "c1"},
+		{args: []string{"--config", "spec.json", "c1", "x"}, errorSay: "only container id"},
+		{args: []string{}, errorSay: "image ref must be provided"},
+		{args: []string{"img"}, errorSay: "container id must be provided"},
+	} {
+		id, ref, cmd, err := createArgs(runContext(t, c.args...))
+		if c.errorSay != "" {
+			if err == nil || !strings.Contains(err.Error(), c.errorSay) {
+				t.Errorf("%q: %v, want an error saying %q", c.args, err, c.errorSay)
+			}
+			continue
+		}
+		if err != nil || id != c.id || ref != c.ref || !reflect.DeepEqual(cmd, c.cmd) {
+			t.Errorf("%q: id %q ref %q cmd %q, %v", c.args, id, ref, cmd, err)
+		}
+	}
+}
+
+func TestRuntimeOptions(t *testing.T) {
+	o, err := RuntimeOptions(runContext(t))
+	if err != nil || o != nil {
+		t.Fatalf("no runc flags: %v, %v; want no options", o, err)
+	}
+	o, err = RuntimeOptions(runContext(t, "--runc-binary", "crun", "--runc-root", "/r", "--runc-systemd-cgroup", "--cgroup", "a:b:c"))
+	want := &options.Options{BinaryName: "crun", Root: "/r", SystemdCgroup: true}
+	if err != nil || o.(*options.Options).String() != want.String() {
+		t.Fatalf("runc flags: %v, %v; want %v", o, err, want)
+	}
+	if _, err := RuntimeOptions(runContext(t, "--runc-systemd-cgroup")); err == nil || !strings.Contains(err.Error(), "--cgroup") {
+		t.Errorf("systemd cgroup without --cgroup: %v", err)
+	}
+	if _, err := RuntimeOptions(runContext(t, "--runtime", "io.containerd.other.v1", "--runc-binary", "crun")); err == nil {
+		t.Error("runc flags with another runtime accepted")
+	}
+	if o, err := RuntimeOptions(runContext(t, "--runtime", "io.containerd.other.v1")); err != nil || o != nil {
+		t.Errorf("other runtime: %v, %v", o, err)
+	}
+}
+
+func TestLabelAndAnnotationArgs(t *testing.T) {
+	if got := labelArgs([]string{"a=b", "c", "d=e=f"}); !reflect.DeepEqual(got, map[string]string{"a": "b", "c": "true", "d": "e=f"}) {
+		t.Errorf("labelArgs: %v", got)
+	}
+	if _, err := annotationArgs([]string{"a"}); err == nil {
+		t.Error("annotation without a value accepted")
+	}
+	if got, err := annotationArgs([]string{"io.x=1"}); err != nil || got["io.x"] != "1" {
+		t.Errorf("annotationArgs: %v, %v", got, err)
+	}
+}
+
+func TestValidNamespace(t *testing.T) {
+	for _, ns := range []string{"pid", "network", "uts", "mount", "user", "ipc", "cgroup"} {
+		if !validNamespace(ns) {
+			t.Errorf("%s refused", ns)
+		}
+	}
+	for _, ns := range []string{"", "net", "time2", "PID"} {
+		if validNamespace(ns) {
+			t.Errorf("%q accepted", ns)
+		}
+	}
+}
