@@ -31,8 +31,9 @@ var execCommand = cli.Command{
 			Usage: "Detach from the task after it has started execution",
 		},
 		cli.StringFlag{
-			Name:  "exec-id",
-			Usage: "Exec specific id for the process",
+			Name:     "exec-id",
+			Required: true,
+			Usage:    "Exec specific id for the process",
 		},
 		cli.StringFlag{
 			Name:  "fifo-dir",
@@ -55,8 +56,6 @@ var execCommand = cli.Command{
 		switch {
 		case id == "":
 			return errors.New("container id must be provided")
-		case execID == "":
-			return errors.New(`Required flag "exec-id" not set`)
 		case len(args) == 0:
 			return errors.New("command must be provided")
 		}
