@@ -142,13 +142,15 @@ func statusOf(s tasktypes.Status) ProcessStatus {
 	return Unknown
 }
 
-// finishIO lets the copies drain what the process wrote (the shim closes
-// its ends once the process is gone) and releases the fifos.
+// finishIO waits for the copies to drain what the process wrote and
+// releases the fifos. It is called once the daemon has deleted the
+// process: the shim has closed its ends by then, so each copy reads the
+// rest and ends. Cancel is not used here: it abandons the copies, and
+// with them output still in the fifos.
 func finishIO(i cio.IO) {
 	if i == nil {
 		return
 	}
-	i.Cancel()
 	i.Wait()
 	i.Close()
 }
@@ -201,19 +203,11 @@ func (t *task) Delete(ctx context.Context, opts ...ProcessDeleteOpts) (*ExitStat
 	default:
 		return nil, fmt.Errorf("task %s must be stopped before deletion, it is %s: %w", t.id, st.Status, errdefs.ErrFailedPrecondition)
 	}
-	if t.io != nil {
-		// Cancel only stops fifos still being opened; the copies end
-		// when the shim closes its ends, so no output is lost.
-		t.io.Cancel()
-		t.io.Wait()
-	}
 	r, err := t.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerId: t.id})
 	if err != nil {
 		return nil, errdefs.FromGRPC(err)
 	}
-	if t.io != nil {
-		t.io.Close()
-	}
+	finishIO(t.io)
 	return &ExitStatus{code: r.GetExitStatus(), exitedAt: timeOf(r.GetExitedAt())}, nil
 }
 
