@@ -12,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/containerd/platforms"
+
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
@@ -21,6 +23,23 @@ import (
 func WithDefaultSpec() SpecOpts {
 	return func(ctx context.Context, _ Client, c *containers.Container, s *Spec) error {
 		return populateDefaultSpec(ctx, s, c.ID)
+	}
+}
+
+// WithDefaultSpecForPlatform is WithDefaultSpec for a platform given as
+// ctr's --platform is ("" for this host's); only Linux specs are made.
+func WithDefaultSpecForPlatform(platform string) SpecOpts {
+	return func(ctx context.Context, client Client, c *containers.Container, s *Spec) error {
+		if platform != "" {
+			p, err := platforms.Parse(platform)
+			if err != nil {
+				return err
+			}
+			if p.OS != "linux" {
+				return fmt.Errorf("no default spec for platform %s: only linux is supported", platform)
+			}
+		}
+		return WithDefaultSpec()(ctx, client, c, s)
 	}
 }
 
@@ -461,6 +480,18 @@ func WithSeccompUnconfined(_ context.Context, _ Client, _ *containers.Container,
 // unmasks /proc and /sys.
 func WithPrivileged(ctx context.Context, client Client, c *containers.Container, s *Spec) error {
 	return Compose(
+		WithPrivilegedWithoutHostDevices,
+		WithHostDevices,
+		WithAllDevicesAllowed,
+	)(ctx, client, c, s)
+}
+
+// WithPrivilegedWithoutHostDevices is WithPrivileged without the host's
+// devices (ctr run --privileged-without-host-devices): every capability
+// this process has, /proc and /sys unmasked and writable, no SELinux,
+// AppArmor or seccomp confinement.
+func WithPrivilegedWithoutHostDevices(ctx context.Context, client Client, c *containers.Container, s *Spec) error {
+	return Compose(
 		WithAllCurrentCapabilities,
 		WithMaskedPaths(nil),
 		WithReadonlyPaths(nil),
@@ -469,7 +500,5 @@ func WithPrivileged(ctx context.Context, client Client, c *containers.Container,
 		WithSelinuxLabel(""),
 		WithApparmorProfile(""),
 		WithSeccompUnconfined,
-		WithHostDevices,
-		WithAllDevicesAllowed,
 	)(ctx, client, c, s)
 }

@@ -70,8 +70,8 @@ func WithCPUCFS(quota int64, period uint64) SpecOpts {
 	}
 }
 
-// WithCPUQuota is WithCPUCFS with the kernel's default period unless one
-// is set already.
+// WithCPUQuota sets the container's CPU quota in microseconds a period,
+// leaving the period as set (the runtime's default, 100ms, if not).
 func WithCPUQuota(quota int64) SpecOpts {
 	return func(_ context.Context, _ Client, _ *containers.Container, s *Spec) error {
 		setCPU(s)
@@ -324,4 +324,3 @@ func filterCaps(caps []string, keep func(string) bool) []string {
 	}
 	return out
 }
-

@@ -173,9 +173,11 @@ func WithUmask(umask uint32) SpecOpts {
 
 // WithAdditionalGIDs sets the process's supplementary groups to those of
 // the container's /etc/group that list user (a name, or a uid looked up in
-// /etc/passwd) as a member. The primary gid is always among them. Missing
-// files mean no supplementary groups.
+// /etc/passwd; a ":group" after it is ignored, so that it takes what
+// WithUser does) as a member. The primary gid is always among them.
+// Missing files mean no supplementary groups.
 func WithAdditionalGIDs(user string) SpecOpts {
+	user, _, _ = strings.Cut(user, ":")
 	return func(ctx context.Context, client Client, c *containers.Container, s *Spec) error {
 		setProcess(s)
 		return withRootFS(ctx, client, c, s, func(root *os.Root) error {
