@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/llitfkitfk/containerd/diff"
@@ -190,8 +191,8 @@ func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
 }
 
 // withClientDefaults adds what every connection of the client needs: room
-// for large messages (content chunks, big listings) and the default
-// namespace for calls that name none.
+// for large messages (content chunks, big listings) and a namespace in the
+// metadata of every call (see withDefaultNamespace).
 func withClientDefaults(gopts []grpc.DialOption, o *clientOpts) []grpc.DialOption {
 	gopts = append(gopts, grpc.WithDefaultCallOptions(
 		grpc.MaxCallRecvMsgSize(MaxMsgSize),
@@ -199,15 +200,14 @@ func withClientDefaults(gopts []grpc.DialOption, o *clientOpts) []grpc.DialOptio
 	if len(o.callOptions) > 0 {
 		gopts = append(gopts, grpc.WithDefaultCallOptions(o.callOptions...))
 	}
-	if ns := o.defaultNamespace; ns != "" {
-		gopts = append(gopts,
-			grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-				return invoker(withDefaultNamespace(ctx, ns), method, req, reply, cc, opts...)
-			}),
-			grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-				return streamer(withDefaultNamespace(ctx, ns), desc, cc, method, opts...)
-			}))
-	}
+	ns := o.defaultNamespace
+	gopts = append(gopts,
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(withDefaultNamespace(ctx, ns), method, req, reply, cc, opts...)
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(withDefaultNamespace(ctx, ns), desc, cc, method, opts...)
+		}))
 	return gopts
 }
 
@@ -215,8 +215,17 @@ func withClientDefaults(gopts []grpc.DialOption, o *clientOpts) []grpc.DialOptio
 // containerd's client (16 MiB).
 const MaxMsgSize = 16 << 20
 
+// withDefaultNamespace makes sure a call names its namespace in its
+// metadata: the one ctx names (bound, or of the request ctx is serving),
+// else ns; with neither, the daemon will say one is needed.
 func withDefaultNamespace(ctx context.Context, ns string) context.Context {
-	if _, ok := namespaces.Namespace(ctx); ok {
+	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get(namespaces.GRPCHeader)) > 0 {
+		return ctx
+	}
+	if bound, ok := namespaces.Namespace(ctx); ok {
+		ns = bound
+	}
+	if ns == "" {
 		return ctx
 	}
 	return namespaces.WithNamespace(ctx, ns)
@@ -242,16 +251,13 @@ func NewWithConn(conn *grpc.ClientConn, opts ...Opt) (*Client, error) {
 func newClient(conn *grpc.ClientConn, o *clientOpts) *Client {
 	c := &Client{
 		conn:             conn,
-		cc:               conn,
+		cc:               namespacedConn{conn, o.defaultNamespace},
 		defaultNamespace: o.defaultNamespace,
 		runtime:          o.defaultRuntime,
 		snapshotter:      DefaultSnapshotter,
 	}
 	if c.runtime == "" {
 		c.runtime = DefaultRuntime
-	}
-	if c.defaultNamespace != "" {
-		c.cc = namespacedConn{conn, c.defaultNamespace}
 	}
 	return c
 }

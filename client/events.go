@@ -2,6 +2,9 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 
 	"github.com/llitfkitfk/containerd/api/convert"
 	eventsapi "github.com/llitfkitfk/containerd/api/services/events/v1"
@@ -61,6 +64,9 @@ func (e *eventRemote) Subscribe(ctx context.Context, filters ...string) (<-chan 
 			env, err := stream.Recv()
 			if err != nil {
 				// The daemon ends the stream only when it stops.
+				if errors.Is(err, io.EOF) {
+					err = fmt.Errorf("event stream ended by the daemon: %w", errdefs.ErrUnavailable)
+				}
 				fail(err)
 				return
 			}

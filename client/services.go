@@ -88,10 +88,10 @@ func (c *Client) VersionService() versionapi.VersionClient {
 	return versionapi.NewVersionClient(c.cc)
 }
 
-// namespacedConn names the default namespace on every call whose context
-// names none. New also installs interceptors that do the same, so that
-// code using Conn directly gets it too; this covers NewWithConn, whose
-// connection was made without them.
+// namespacedConn names the namespace on every call (see
+// withDefaultNamespace). New also installs interceptors that do the same,
+// so that code using Conn directly gets it too; this covers NewWithConn,
+// whose connection was made without them.
 type namespacedConn struct {
 	conn      grpc.ClientConnInterface
 	namespace string

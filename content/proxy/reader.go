@@ -87,7 +87,9 @@ func (ra *readerAt) ReadAt(p []byte, off int64) (int, error) {
 			}
 			ra.cur = s
 		}
-		m, err := s.read(ra.digest, p[n:want])
+		// The stream may end before this read does; the rest comes
+		// from the next one.
+		m, err := s.read(ra.digest, p[n:int64(n)+min(want-int64(n), s.end-s.pos)])
 		n += m
 		if s.pos >= s.end {
 			s.close()

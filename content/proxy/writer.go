@@ -70,14 +70,22 @@ func openWriter(ctx context.Context, client contentapi.ContentClient, ref string
 	return w, nil
 }
 
+// usable says why the writer cannot be used any more, if it cannot.
+func (w *writer) usable() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return fmt.Errorf("content writer %q is closed: %w", w.ref, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
 // send makes one request and returns its answer; a failure ends the
 // stream, and becomes the writer's error.
 func (w *writer) send(req *contentapi.WriteContentRequest) (*contentapi.WriteContentResponse, error) {
-	if w.err != nil {
-		return nil, w.err
-	}
-	if w.closed {
-		return nil, fmt.Errorf("content writer %q is closed: %w", w.ref, errdefs.ErrFailedPrecondition)
+	if err := w.usable(); err != nil {
+		return nil, err
 	}
 	err := w.stream.Send(req)
 	var resp *contentapi.WriteContentResponse
@@ -136,8 +144,8 @@ func (w *writer) flush() error {
 // Write sends p; small writes are gathered and sent when a buffer fills,
 // or by the next call that needs the daemon to have them.
 func (w *writer) Write(p []byte) (int, error) {
-	if w.err != nil {
-		return 0, w.err
+	if err := w.usable(); err != nil {
+		return 0, err
 	}
 	n := 0
 	if len(w.buf) > 0 || len(p) < directChunk {
@@ -176,8 +184,8 @@ func (w *writer) Write(p []byte) (int, error) {
 // ReadFrom copies r into the ingest, reading straight into the send
 // buffer; io.Copy uses it.
 func (w *writer) ReadFrom(r io.Reader) (int64, error) {
-	if w.err != nil {
-		return 0, w.err
+	if err := w.usable(); err != nil {
+		return 0, err
 	}
 	if w.buf == nil {
 		w.buf = make([]byte, 0, bufferChunk)
