@@ -14,6 +14,8 @@ import (
 	"github.com/containerd/platforms"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/llitfkitfk/containerd/api/types/runc/options"
 	"github.com/llitfkitfk/containerd/client"
@@ -129,6 +131,9 @@ func RuntimeOptions(context *cli.Context) (interface{}, error) {
 	if runtime != client.DefaultRuntime {
 		if runcFlags {
 			return nil, fmt.Errorf("specifying runc-binary, runc-root and runc-systemd-cgroup is only supported for %q runtime", client.DefaultRuntime)
+		}
+		if path := context.String("runtime-config-path"); path != "" {
+			return runtimeConfigOptions(path), nil
 		}
 		return nil, nil
 	}
@@ -339,4 +344,13 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 		client.WithRuntime(context.String("runtime"), runtimeOpts),
 		client.WithNewSpec(opts...))
 	return c.NewContainer(ctx, id, cOpts...)
+}
+
+// runtimeConfigOptions are the options, for a runtime other than runc,
+// that name its config file: containerd's runtimeoptions.v1.Options,
+// whose config_path is field 2.
+func runtimeConfigOptions(path string) *anypb.Any {
+	b := protowire.AppendTag(nil, 2, protowire.BytesType)
+	b = protowire.AppendString(b, path)
+	return &anypb.Any{TypeUrl: "runtimeoptions.v1.Options", Value: b}
 }

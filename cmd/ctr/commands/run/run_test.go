@@ -8,6 +8,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/llitfkitfk/containerd/api/types/runc/options"
 )
@@ -95,6 +96,12 @@ func TestRuntimeOptions(t *testing.T) {
 	}
 	if o, err := RuntimeOptions(runContext(t, "--runtime", "io.containerd.other.v1")); err != nil || o != nil {
 		t.Errorf("other runtime: %v, %v", o, err)
+	}
+	// The config path of another runtime, as containerd's
+	// runtimeoptions.v1.Options encodes it.
+	o, err = RuntimeOptions(runContext(t, "--runtime", "io.containerd.other.v1", "--runtime-config-path", "/etc/r.toml"))
+	if a, ok := o.(*anypb.Any); err != nil || !ok || a.GetTypeUrl() != "runtimeoptions.v1.Options" || string(a.GetValue()) != "\x12\x0b/etc/r.toml" {
+		t.Errorf("runtime config path: %v, %v", o, err)
 	}
 }
 
