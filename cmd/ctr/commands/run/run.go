@@ -180,16 +180,11 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 		return c.NewContainer(ctx, id, cOpts...)
 	}
 
-	var mounts []specs.Mount
-	for _, m := range context.StringSlice("mount") {
-		mount, err := parseMountFlag(m)
-		if err != nil {
-			return nil, err
-		}
-		mounts = append(mounts, mount)
-	}
-	if len(mounts) > 0 {
-		opts = append(opts, oci.WithMounts(mounts))
+	// The flags are checked before the image is looked at (and maybe
+	// unpacked).
+	flagOpts, err := flagSpecOpts(context, args, labels)
+	if err != nil {
+		return nil, err
 	}
 	// As containerd's ctr, the devices every container has.
 	opts = append(opts, oci.WithDefaultUnixDevices)
@@ -242,8 +237,39 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 			client.WithNewSnapshot(id, image, snapshots.WithLabels(labelArgs(context.StringSlice("snapshotter-label")))),
 			client.WithImageStopSignal(image, "SIGTERM"))
 	}
-	// After the image's config, so the command line's environment wins
-	// over the image's.
+	// After the image's config, so that the command line wins over the
+	// image (environment, user, args).
+	opts = append(opts, flagOpts...)
+	cOpts = append(cOpts,
+		client.WithRuntime(context.String("runtime"), runtimeOpts),
+		client.WithNewSpec(opts...))
+	return c.NewContainer(ctx, id, cOpts...)
+}
+
+// runtimeConfigOptions are the options, for a runtime other than runc,
+// that name its config file: containerd's runtimeoptions.v1.Options,
+// whose config_path is field 2.
+func runtimeConfigOptions(path string) *anypb.Any {
+	b := protowire.AppendTag(nil, 2, protowire.BytesType)
+	b = protowire.AppendString(b, path)
+	return &anypb.Any{TypeUrl: "runtimeoptions.v1.Options", Value: b}
+}
+
+// flagSpecOpts are the spec changes of the container flags (all but the
+// image's and the root filesystem's), args the command if one was given.
+func flagSpecOpts(context *cli.Context, args []string, labels map[string]string) ([]oci.SpecOpts, error) {
+	var opts []oci.SpecOpts
+	var mounts []specs.Mount
+	for _, m := range context.StringSlice("mount") {
+		mount, err := parseMountFlag(m)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, mount)
+	}
+	if len(mounts) > 0 {
+		opts = append(opts, oci.WithMounts(mounts))
+	}
 	if ef := context.String("env-file"); ef != "" {
 		opts = append(opts, oci.WithEnvFile(ef))
 	}
@@ -340,17 +366,5 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 	}
 	// As containerd's ctr, the labels are the spec's annotations too.
 	opts = append(opts, oci.WithAnnotations(labels))
-	cOpts = append(cOpts,
-		client.WithRuntime(context.String("runtime"), runtimeOpts),
-		client.WithNewSpec(opts...))
-	return c.NewContainer(ctx, id, cOpts...)
-}
-
-// runtimeConfigOptions are the options, for a runtime other than runc,
-// that name its config file: containerd's runtimeoptions.v1.Options,
-// whose config_path is field 2.
-func runtimeConfigOptions(path string) *anypb.Any {
-	b := protowire.AppendTag(nil, 2, protowire.BytesType)
-	b = protowire.AppendString(b, path)
-	return &anypb.Any{TypeUrl: "runtimeoptions.v1.Options", Value: b}
+	return opts, nil
 }

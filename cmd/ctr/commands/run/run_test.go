@@ -1,6 +1,7 @@
 package run
 
 import (
+	gocontext "context"
 	"flag"
 	"reflect"
 	"strings"
@@ -11,6 +12,9 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/llitfkitfk/containerd/api/types/runc/options"
+	"github.com/llitfkitfk/containerd/containers"
+	"github.com/llitfkitfk/containerd/namespaces"
+	"github.com/llitfkitfk/containerd/oci"
 )
 
 func TestParseMountFlag(t *testing.T) {
@@ -126,6 +130,101 @@ func TestValidNamespace(t *testing.T) {
 	for _, ns := range []string{"", "net", "time2", "PID"} {
 		if validNamespace(ns) {
 			t.Errorf("%q accepted", ns)
+		}
+	}
+}
+
+// specOf is the spec the flags of args make (no image).
+func specOf(t *testing.T, cmd []string, args ...string) (*oci.Spec, error) {
+	t.Helper()
+	context := runContext(t, args...)
+	opts, err := flagSpecOpts(context, cmd, labelArgs(context.StringSlice("label")))
+	if err != nil {
+		return nil, err
+	}
+	ctx := namespaces.WithNamespace(gocontext.Background(), "ns")
+	return oci.GenerateSpec(ctx, nil, &containers.Container{ID: "c1"}, opts...)
+}
+
+func TestFlagSpecOpts(t *testing.T) {
+	s, err := specOf(t, []string{"sh", "-c", "x"},
+		"--env", "A=1", "--env", "B=2", "--mount", "type=bind,src=/tmp,dst=/host,options=rbind:ro",
+		"--read-only", "--cwd", "/w", "--tty", "--hostname", "h1", "--memory-limit", "33554432",
+		"--cpus", "1.5", "--with-ns", "network:/proc/1/ns/net", "--label", "l=v", "--annotation", "a=b",
+		"--cap-add", "CAP_SYS_ADMIN", "--cap-drop", "CAP_CHOWN", "--cgroup", "/g1", "--allow-new-privs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Join(s.Process.Env, " ")
+	if !strings.Contains(env, "A=1") || !strings.Contains(env, "B=2") {
+		t.Errorf("env %q", env)
+	}
+	var bind *specs.Mount
+	for i, m := range s.Mounts {
+		if m.Destination == "/host" {
+			bind = &s.Mounts[i]
+		}
+	}
+	if bind == nil || bind.Source != "/tmp" || strings.Join(bind.Options, ":") != "rbind:ro" {
+		t.Errorf("mounts %+v", s.Mounts)
+	}
+	if !s.Root.Readonly || s.Process.Cwd != "/w" || !s.Process.Terminal || s.Hostname != "h1" ||
+		strings.Join(s.Process.Args, " ") != "sh -c x" || s.Process.NoNewPrivileges {
+		t.Errorf("process %+v, root %+v, hostname %q", s.Process, s.Root, s.Hostname)
+	}
+	r := s.Linux.Resources
+	if r.Memory == nil || *r.Memory.Limit != 33554432 || r.CPU == nil || *r.CPU.Quota != 150000 || *r.CPU.Period != 100000 {
+		t.Errorf("resources %+v", r)
+	}
+	if s.Linux.CgroupsPath != "/g1" {
+		t.Errorf("cgroups path %q", s.Linux.CgroupsPath)
+	}
+	var netns string
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			netns = ns.Path
+		}
+	}
+	if netns != "/proc/1/ns/net" {
+		t.Errorf("namespaces %+v", s.Linux.Namespaces)
+	}
+	// The labels are annotations too, as containerd's ctr makes them.
+	if s.Annotations["a"] != "b" || s.Annotations["l"] != "v" {
+		t.Errorf("annotations %v", s.Annotations)
+	}
+	caps := strings.Join(s.Process.Capabilities.Bounding, " ")
+	if !strings.Contains(caps, "CAP_SYS_ADMIN") || strings.Contains(caps, "CAP_CHOWN") {
+		t.Errorf("capabilities %q", caps)
+	}
+
+	s, err = specOf(t, nil, "--net-host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			t.Errorf("--net-host keeps a network namespace: %+v", ns)
+		}
+	}
+	if !strings.Contains(strings.Join(s.Process.Env, " "), "HOSTNAME=") {
+		t.Errorf("--net-host env %q", s.Process.Env)
+	}
+}
+
+func TestFlagSpecOptsRefused(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		say  string
+	}{
+		{[]string{"--mount", "type=bind,src=/a"}, "no destination"},
+		{[]string{"--with-ns", "network"}, "nstype:path"},
+		{[]string{"--with-ns", "net:/x"}, "not valid: net"},
+		{[]string{"--cap-add", "SYS_ADMIN"}, "CAP_"},
+		{[]string{"--cpus", "1", "--cpu-quota", "5000"}, "separately"},
+		{[]string{"--annotation", "novalue"}, "novalue"},
+	} {
+		if _, err := specOf(t, nil, c.args...); err == nil || !strings.Contains(err.Error(), c.say) {
+			t.Errorf("%q: %v, want an error saying %q", c.args, err, c.say)
 		}
 	}
 }
