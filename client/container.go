@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/containerd/fifo"
 
 	tasksapi "github.com/llitfkitfk/containerd/api/services/tasks/v1"
 	tasktypes "github.com/llitfkitfk/containerd/api/types/task"
@@ -308,25 +309,27 @@ func (c *container) Task(ctx context.Context, ioAttach cio.Attach) (Task, error)
 }
 
 // attachIO reattaches to the fifos the daemon reports for p. Closing the
-// IO removes them and the directory they were made in, as creating them
-// would have.
+// IO removes them, and their directory once empty, as the IO that made
+// them would have; what is not a fifo (a log file) is left alone.
 func attachIO(p *tasktypes.Process, ioAttach cio.Attach) (cio.IO, error) {
 	cfg := cio.Config{Terminal: p.GetTerminal(), Stdin: p.GetStdin(), Stdout: p.GetStdout(), Stderr: p.GetStderr()}
 	paths := []string{cfg.Stdin, cfg.Stdout, cfg.Stderr}
 	closer := func() error {
+		var err error
 		dirs := map[string]bool{}
 		for _, path := range paths {
-			// Only fifos are ours to remove; a logger URI is not a path.
-			if path == "" || strings.Contains(path, "://") {
+			if isFifo, _ := fifo.IsFifo(path); !isFifo {
 				continue
 			}
-			os.Remove(path)
+			if rerr := os.Remove(path); rerr != nil && err == nil {
+				err = rerr
+			}
 			dirs[filepath.Dir(path)] = true
 		}
 		for dir := range dirs {
-			os.Remove(dir) // only if empty
+			os.Remove(dir) // fails, as it should, unless empty
 		}
-		return nil
+		return err
 	}
 	return ioAttach(cio.NewFIFOSet(cfg, closer))
 }

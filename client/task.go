@@ -116,10 +116,11 @@ type NewTaskOpts func(ctx context.Context, client *Client, info *TaskInfo) error
 
 // TaskInfo holds the options of a task being created.
 type TaskInfo struct {
-	// Checkpoint is not supported; kept for the shape of the API.
 	// RootFS overrides the mounts of the container's snapshot.
 	RootFS []MountInfo
-	// Options are the runtime's task options (runc's CreateOptions).
+	// Options are the runtime's task options, for runc a
+	// *options.Options of api/types/runc/options; they replace the
+	// container's runtime options for this task. Nil sends none.
 	Options interface{}
 	// Runtime is the container's runtime name.
 	Runtime string

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli"
 
+	"github.com/llitfkitfk/containerd/cio"
 	"github.com/llitfkitfk/containerd/client"
 	"github.com/llitfkitfk/containerd/cmd/ctr/commands"
 	"github.com/llitfkitfk/containerd/cmd/ctr/commands/run"
@@ -142,7 +143,9 @@ func deleteContainer(ctx gocontext.Context, c *client.Client, id string, opts ..
 	if err != nil {
 		return err
 	}
-	task, err := container.Task(ctx, nil)
+	// Loaded with its fifos, so that deleting it removes those a
+	// detached ctr left.
+	task, err := container.Task(ctx, cio.Load)
 	if err != nil {
 		return container.Delete(ctx, opts...)
 	}

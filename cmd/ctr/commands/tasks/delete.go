@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli"
 
+	"github.com/llitfkitfk/containerd/cio"
 	"github.com/llitfkitfk/containerd/client"
 	"github.com/llitfkitfk/containerd/cmd/ctr/commands"
 	"github.com/llitfkitfk/containerd/log"
@@ -40,7 +41,7 @@ var deleteCommand = cli.Command{
 		defer cancel()
 		defer c.Close()
 		if execID := context.String("exec-id"); execID != "" {
-			task, err := loadTask(ctx, c, context.Args().First())
+			task, err := loadTask(ctx, c, context.Args().First(), nil)
 			if err != nil {
 				return err
 			}
@@ -57,7 +58,7 @@ var deleteCommand = cli.Command{
 		// Every task named is tried; the first failure is the result.
 		var exitErr error
 		for _, id := range context.Args() {
-			task, err := loadTask(ctx, c, id)
+			task, err := loadTask(ctx, c, id, cio.Load)
 			if err == nil {
 				var status *client.ExitStatus
 				if status, err = task.Delete(ctx, opts...); err == nil {

@@ -40,7 +40,7 @@ var metricsCommand = cli.Command{
 		}
 		defer cancel()
 		defer c.Close()
-		task, err := loadTask(ctx, c, context.Args().First())
+		task, err := loadTask(ctx, c, context.Args().First(), nil)
 		if err != nil {
 			return err
 		}

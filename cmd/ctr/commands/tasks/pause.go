@@ -17,7 +17,7 @@ var pauseCommand = cli.Command{
 		}
 		defer cancel()
 		defer c.Close()
-		task, err := loadTask(ctx, c, context.Args().First())
+		task, err := loadTask(ctx, c, context.Args().First(), nil)
 		if err != nil {
 			return err
 		}
@@ -36,7 +36,7 @@ var resumeCommand = cli.Command{
 		}
 		defer cancel()
 		defer c.Close()
-		task, err := loadTask(ctx, c, context.Args().First())
+		task, err := loadTask(ctx, c, context.Args().First(), nil)
 		if err != nil {
 			return err
 		}

@@ -21,7 +21,7 @@ var psCommand = cli.Command{
 		}
 		defer cancel()
 		defer c.Close()
-		task, err := loadTask(ctx, c, context.Args().First())
+		task, err := loadTask(ctx, c, context.Args().First(), nil)
 		if err != nil {
 			return err
 		}

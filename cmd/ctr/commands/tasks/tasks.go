@@ -166,8 +166,9 @@ func (s *stdinCloser) setCloser(f func()) {
 	}
 }
 
-// loadTask is the task of container id.
-func loadTask(ctx gocontext.Context, c *client.Client, id string) (client.Task, error) {
+// loadTask is the task of container id, with ioAttach for its fifos
+// (nil for none).
+func loadTask(ctx gocontext.Context, c *client.Client, id string, ioAttach cio.Attach) (client.Task, error) {
 	if id == "" {
 		return nil, errors.New("container id must be provided")
 	}
@@ -175,7 +176,7 @@ func loadTask(ctx gocontext.Context, c *client.Client, id string) (client.Task, 
 	if err != nil {
 		return nil, err
 	}
-	return container.Task(ctx, nil)
+	return container.Task(ctx, ioAttach)
 }
 
 // exitError is ctr's error for a process's exit code: nil
