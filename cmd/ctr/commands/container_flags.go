@@ -164,6 +164,30 @@ var ContainerFlags = []cli.Flag{
 		Name:  "cgroup",
 		Usage: "Cgroup path (To disable use of cgroup, set to \"\" explicitly)",
 	},
+	cli.StringFlag{
+		Name:  "cpuset-cpus",
+		Usage: "Set the CPUs the container will run in (e.g., 1-2,4)",
+	},
+	cli.StringFlag{
+		Name:  "cpuset-mems",
+		Usage: "Set the memory nodes the container will run in (e.g., 1-2,4)",
+	},
+	cli.StringFlag{
+		Name:  "rlimit-nofile",
+		Usage: "Set RLIMIT_NOFILE (soft:hard)",
+	},
+	cli.StringSliceFlag{
+		Name:  "device",
+		Usage: "File path to a device to add to the container; or a path to a directory tree of devices to add to the container",
+	},
+	cli.BoolFlag{
+		Name:  "privileged-without-host-devices",
+		Usage: "Don't pass all host devices to privileged container",
+	},
+	cli.StringFlag{
+		Name:  "rootfs-propagation",
+		Usage: "Set the propagation of the container rootfs",
+	},
 }
 
 // ForwardAllSignals sends every signal ctr receives to the task (or

@@ -4,6 +4,7 @@ package run
 
 import (
 	gocontext "context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/llitfkitfk/containerd/client"
 	"github.com/llitfkitfk/containerd/cmd/ctr/commands"
 	"github.com/llitfkitfk/containerd/cmd/ctr/commands/tasks"
+	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/oci"
 	"github.com/llitfkitfk/containerd/snapshots"
@@ -51,6 +53,10 @@ var Command = cli.Command{
 			Name:  "detach, d",
 			Usage: "Detach from the task after it has started execution, cannot be used with --rm",
 		},
+		cli.StringFlag{
+			Name:  "dump-config",
+			Usage: "Dump the generated OCI config to a file",
+		},
 	}, tasks.StartFlags...), CreateFlags...),
 	Action: func(context *cli.Context) error {
 		id, _, _, err := createArgs(context)
@@ -78,6 +84,11 @@ var Command = cli.Command{
 					log.GetLogger(ctx).WithError(err).Errorf("failed to cleanup container %s", id)
 				}
 			}()
+		}
+		if context.IsSet("dump-config") {
+			if err := dumpConfig(ctx, container, context.String("dump-config")); err != nil {
+				return err
+			}
 		}
 		var con console.Console
 		if tty {
@@ -289,7 +300,12 @@ func flagSpecOpts(context *cli.Context, args []string, labels map[string]string)
 	if context.Bool("tty") {
 		opts = append(opts, oci.WithTTY)
 	}
-	if context.Bool("privileged") {
+	switch privileged, noDevices := context.Bool("privileged"), context.Bool("privileged-without-host-devices"); {
+	case noDevices && !privileged:
+		return nil, errors.New("can't use 'privileged-without-host-devices' without 'privileged' specified")
+	case noDevices:
+		opts = append(opts, oci.WithPrivilegedWithoutHostDevices)
+	case privileged:
 		opts = append(opts, oci.WithPrivileged)
 	}
 	if context.Bool("net-host") {
@@ -364,7 +380,48 @@ func flagSpecOpts(context *cli.Context, args []string, labels map[string]string)
 	if hostname := context.String("hostname"); hostname != "" {
 		opts = append(opts, oci.WithHostname(hostname))
 	}
+	if cpus := context.String("cpuset-cpus"); cpus != "" {
+		opts = append(opts, oci.WithCPUs(cpus))
+	}
+	if mems := context.String("cpuset-mems"); mems != "" {
+		opts = append(opts, oci.WithCPUsMems(mems))
+	}
+	if r := context.String("rlimit-nofile"); r != "" {
+		rlimit, err := parseRlimitNofile(r)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, oci.WithRlimit(rlimit))
+	}
+	for _, dev := range context.StringSlice("device") {
+		opts = append(opts, oci.WithDevices(dev, "", "rwm"))
+	}
+	if p := context.String("rootfs-propagation"); p != "" {
+		opts = append(opts, func(_ gocontext.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			if s.Linux == nil {
+				s.Linux = &specs.Linux{}
+			}
+			s.Linux.RootfsPropagation = p
+			return nil
+		})
+	}
 	// As containerd's ctr, the labels are the spec's annotations too.
 	opts = append(opts, oci.WithAnnotations(labels))
 	return opts, nil
+}
+
+// dumpConfig writes the container's spec to path as indented JSON.
+func dumpConfig(ctx gocontext.Context, container client.Container, path string) error {
+	if path == "" {
+		return errors.New("file name is required with --dump-config")
+	}
+	spec, err := container.Spec(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o666)
 }

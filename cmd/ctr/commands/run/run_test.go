@@ -151,7 +151,8 @@ func TestFlagSpecOpts(t *testing.T) {
 		"--env", "A=1", "--env", "B=2", "--mount", "type=bind,src=/tmp,dst=/host,options=rbind:ro",
 		"--read-only", "--cwd", "/w", "--tty", "--hostname", "h1", "--memory-limit", "33554432",
 		"--cpus", "1.5", "--with-ns", "network:/proc/1/ns/net", "--label", "l=v", "--annotation", "a=b",
-		"--cap-add", "CAP_SYS_ADMIN", "--cap-drop", "CAP_CHOWN", "--cgroup", "/g1", "--allow-new-privs")
+		"--cap-add", "CAP_SYS_ADMIN", "--cap-drop", "CAP_CHOWN", "--cgroup", "/g1", "--allow-new-privs",
+		"--rlimit-nofile", "100:200", "--cpuset-cpus", "0", "--rootfs-propagation", "rslave")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +177,17 @@ func TestFlagSpecOpts(t *testing.T) {
 	if r.Memory == nil || *r.Memory.Limit != 33554432 || r.CPU == nil || *r.CPU.Quota != 150000 || *r.CPU.Period != 100000 {
 		t.Errorf("resources %+v", r)
 	}
-	if s.Linux.CgroupsPath != "/g1" {
-		t.Errorf("cgroups path %q", s.Linux.CgroupsPath)
+	if s.Linux.CgroupsPath != "/g1" || s.Linux.RootfsPropagation != "rslave" || r.CPU.Cpus != "0" {
+		t.Errorf("linux %+v", s.Linux)
+	}
+	var nofile *specs.POSIXRlimit
+	for i, rl := range s.Process.Rlimits {
+		if rl.Type == "RLIMIT_NOFILE" {
+			nofile = &s.Process.Rlimits[i]
+		}
+	}
+	if nofile == nil || nofile.Soft != 100 || nofile.Hard != 200 {
+		t.Errorf("rlimits %+v", s.Process.Rlimits)
 	}
 	var netns string
 	for _, ns := range s.Linux.Namespaces {
@@ -222,6 +232,9 @@ func TestFlagSpecOptsRefused(t *testing.T) {
 		{[]string{"--cap-add", "SYS_ADMIN"}, "CAP_"},
 		{[]string{"--cpus", "1", "--cpu-quota", "5000"}, "separately"},
 		{[]string{"--annotation", "novalue"}, "novalue"},
+		{[]string{"--privileged-without-host-devices"}, "without 'privileged'"},
+		{[]string{"--rlimit-nofile", "10:x"}, "rlimit-nofile"},
+		{[]string{"--rlimit-nofile", "20:10"}, "soft limit above"},
 	} {
 		if _, err := specOf(t, nil, c.args...); err == nil || !strings.Contains(err.Error(), c.say) {
 			t.Errorf("%q: %v, want an error saying %q", c.args, err, c.say)

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -81,3 +82,24 @@ func annotationArgs(args []string) (map[string]string, error) {
 }
 
 var errIDMissing = errors.New("container id must be provided")
+
+// parseRlimitNofile reads --rlimit-nofile, "soft:hard" or one number for
+// both.
+func parseRlimitNofile(v string) (*specs.POSIXRlimit, error) {
+	softS, hardS, found := strings.Cut(v, ":")
+	if !found {
+		hardS = softS
+	}
+	soft, err := strconv.ParseUint(softS, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse rlimit-nofile %q: %w", v, err)
+	}
+	hard, err := strconv.ParseUint(hardS, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse rlimit-nofile %q: %w", v, err)
+	}
+	if soft > hard {
+		return nil, fmt.Errorf("rlimit-nofile %q: soft limit above the hard one", v)
+	}
+	return &specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: soft, Hard: hard}, nil
+}
