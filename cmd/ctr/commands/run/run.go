@@ -92,11 +92,11 @@ var Command = cli.Command{
 		}
 		var con console.Console
 		if tty {
-			con = console.Current()
-			defer con.Reset()
-			if err := con.SetRaw(); err != nil {
+			var err error
+			if con, err = tasks.RawConsole(); err != nil {
 				return err
 			}
+			defer con.Reset()
 		}
 		task, err := tasks.NewTask(ctx, container, tasks.IOOptionsOf(context, con), tasks.NewTaskOpts(context)...)
 		if err != nil {

@@ -31,11 +31,11 @@ var attachCommand = cli.Command{
 		var con console.Console
 		tty := spec.Process != nil && spec.Process.Terminal
 		if tty {
-			con = console.Current()
-			defer con.Reset()
-			if err := con.SetRaw(); err != nil {
+			var err error
+			if con, err = RawConsole(); err != nil {
 				return err
 			}
+			defer con.Reset()
 		}
 		task, err := container.Task(ctx, cio.NewAttach(cio.WithStdio))
 		if err != nil {

@@ -97,11 +97,11 @@ var execCommand = cli.Command{
 		}
 		var con console.Console
 		if tty {
-			con = console.Current()
-			defer con.Reset()
-			if err := con.SetRaw(); err != nil {
+			var err error
+			if con, err = RawConsole(); err != nil {
 				return err
 			}
+			defer con.Reset()
 		}
 		ioCreator, stdin, err := IOOptions{Console: con, LogURI: context.String("log-uri"), FIFODir: context.String("fifo-dir")}.creator()
 		if err != nil {

@@ -70,11 +70,11 @@ var startCommand = cli.Command{
 		}
 		var con console.Console
 		if spec.Process != nil && spec.Process.Terminal {
-			con = console.Current()
-			defer con.Reset()
-			if err := con.SetRaw(); err != nil {
+			var err error
+			if con, err = RawConsole(); err != nil {
 				return err
 			}
+			defer con.Reset()
 		}
 		task, err := NewTask(ctx, container, IOOptionsOf(context, con), NewTaskOpts(context)...)
 		if err != nil {

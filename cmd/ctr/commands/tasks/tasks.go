@@ -70,6 +70,21 @@ func HandleConsoleResize(ctx gocontext.Context, task resizer, con console.Consol
 	return nil
 }
 
+// RawConsole is ctr's terminal (the first of stdin, stdout and stderr
+// that is one) in raw mode, for a process with a terminal; the caller
+// defers its Reset. Without a terminal it is an error, not a panic.
+func RawConsole() (console.Console, error) {
+	for _, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		if con, err := console.ConsoleFromFile(f); err == nil {
+			if err := con.SetRaw(); err != nil {
+				return nil, err
+			}
+			return con, nil
+		}
+	}
+	return nil, errors.New("a terminal was asked for (--tty) but ctr has none")
+}
+
 // IOOptions are how a new process's stdio is wired.
 type IOOptions struct {
 	// Console is the terminal of a process with one.

@@ -151,3 +151,15 @@ func TestStdinCloser(t *testing.T) {
 	var nilCloser *stdinCloser
 	nilCloser.setCloser(func() { t.Fatal("called") })
 }
+
+// --tty without a terminal is an error, not a panic.
+func TestRawConsoleWithoutTerminal(t *testing.T) {
+	for _, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		if _, err := console.ConsoleFromFile(f); err == nil {
+			t.Skip("the test runs on a terminal")
+		}
+	}
+	if con, err := RawConsole(); err == nil || !strings.Contains(err.Error(), "terminal") {
+		t.Fatalf("RawConsole() = %v, %v; want an error", con, err)
+	}
+}
