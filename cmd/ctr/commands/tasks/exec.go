@@ -47,6 +47,10 @@ var execCommand = cli.Command{
 			Name:  "user",
 			Usage: "User id or name",
 		},
+		cli.StringSliceFlag{
+			Name:  "env",
+			Usage: "Specify additional environment variables for the process (e.g. FOO=bar)",
+		},
 	},
 	Action: func(context *cli.Context) error {
 		id := context.Args().First()
@@ -90,6 +94,9 @@ var execCommand = cli.Command{
 		pspec.Args = args
 		if cwd := context.String("cwd"); cwd != "" {
 			pspec.Cwd = cwd
+		}
+		if env := context.StringSlice("env"); len(env) > 0 {
+			pspec.Env = oci.MergeEnv(pspec.Env, env)
 		}
 		task, err := container.Task(ctx, nil)
 		if err != nil {
