@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/llitfkitfk/containerd/cio"
 	"github.com/llitfkitfk/containerd/client"
+	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
@@ -381,5 +384,93 @@ func TestClientFastExit(t *testing.T) {
 	}
 	if _, err := ctr2.Task(ctx, nil); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("task after delete: %v", err)
+	}
+}
+
+// A task's stdio outlives the client that made it (as `ctr run -d`
+// leaves it): another attaches to its fifos and reads what the task
+// writes from then on; deleting the task then removes the fifos. Labels,
+// updates and listing of containers go through the same client.
+func TestClientAttachAndRecords(t *testing.T) {
+	c, img := runClient(t)
+	ctx := testCtx(t)
+	// The task writes once an exec tells it to, after the attach.
+	ctr := newBusybox(t, c, img, "cr5", "sh", "-c", "while [ ! -e /go ]; do sleep 0.05; done; echo late; exit 4")
+
+	fifoDir := t.TempDir()
+	first, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, io.Discard, nil), cio.WithFIFODir(fifoDir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.IO().Cancel() // the first client goes, leaving the fifos
+
+	loaded, err := c.LoadContainer(ctx, "cr5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	task, err := loaded.Task(ctx, cio.NewAttach(cio.WithStreams(nil, &out, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Pid() != first.Pid() {
+		t.Fatalf("attached task pid %d, started %d", task.Pid(), first.Pid())
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := loaded.Spec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Process.Args = []string{"sh", "-c", "touch /go"}
+	p, err := task.Exec(ctx, "go", spec.Process, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := awaitExit(t, exited).ExitCode(); code != 4 {
+		t.Fatalf("exit code %d, want 4", code)
+	}
+	if _, err := task.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "late\n" {
+		t.Fatalf("attached stdout %q", out.String())
+	}
+	if left, _ := filepath.Glob(filepath.Join(fifoDir, "*")); len(left) > 0 {
+		t.Errorf("fifos left after the attached task's delete: %v", left)
+	}
+
+	labels, err := ctr.SetLabels(ctx, map[string]string{"a": "1", "b": "2"})
+	if err != nil || labels["a"] != "1" || labels["b"] != "2" {
+		t.Fatalf("set labels: %v, %v", labels, err)
+	}
+	if labels, err = ctr.SetLabels(ctx, map[string]string{"a": ""}); err != nil || labels["a"] != "" || labels["b"] != "2" {
+		t.Fatalf("clear label: %v, %v", labels, err)
+	}
+	if err := ctr.Update(ctx, func(_ context.Context, _ *client.Client, rec *containers.Container) error {
+		rec.Image = "other"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := ctr.Info(ctx)
+	if err != nil || info.Image != "other" || info.Labels["b"] != "2" {
+		t.Fatalf("after update: %+v, %v", info, err)
+	}
+	newBusybox(t, c, img, "cr6", "true")
+	list, err := c.Containers(ctx, "labels.b==2")
+	if err != nil || len(list) != 1 || list[0].ID() != "cr5" {
+		t.Fatalf("containers with label b=2: %v, %v", list, err)
+	}
+	if all, err := c.Containers(ctx); err != nil || len(all) != 2 {
+		t.Fatalf("containers: %v, %v", all, err)
 	}
 }
