@@ -6,8 +6,10 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/llitfkitfk/containerd/cio"
+	"github.com/llitfkitfk/containerd/errdefs"
 )
 
 // ProcessStatus is the state of a process, as the daemon names it.
@@ -29,6 +31,10 @@ type Status struct {
 	ExitStatus uint32
 	ExitTime   time.Time
 }
+
+// UnknownExitStatus is the exit code of a process whose end could not be
+// learnt (the wait failed).
+const UnknownExitStatus = 255
 
 // ExitStatus is how a process ended.
 type ExitStatus struct {
@@ -92,6 +98,8 @@ type Task interface {
 	// daemon returns.
 	Metrics(ctx context.Context) (*Metrics, error)
 	Spec(ctx context.Context) (*specs.Spec, error)
+	// Update changes the running task's resources.
+	Update(ctx context.Context, opts ...UpdateTaskOpts) error
 }
 
 // Metrics is one sample of a task's statistics: Data is the
@@ -108,13 +116,18 @@ type NewTaskOpts func(ctx context.Context, client *Client, info *TaskInfo) error
 
 // TaskInfo holds the options of a task being created.
 type TaskInfo struct {
-	// Checkpoint is not supported; kept for the shape of the API.
 	// RootFS overrides the mounts of the container's snapshot.
 	RootFS []MountInfo
-	// Options are the runtime's task options (runc's CreateOptions).
+	// Options are the runtime's task options, for runc a
+	// *options.Options of api/types/runc/options; they replace the
+	// container's runtime options for this task. Nil sends none.
 	Options interface{}
 	// Runtime is the container's runtime name.
 	Runtime string
+
+	// runtimeOptions are the container's, the base of task options that
+	// change one runc setting.
+	runtimeOptions *anypb.Any
 }
 
 // MountInfo is one mount of a task's root filesystem.
@@ -129,9 +142,33 @@ type MountInfo struct {
 type ProcessDeleteOpts func(ctx context.Context, p Process) error
 
 // WithProcessKill kills the process (and, for a task, all of it) before
-// deleting it.
+// deleting it, and waits for it to exit.
 func WithProcessKill(ctx context.Context, p Process) error {
-	panic("client.WithProcessKill: not yet implemented")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The wait is asked for before the kill, so the exit is not missed.
+	exited, err := p.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := p.Kill(ctx, syscall.SIGKILL, WithKillAll); err != nil {
+		switch {
+		case errdefs.IsFailedPrecondition(err):
+			// Already stopped.
+			return nil
+		case errdefs.IsNotFound(err):
+			// It may have exited between the wait and the kill.
+			select {
+			case <-exited:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return err
+	}
+	<-exited
+	return nil
 }
 
 // KillOpts is an option of Process.Kill.
