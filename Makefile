@@ -48,7 +48,8 @@ test-deps:
 # (integration/client/go.mod), which the root module's ./... leaves out.
 # The integration tests drive the daemon with our ctr (bin/ctr); then the
 # tests written around ctr run again with the distribution's ctr 1.6
-# ($CTR), which must keep working against the daemon as it did.
+# ($CTR), which must keep working against the daemon as it did, and the
+# transfer tests with containerd 2.x's ctr.
 DISTRO_SHIM     ?= /usr/bin/containerd-shim-runc-v2
 DISTRO_CTR      ?= /usr/bin/ctr
 CONTAINER_TESTS := ^(TestCtr(Run|Containers|Tasks|TaskSurvivesRestart|ShimCrashLeavesNoZombies)|TestShim.*)$$
@@ -64,6 +65,8 @@ test: test-deps build check-protos
 		$(GO) test -count=1 -tags integration -v -run '$(CONTAINER_TESTS)' ./integration/
 	CTR=$(DISTRO_CTR) CONTAINERD_BINARY=$(CURDIR)/bin/containerd \
 		$(GO) test -count=1 -tags integration -v -run '$(CTR_TESTS)' ./integration/
+	TRANSFER_CTR=containerd2 CONTAINERD_BINARY=$(CURDIR)/bin/containerd \
+		$(GO) test -count=1 -tags integration -v -run '^TestTransfer' ./integration/
 	cd integration/client && $(GO) vet ./...
 	cd integration/client && CONTAINERD_BINARY=$(CURDIR)/bin/containerd $(GO) test -count=1 -v ./...
 	cd integration/client && CONTAINERD_SHIM=$(DISTRO_SHIM) CONTAINERD_BINARY=$(CURDIR)/bin/containerd \

@@ -69,28 +69,10 @@ func NewClient(context *cli.Context, opts ...client.Opt) (*client.Client, gocont
 	return c, ctx, cancel, nil
 }
 
-// ExitError is an error that sets ctr's exit status (a task's exit code
-// passed on by `ctr run` and `ctr tasks start`).
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string {
-	if e.Err == nil {
-		return "exit status"
-	}
-	return e.Err.Error()
-}
-
-func (e *ExitError) Unwrap() error { return e.Err }
-
-// ExitCode is the exit status for err: an ExitError's code, else 1.
+// ExitCode is the exit status for err: an exit coder's code (a task's
+// exit status, which `ctr run` and `ctr tasks start` pass on through
+// cli.NewExitError, and which cli itself exits with silently), else 1.
 func ExitCode(err error) int {
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
 	var ce cli.ExitCoder
 	if errors.As(err, &ce) {
 		return ce.ExitCode()

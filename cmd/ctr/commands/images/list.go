@@ -78,7 +78,7 @@ var listCommand = cli.Command{
 				img.Name,
 				img.Target.MediaType,
 				img.Target.Digest,
-				commands.HumanSize(size),
+				commands.HumanBytes(size),
 				platformsColumn(ctx, cs, img),
 				labelsColumn(img.Labels))
 		}
@@ -273,7 +273,7 @@ func checkContent(ctx context.Context, cs content.Store, target ocispec.Descript
 	if errdefs.IsNotFound(err) {
 		// As containerd's ctr: nothing is counted present without a
 		// manifest to say what is required.
-		return contentCheck{status: "unavailable (0/?)", size: commands.HumanSize(0) + "/?"}, nil
+		return contentCheck{status: "unavailable (0/?)", size: commands.HumanBytes(0) + "/?"}, nil
 	}
 	if err != nil {
 		return contentCheck{status: "error", size: "-"}, err
@@ -298,7 +298,7 @@ func checkContent(ctx context.Context, cs content.Store, target ocispec.Descript
 	r := contentCheck{
 		status:   "complete",
 		complete: present == len(required),
-		size:     commands.HumanSize(presentSize) + "/" + commands.HumanSize(requiredSize),
+		size:     commands.HumanBytes(presentSize) + "/" + commands.HumanBytes(requiredSize),
 	}
 	if !r.complete {
 		r.status = "incomplete"

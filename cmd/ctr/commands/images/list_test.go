@@ -65,7 +65,7 @@ func TestCheckContent(t *testing.T) {
 }
 
 func humanSizes(present, required int64) string {
-	return commands.HumanSize(present) + "/" + commands.HumanSize(required)
+	return commands.HumanBytes(present) + "/" + commands.HumanBytes(required)
 }
 
 func TestImageLabelArgs(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llitfkitfk/containerd/cmd/ctr/commands"
+
 	"github.com/containerd/console"
 
 	"github.com/llitfkitfk/containerd/transfer"
@@ -153,7 +155,7 @@ func (t *progressTree) renderStatus(w io.Writer, total int64, now time.Time) {
 // the bytes moved and the rate, in containerd's ctr's format.
 func (t *progressTree) renderTotals(w io.Writer, total int64, now time.Time) {
 	elapsed := now.Sub(t.start)
-	fmt.Fprintf(w, "elapsed: %-4.1fs\ttotal: %7.6v\t(%v)\t\n", elapsed.Seconds(), humanBytes(total), bytesPerSecond(total, elapsed))
+	fmt.Fprintf(w, "elapsed: %-4.1fs\ttotal: %7.6s\t(%s)\t\n", elapsed.Seconds(), commands.HumanBytes(total), bytesPerSecond(total, elapsed))
 }
 
 func (t *progressTree) totalBytes() int64 {
@@ -182,7 +184,7 @@ func renderNodes(w io.Writer, prefix string, nodes []*progressNode) int64 {
 			if n.Total > 0 {
 				b = bar(float64(n.Progress.Progress) / float64(n.Total))
 			}
-			fmt.Fprintf(w, "%-40.40s\t%-11s\t%s\t%8.8s/%s\t\n", name, n.Event, b.render(40), humanBytes(n.Progress.Progress), humanBytes(n.Total))
+			fmt.Fprintf(w, "%-40.40s\t%-11s\t%s\t%8.8s/%s\t\n", name, n.Event, b.render(40), commands.HumanBytes(n.Progress.Progress), commands.HumanBytes(n.Total))
 		case "resolving", "waiting":
 			fmt.Fprintf(w, "%-40.40s\t%-11s\t%s\t\n", name, n.Event, bar(0).render(40))
 		case "complete", "extracted":
@@ -218,24 +220,11 @@ func (b bar) render(width int) string {
 	return "|\x1b[32m" + strings.Repeat("+", done) + "\x1b[0m" + strings.Repeat("-", inner-done) + "|"
 }
 
-// humanBytes is a size as containerd's ctr prints it: "1.5 MiB".
-type humanBytes int64
-
-func (b humanBytes) String() string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	v, i := float64(b), 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	return fmt.Sprintf("%02.1f %s", v, units[i])
-}
-
 func bytesPerSecond(n int64, d time.Duration) string {
 	if d <= 0 {
-		return humanBytes(0).String() + "/s"
+		return commands.HumanBytes(0) + "/s"
 	}
-	return humanBytes(float64(n)/d.Seconds()).String() + "/s"
+	return commands.HumanBytes(int64(float64(n)/d.Seconds())) + "/s"
 }
 
 // plainProgress writes a line per change and the totals at the end.

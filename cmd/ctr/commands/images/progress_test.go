@@ -182,14 +182,6 @@ func TestTerminalProgressDone(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0.0 B", 1023: "1023.0 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
-		if got := humanBytes(n).String(); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 // fakeStatusStore is a content store's view for fetchProgress: active
 // ingests by ref and the digests it has.
 type fakeStatusStore struct {
