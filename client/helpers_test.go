@@ -23,46 +23,9 @@ import (
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
-// memLabels keeps a local content store's labels in memory.
-type memLabels struct {
-	mu sync.Mutex
-	m  map[digest.Digest]map[string]string
-}
-
-func (l *memLabels) Get(d digest.Digest) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.m[d]), nil
-}
-
-func (l *memLabels) Set(d digest.Digest, labels map[string]string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m[d] = maps.Clone(labels)
-	return nil
-}
-
-func (l *memLabels) Update(d digest.Digest, labels map[string]string) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	cur := l.m[d]
-	if cur == nil {
-		cur = map[string]string{}
-	}
-	for k, v := range labels {
-		if v == "" {
-			delete(cur, k)
-		} else {
-			cur[k] = v
-		}
-	}
-	l.m[d] = cur
-	return maps.Clone(cur), nil
-}
-
 func newContentStore(t *testing.T) content.Store {
 	t.Helper()
-	cs, err := local.NewLabeledStore(t.TempDir(), &memLabels{m: map[digest.Digest]map[string]string{}})
+	cs, err := local.NewLabeledStore(t.TempDir(), testutil.NewMemLabels())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/llitfkitfk/containerd/internal/testutil"
 
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
@@ -27,46 +28,9 @@ import (
 	"github.com/llitfkitfk/containerd/snapshots"
 )
 
-// memLabels keeps content labels in memory, for a labelled local store.
-type memLabels struct {
-	mu sync.Mutex
-	m  map[digest.Digest]map[string]string
-}
-
-func (l *memLabels) Get(d digest.Digest) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.m[d]), nil
-}
-
-func (l *memLabels) Set(d digest.Digest, labels map[string]string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m[d] = maps.Clone(labels)
-	return nil
-}
-
-func (l *memLabels) Update(d digest.Digest, labels map[string]string) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	cur := l.m[d]
-	if cur == nil {
-		cur = map[string]string{}
-	}
-	for k, v := range labels {
-		if v == "" {
-			delete(cur, k)
-		} else {
-			cur[k] = v
-		}
-	}
-	l.m[d] = cur
-	return maps.Clone(cur), nil
-}
-
 func newStore(t testing.TB) content.Store {
 	t.Helper()
-	cs, err := local.NewLabeledStore(t.TempDir(), &memLabels{m: map[digest.Digest]map[string]string{}})
+	cs, err := local.NewLabeledStore(t.TempDir(), testutil.NewMemLabels())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"maps"
 	"math/rand"
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/llitfkitfk/containerd/internal/testutil"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -67,7 +68,7 @@ func (w *countingWrite) Send(req *contentapi.WriteContentRequest) error {
 func newProxy(t *testing.T) (content.Store, *counting, context.Context) {
 	t.Helper()
 	dir := t.TempDir()
-	backing, err := local.NewLabeledStore(dir, &memLabels{m: map[digest.Digest]map[string]string{}})
+	backing, err := local.NewLabeledStore(dir, testutil.NewMemLabels())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,42 +105,6 @@ func newProxy(t *testing.T) (content.Store, *counting, context.Context) {
 	t.Cleanup(func() { conn.Close() })
 	cc := &counting{ContentClient: contentapi.NewContentClient(conn)}
 	return NewContentStore(cc), cc, namespaces.WithNamespace(context.Background(), "test")
-}
-
-type memLabels struct {
-	mu sync.Mutex
-	m  map[digest.Digest]map[string]string
-}
-
-func (l *memLabels) Get(d digest.Digest) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.m[d]), nil
-}
-
-func (l *memLabels) Set(d digest.Digest, labels map[string]string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m[d] = maps.Clone(labels)
-	return nil
-}
-
-func (l *memLabels) Update(d digest.Digest, labels map[string]string) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	cur := l.m[d]
-	if cur == nil {
-		cur = map[string]string{}
-	}
-	for k, v := range labels {
-		if v == "" {
-			delete(cur, k)
-		} else {
-			cur[k] = v
-		}
-	}
-	l.m[d] = cur
-	return maps.Clone(cur), nil
 }
 
 func randomData(n int) []byte {
