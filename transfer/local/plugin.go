@@ -2,6 +2,8 @@ package local
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/containerd/platforms"
 
@@ -100,7 +102,17 @@ func initPlugin(ic *plugin.InitContext) (interface{}, error) {
 	explicit := pc.UnpackConfiguration != nil
 	ucs := pc.UnpackConfiguration
 	if !explicit {
+		// Without a configuration, the host's platform unpacks into the
+		// default snapshotter, and into any other loaded one a client
+		// names (`ctr images import --snapshotter naive`). containerd
+		// 2.x lists only the default and skips the unpack of any other
+		// without a word, leaving an image its client believes unpacked.
 		ucs = []UnpackConfig{{Platform: platforms.DefaultString(), Snapshotter: DefaultSnapshotter}}
+		for _, name := range slices.Sorted(maps.Keys(snapshotters)) {
+			if name != DefaultSnapshotter {
+				ucs = append(ucs, UnpackConfig{Platform: platforms.DefaultString(), Snapshotter: name})
+			}
+		}
 	}
 	var ups []unpack.Platform
 	for _, uc := range ucs {

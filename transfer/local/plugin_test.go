@@ -10,6 +10,7 @@ import (
 	"github.com/llitfkitfk/containerd/plugin"
 	"github.com/llitfkitfk/containerd/services"
 	"github.com/llitfkitfk/containerd/snapshots"
+	"github.com/llitfkitfk/containerd/transfer"
 )
 
 // initWith loads stand-ins for the plugins the transfer plugin requires,
@@ -50,14 +51,18 @@ func initWith(t *testing.T, e *env, c *PluginConfig) (*Service, *plugin.Plugin) 
 
 func TestPluginDefaults(t *testing.T) {
 	e := newEnv(t)
-	// No overlayfs here: the default unpack configuration is dropped,
-	// not the plugin.
+	// No overlayfs here: the default's entry for it is dropped, not the
+	// plugin, and the loaded snapshotter (naive) is there for clients
+	// that name it.
 	s, p := initWith(t, e, &PluginConfig{MaxConcurrentDownloads: 3, MaxConcurrentUploadedLayers: 3, RegistryConfigPath: DefaultRegistryConfigPath})
 	if err := p.Err(); err != nil {
 		t.Fatalf("plugin with the default config: %v", err)
 	}
-	if len(s.config.UnpackPlatforms) != 0 {
-		t.Errorf("unpack platforms %+v without overlayfs", s.config.UnpackPlatforms)
+	if ups := s.config.UnpackPlatforms; len(ups) != 1 || ups[0].SnapshotterKey != "naive" || !ups[0].Platform.Match(platforms.DefaultSpec()) {
+		t.Errorf("unpack platforms %+v, want the host's into naive alone", ups)
+	}
+	if _, ok := s.unpackPlatform(transfer.UnpackConfiguration{Platform: platforms.DefaultSpec(), Snapshotter: "naive"}); !ok {
+		t.Error("an unpack into naive, loaded but not configured, is refused")
 	}
 	if s.RegistryConfigPath() != DefaultRegistryConfigPath || p.Meta.Exports["config_path"] != DefaultRegistryConfigPath {
 		t.Errorf("config path %q, exported %q", s.RegistryConfigPath(), p.Meta.Exports["config_path"])
