@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +35,28 @@ type rpcTimer struct {
 // An rpcCall is one call as the timer saw it.
 type rpcCall struct {
 	method string // "/containerd.services.tasks.v1.Tasks/Create"
+	start  time.Time
 	took   time.Duration
+}
+
+// busy is how long at least one of calls was under way: the union of
+// their spans, so a Wait that outlasts a Start counts once.
+func busy(calls []rpcCall) time.Duration {
+	sorted := slices.SortedFunc(slices.Values(calls), func(a, b rpcCall) int { return a.start.Compare(b.start) })
+	var total time.Duration
+	var end time.Time
+	for _, c := range sorted {
+		cend := c.start.Add(c.took)
+		switch {
+		case !c.start.Before(end):
+			total += c.took
+			end = cend
+		case cend.After(end):
+			total += cend.Sub(end)
+			end = cend
+		}
+	}
+	return total
 }
 
 // rawCodec passes messages through as bytes. It is forced on both sides
@@ -113,7 +135,7 @@ func (t *rpcTimer) forward(_ any, in grpc.ServerStream) error {
 	}
 	in.SetTrailer(out.Trailer())
 	t.mu.Lock()
-	t.calls = append(t.calls, rpcCall{method: method, took: time.Since(start)})
+	t.calls = append(t.calls, rpcCall{method: method, start: start, took: time.Since(start)})
 	t.mu.Unlock()
 	return callErr
 }

@@ -93,12 +93,35 @@ func compareCtrs(ctx context.Context, b *bench) ([]row, error) {
 			cpus[f] = append(cpus[f], cpu)
 		}
 	}
+	// A few more runs each through an rpcTimer split a run into the time
+	// some call to the daemon was under way and the rest, which is ctr's
+	// own: starting, connecting, working between calls, exiting.
+	timer, err := startRPCTimer(d)
+	if err != nil {
+		return nil, err
+	}
+	defer timer.close()
+	own := map[*flavor][]time.Duration{}
+	for i := range splitRunCount {
+		for _, f := range b.order(i) {
+			cmd := exec.CommandContext(ctx, ctrs[f], "-a", timer.address, "-n", "bench",
+				"run", "--rm", "--snapshotter", "overlayfs", runImageName, fmt.Sprintf("split-%s-%d", f.name, i), "true")
+			timer.take()
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("%s ctr, run through the rpc timer: %w\n%s", f.name, err, out)
+			}
+			wall := time.Since(start)
+			own[f] = append(own[f], wall-busy(timer.take()))
+		}
+	}
 	metrics := func(f *flavor) []metric {
 		w := summarize(walls[f])
 		return []metric{
 			duration("run --rm p50", w.p50),
 			duration("run --rm p90", w.p90),
 			duration("ctr CPU per run p50", summarize(cpus[f]).p50),
+			duration("ctr's own time (no call under way) p50", summarize(own[f]).p50),
 		}
 	}
 	return pair(metrics(b.ours), metrics(b.theirs))

@@ -9,6 +9,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	_ "crypto/sha256" // go-digest hashes with what is linked in
 	"encoding/json"
 	"fmt"
 	"os"
