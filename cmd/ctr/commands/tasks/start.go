@@ -100,9 +100,13 @@ func IOOptionsOf(context *cli.Context, con console.Console) IOOptions {
 func RunTask(ctx gocontext.Context, context *cli.Context, task client.Task, con console.Console) error {
 	detach := context.Bool("detach")
 	var statusC <-chan client.ExitStatus
+	deleted := false
 	if !detach {
 		// Whatever fails from here, the task does not outlive ctr.
 		defer func() {
+			if deleted {
+				return
+			}
 			if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 				log.GetLogger(ctx).WithError(err).Error("failed to cleanup task")
 			}
@@ -140,5 +144,6 @@ func RunTask(ctx gocontext.Context, context *cli.Context, task client.Task, con 
 	if _, err := task.Delete(ctx); err != nil {
 		return err
 	}
+	deleted = true
 	return exitError(code)
 }

@@ -177,7 +177,8 @@ func (s *stdinCloser) setCloser(f func()) {
 	eof := s.eof
 	s.mu.Unlock()
 	if eof {
-		f()
+		// Not waited for: the task's start need not wait on it.
+		go f()
 	}
 }
 

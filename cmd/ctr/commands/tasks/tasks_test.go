@@ -140,8 +140,11 @@ func TestStdinCloser(t *testing.T) {
 		t.Fatal("read past the end")
 	}
 	var closed atomic.Int32
-	s.setCloser(func() { closed.Add(1) })
-	if closed.Load() != 1 {
+	called := make(chan struct{}, 2)
+	s.setCloser(func() { closed.Add(1); called <- struct{}{} })
+	select { // in the background, so the task's start does not wait on it
+	case <-called:
+	case <-time.After(10 * time.Second):
 		t.Fatal("stdin at its end before the process: not closed once the closer is set")
 	}
 	s.Read(make([]byte, 1))
