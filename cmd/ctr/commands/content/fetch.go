@@ -2,17 +2,12 @@ package content
 
 import (
 	gocontext "context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/containerd/console"
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli"
@@ -24,45 +19,7 @@ import (
 	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/remotes"
-	"github.com/llitfkitfk/containerd/remotes/docker"
-	"github.com/llitfkitfk/containerd/remotes/docker/config"
 )
-
-// registryFlags are containerd's flags for reaching a registry.
-var registryFlags = []cli.Flag{
-	cli.BoolFlag{
-		Name:  "skip-verify, k",
-		Usage: "Skip SSL certificate validation",
-	},
-	cli.BoolFlag{
-		Name:  "plain-http",
-		Usage: "Allow connections using plain HTTP",
-	},
-	cli.StringFlag{
-		Name:  "user, u",
-		Usage: "User[:password] Registry user and password",
-	},
-	cli.StringFlag{
-		Name:  "refresh",
-		Usage: "Refresh token for authorization server",
-	},
-	cli.StringFlag{
-		Name:  "hosts-dir",
-		Usage: "Custom hosts configuration directory",
-	},
-	cli.StringFlag{
-		Name:  "tlscacert",
-		Usage: "Path to TLS root CA",
-	},
-	cli.StringFlag{
-		Name:  "tlscert",
-		Usage: "Path to TLS client certificate",
-	},
-	cli.StringFlag{
-		Name:  "tlskey",
-		Usage: "Path to TLS client key",
-	},
-}
 
 var fetchCommand = cli.Command{
 	Name:      "fetch",
@@ -74,7 +31,7 @@ image under its name.
 
 By default the manifests and configs of every platform are fetched, and
 the layers of this machine's platform only.`,
-	Flags: append(registryFlags[:len(registryFlags):len(registryFlags)],
+	Flags: append(commands.RegistryFlags[:len(commands.RegistryFlags):len(commands.RegistryFlags)],
 		cli.StringSliceFlag{
 			Name:  "label",
 			Usage: "Labels to attach to the image",
@@ -111,7 +68,7 @@ the layers of this machine's platform only.`,
 		}
 		defer cancel()
 		defer c.Close()
-		resolver, err := newResolver(ctx, context)
+		resolver, err := commands.NewResolver(ctx, context)
 		if err != nil {
 			return err
 		}
@@ -268,103 +225,4 @@ func (p *progress) total() {
 	elapsed := time.Since(p.start)
 	fmt.Fprintf(p.out, "elapsed: %.1f s\ttotal: %s\t(%s/s)\n", elapsed.Seconds(), commands.HumanBytes(p.bytes),
 		commands.HumanBytes(int64(float64(p.bytes)/elapsed.Seconds())))
-}
-
-// newResolver is a registry resolver configured by the registry flags,
-// as containerd's ctr makes it.
-func newResolver(ctx gocontext.Context, context *cli.Context) (remotes.Resolver, error) {
-	username, secret, err := credentials(context)
-	if err != nil {
-		return nil, err
-	}
-	options := config.HostOptions{
-		Credentials: func(string) (string, string, error) { return username, secret, nil },
-	}
-	if context.Bool("plain-http") {
-		options.DefaultScheme = "http"
-	}
-	if options.DefaultTLS, err = defaultTLS(context); err != nil {
-		return nil, err
-	}
-	if dir := context.String("hosts-dir"); dir != "" {
-		options.HostDir = config.HostDirFromRoot(dir)
-	}
-	return docker.NewResolver(docker.ResolverOptions{Hosts: config.ConfigureHosts(ctx, options)}), nil
-}
-
-// credentials are --user's user and password, the password asked for on
-// the terminal when --user has none; or --refresh's token.
-func credentials(context *cli.Context) (string, string, error) {
-	username, secret, _ := strings.Cut(context.String("user"), ":")
-	if username == "" {
-		return "", context.String("refresh"), nil
-	}
-	if secret != "" {
-		return username, secret, nil
-	}
-	fmt.Fprint(commands.Stdout, "Password: ")
-	c := console.Current()
-	defer c.Reset()
-	if err := c.DisableEcho(); err != nil {
-		return "", "", fmt.Errorf("failed to disable echo: %w", err)
-	}
-	line, err := readLine(c)
-	fmt.Fprintln(commands.Stdout)
-	if err != nil {
-		return "", "", fmt.Errorf("failed to read password: %w", err)
-	}
-	return username, line, nil
-}
-
-// readLine reads up to a newline, byte by byte so as to take no more
-// of the terminal's input than the line.
-func readLine(r io.Reader) (string, error) {
-	var b strings.Builder
-	buf := make([]byte, 1)
-	for {
-		n, err := r.Read(buf)
-		if n == 1 {
-			if buf[0] == '\n' {
-				return strings.TrimSuffix(b.String(), "\r"), nil
-			}
-			b.WriteByte(buf[0])
-		}
-		if err == io.EOF {
-			return b.String(), nil
-		}
-		if err != nil {
-			return "", err
-		}
-	}
-}
-
-// defaultTLS is the TLS configuration of --skip-verify, --tlscacert,
-// --tlscert and --tlskey; nil when none is set.
-func defaultTLS(context *cli.Context) (*tls.Config, error) {
-	cfg := &tls.Config{InsecureSkipVerify: context.Bool("skip-verify")}
-	if path := context.String("tlscacert"); path != "" {
-		pem, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read %q: %w", path, err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("failed to load TLS CAs from %q: invalid data", path)
-		}
-	}
-	cert, key := context.String("tlscert"), context.String("tlskey")
-	if cert != "" || key != "" {
-		if cert == "" || key == "" {
-			return nil, errors.New("flags --tlscert and --tlskey must be set together")
-		}
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("failed to load TLS client credentials (cert=%q, key=%q): %w", cert, key, err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	if !cfg.InsecureSkipVerify && cfg.RootCAs == nil && cfg.Certificates == nil {
-		return nil, nil
-	}
-	return cfg, nil
 }

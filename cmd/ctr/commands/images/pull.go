@@ -31,7 +31,7 @@ command. As part of this process, we do the following:
 2. Prepare the snapshot filesystem with the pulled resources.
 3. Register metadata for the image.
 `,
-	Flags: append(append([]cli.Flag{}, registryFlags...),
+	Flags: append(append([]cli.Flag{}, commands.RegistryFlags...),
 		snapshotterFlag,
 		labelFlag,
 		cli.StringSliceFlag{Name: "platform", Usage: "Pull content from a specific platform"},
@@ -123,7 +123,7 @@ func pullLocal(ctx gocontext.Context, context *cli.Context, c *client.Client, re
 	}
 	defer release(ctx)
 
-	resolver, err := newResolver(ctx, context)
+	resolver, err := commands.NewResolver(ctx, context)
 	if err != nil {
 		return err
 	}

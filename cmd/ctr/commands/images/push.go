@@ -30,7 +30,7 @@ var pushCommand = cli.Command{
 	creating the associated configuration, and creating the manifest
 	which references those resources.
 `,
-	Flags: append(append([]cli.Flag{}, registryFlags...),
+	Flags: append(append([]cli.Flag{}, commands.RegistryFlags...),
 		cli.StringFlag{Name: "manifest", Usage: "Digest of manifest"},
 		cli.StringFlag{Name: "manifest-type", Usage: "Media type of manifest digest", Value: ocispec.MediaTypeImageManifest},
 		cli.StringSliceFlag{Name: "platform", Usage: "Push content from a specific platform"},
@@ -115,7 +115,7 @@ func pushLocal(ctx gocontext.Context, context *cli.Context, c *client.Client, re
 			}
 		}
 	}
-	resolver, err := newResolver(ctx, context)
+	resolver, err := commands.NewResolver(ctx, context)
 	if err != nil {
 		return err
 	}
