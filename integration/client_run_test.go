@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,49 +17,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/platforms"
-	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
 	"github.com/llitfkitfk/containerd/cio"
 	"github.com/llitfkitfk/containerd/client"
 	"github.com/llitfkitfk/containerd/containers"
-	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/oci"
 )
 
-// storeImage is the image a container is made from, read straight from
-// the content store: these tests drive containers and tasks, and need no
-// more of an image than its layers and config. The embedded interface
-// is nil: any other method fails the test loudly.
-type storeImage struct {
-	client.Image
-	c   *client.Client
-	rec images.Image
-}
-
-func (i storeImage) Name() string                { return i.rec.Name }
-func (i storeImage) ContentStore() content.Store { return i.c.ContentStore() }
-
-func (i storeImage) Config(ctx context.Context) (ocispec.Descriptor, error) {
-	return images.Config(ctx, i.c.ContentStore(), i.rec.Target, platforms.Default())
-}
-
-func (i storeImage) RootFS(ctx context.Context) ([]digest.Digest, error) {
-	cfg, err := i.Config(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return images.RootFS(ctx, i.c.ContentStore(), cfg)
-}
-
-// runClient starts a daemon, imports the busybox image with the
-// distribution's ctr (which unpacks it for overlayfs), and returns our
-// client in runNamespace with the image. Whatever tasks and containers a
+// runClient starts a daemon, imports the busybox image through our
+// client and unpacks it for overlayfs, and returns the client in
+// runNamespace with the image. Whatever tasks and containers a
 // test leaves are removed before the daemon stops.
-func runClient(t *testing.T) (*client.Client, storeImage) {
+func runClient(t *testing.T) (*client.Client, client.Image) {
 	t.Helper()
 	if !privateRun {
 		t.Skip("running containers needs root, for a private /run")
@@ -70,9 +40,6 @@ func runClient(t *testing.T) (*client.Client, storeImage) {
 	d := newDaemon(t, "")
 	sweepAfter(t, d)
 	d.start()
-	if out, err := exec.Command(distroCtr, "-a", d.Address, "-n", runNamespace, "images", "import", archive).CombinedOutput(); err != nil {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
 	c, err := client.New(d.Address, client.WithDefaultNamespace(runNamespace), client.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -81,11 +48,22 @@ func runClient(t *testing.T) (*client.Client, storeImage) {
 		removeContainers(t, c)
 		c.Close()
 	})
-	rec, err := c.ImageService().Get(testCtx(t), busyboxImage)
+	f, err := os.Open(archive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, storeImage{c: c, rec: rec}
+	defer f.Close()
+	if _, err := c.Import(testCtx(t), f); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	img, err := c.GetImage(testCtx(t), busyboxImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Unpack(testCtx(t), "overlayfs"); err != nil {
+		t.Fatalf("unpack: %v", err)
+	}
+	return c, img
 }
 
 func removeContainers(t *testing.T, c *client.Client) {
@@ -109,7 +87,7 @@ func removeContainers(t *testing.T, c *client.Client) {
 }
 
 // newBusybox makes container id from the image, running args.
-func newBusybox(t *testing.T, c *client.Client, img storeImage, id string, args ...string) client.Container {
+func newBusybox(t *testing.T, c *client.Client, img client.Image, id string, args ...string) client.Container {
 	t.Helper()
 	ctr, err := c.NewContainer(testCtx(t), id,
 		client.WithNewSnapshot(id, img),
