@@ -9,11 +9,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -125,9 +127,9 @@ func New(address string, opts ...Opt) (*Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	if err := waitReady(ctx, conn); err != nil {
+	if err := waitReady(ctx, conn, &d); err != nil {
 		conn.Close()
-		if last := d.lastError(); last != nil {
+		if last := d.lastError(); last != nil && errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("failed to dial %q: %w (last error: %v)", address, err, last)
 		}
 		return nil, fmt.Errorf("failed to dial %q: %w", address, err)
@@ -171,8 +173,11 @@ func (d *dialer) lastError() error {
 	return d.last
 }
 
-// waitReady starts conn connecting and waits until it is ready.
-func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
+// waitReady starts conn connecting and waits until it is ready. A socket
+// that is missing or that no one listens on fails at once, as in
+// containerd's client: no daemon is there, and waiting out the timeout
+// would only delay saying so.
+func waitReady(ctx context.Context, conn *grpc.ClientConn, d *dialer) error {
 	conn.Connect()
 	for {
 		s := conn.GetState()
@@ -183,6 +188,10 @@ func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
 			return fmt.Errorf("connection closed: %w", errdefs.ErrUnavailable)
 		case connectivity.Idle:
 			conn.Connect()
+		case connectivity.TransientFailure:
+			if last := d.lastError(); errors.Is(last, syscall.ENOENT) || errors.Is(last, syscall.ECONNREFUSED) {
+				return fmt.Errorf("%w: %w", errdefs.ErrUnavailable, last)
+			}
 		}
 		if !conn.WaitForStateChange(ctx, s) {
 			return ctx.Err()
