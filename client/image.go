@@ -109,9 +109,13 @@ type image struct {
 	i        images.Image
 	platform platforms.MatchComparer
 
-	// diffIDs caches RootFS: an image record's target is immutable
-	// content, so its diff IDs never change.
+	// An image record's target is immutable content: what is read of it
+	// once (the platform's config, its diff IDs) never changes, and a
+	// run asks for it several times (is it unpacked, its snapshot's
+	// parent, its spec).
 	mu      sync.Mutex
+	config  *ocispec.Descriptor
+	spec    *ocispec.Image
 	diffIDs []digest.Digest
 }
 
@@ -123,10 +127,16 @@ func (i *image) ContentStore() content.Store       { return i.client.ContentStor
 func (i *image) Platform() platforms.MatchComparer { return i.platform }
 
 func (i *image) Config(ctx context.Context) (ocispec.Descriptor, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.config != nil {
+		return *i.config, nil
+	}
 	desc, err := images.Config(ctx, i.ContentStore(), i.i.Target, i.platform)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("image %s: %w", i.i.Name, err)
 	}
+	i.config = &desc
 	return desc, nil
 }
 
@@ -135,22 +145,28 @@ func (i *image) Spec(ctx context.Context) (ocispec.Image, error) {
 	if err != nil {
 		return ocispec.Image{}, err
 	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.spec != nil {
+		return *i.spec, nil
+	}
 	spec, err := images.ReadConfig(ctx, i.ContentStore(), desc)
 	if err != nil {
 		return ocispec.Image{}, fmt.Errorf("image %s: config: %w", i.i.Name, err)
 	}
+	i.spec = &spec
 	return spec, nil
 }
 
 func (i *image) RootFS(ctx context.Context) ([]digest.Digest, error) {
+	spec, err := i.Spec(ctx)
+	if err != nil {
+		return nil, err
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.diffIDs != nil {
 		return i.diffIDs, nil
-	}
-	spec, err := i.Spec(ctx)
-	if err != nil {
-		return nil, err
 	}
 	for _, d := range spec.RootFS.DiffIDs {
 		if err := d.Validate(); err != nil {

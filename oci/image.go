@@ -63,6 +63,17 @@ func WithImageConfigArgs(image Image, args []string) SpecOpts {
 // ReadImageConfig reads the image's runtime config (entrypoint, cmd, env,
 // user...) from its content store.
 func ReadImageConfig(ctx context.Context, image Image) (ocispec.ImageConfig, error) {
+	// An image that has read its config already (the client's) says it
+	// without another trip to the content store.
+	if s, ok := image.(interface {
+		Spec(context.Context) (ocispec.Image, error)
+	}); ok {
+		img, err := s.Spec(ctx)
+		if err != nil {
+			return ocispec.ImageConfig{}, err
+		}
+		return img.Config, nil
+	}
 	desc, err := image.Config(ctx)
 	if err != nil {
 		return ocispec.ImageConfig{}, err
