@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,9 @@ type task struct {
 	id     string
 	pid    uint32
 	io     cio.IO
+	// exited is set once a Wait of the init process has seen it exit:
+	// Delete then knows it is stopped without asking.
+	exited atomic.Bool
 }
 
 // process is an exec'd process of a task.
@@ -85,6 +89,9 @@ func waitProcess(ctx context.Context, t *task, execID string) <-chan ExitStatus 
 		if err != nil {
 			c <- ExitStatus{code: UnknownExitStatus, err: errdefs.FromGRPC(err)}
 			return
+		}
+		if execID == "" {
+			t.exited.Store(true)
 		}
 		c <- ExitStatus{code: r.GetExitStatus(), exitedAt: timeOf(r.GetExitedAt())}
 	}()
@@ -194,14 +201,16 @@ func (t *task) Delete(ctx context.Context, opts ...ProcessDeleteOpts) (*ExitStat
 			return nil, err
 		}
 	}
-	st, err := t.Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	switch st.Status {
-	case Stopped, Created, Unknown:
-	default:
-		return nil, fmt.Errorf("task %s must be stopped before deletion, it is %s: %w", t.id, st.Status, errdefs.ErrFailedPrecondition)
+	if !t.exited.Load() {
+		st, err := t.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch st.Status {
+		case Stopped, Created, Unknown:
+		default:
+			return nil, fmt.Errorf("task %s must be stopped before deletion, it is %s: %w", t.id, st.Status, errdefs.ErrFailedPrecondition)
+		}
 	}
 	r, err := t.client.TaskService().Delete(ctx, &tasksapi.DeleteTaskRequest{ContainerId: t.id})
 	if err != nil {

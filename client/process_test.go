@@ -35,6 +35,7 @@ type fakeTasks struct {
 	exitOnStart bool
 	kills       []*tasksapi.KillRequest
 	deletes     int
+	gets        int
 }
 
 func newFakeTasks() *fakeTasks {
@@ -82,6 +83,7 @@ func (f *fakeTasks) Kill(ctx context.Context, r *tasksapi.KillRequest) (*emptypb
 func (f *fakeTasks) Get(ctx context.Context, r *tasksapi.GetRequest) (*tasksapi.GetResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.gets++
 	return &tasksapi.GetResponse{Process: &tasktypes.Process{Id: "t1", Pid: 42, Status: f.status, ExitStatus: f.exitCode}}, nil
 }
 
@@ -220,5 +222,31 @@ func TestPidsExecIDs(t *testing.T) {
 	pids, err := tk.Pids(context.Background())
 	if err != nil || len(pids) != 2 || pids[0] != (ProcessInfo{Pid: 42}) || pids[1] != (ProcessInfo{Pid: 43, ExecID: "e1"}) {
 		t.Fatalf("pids %+v, %v", pids, err)
+	}
+}
+
+// A task whose exit a Wait has seen is deleted without asking its state
+// first: `ctr run` pays one call less for each container.
+func TestDeleteAfterWaitAsksNoStatus(t *testing.T) {
+	f := newFakeTasks()
+	f.exitOnStart = true
+	tk := fakeTaskClient(t, f)
+	ctx := context.Background()
+	exited, err := tk.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, exited)
+	s, err := tk.Delete(ctx)
+	if err != nil || s.ExitCode() != 3 {
+		t.Fatalf("delete: %+v, %v", s, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gets != 0 || f.deletes != 1 {
+		t.Fatalf("%d status calls, %d deletes; want 0 and 1", f.gets, f.deletes)
 	}
 }
