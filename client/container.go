@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerd/fifo"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	tasksapi "github.com/llitfkitfk/containerd/api/services/tasks/v1"
 	tasktypes "github.com/llitfkitfk/containerd/api/types/task"
 	"github.com/llitfkitfk/containerd/cio"
@@ -247,7 +248,7 @@ func (c *container) NewTask(ctx context.Context, ioCreate cio.Creator, opts ...N
 	}
 	req := &tasksapi.CreateTaskRequest{ContainerId: c.id}
 	if info.RootFS != nil {
-		req.Rootfs = mountsToProto(info.RootFS)
+		req.Rootfs = convert.MountsToProto(info.RootFS)
 	} else if rec.SnapshotKey != "" {
 		if rec.Snapshotter == "" {
 			return nil, fmt.Errorf("container %s has snapshot %s but no snapshotter: %w", c.id, rec.SnapshotKey, errdefs.ErrInvalidArgument)
@@ -256,9 +257,7 @@ func (c *container) NewTask(ctx context.Context, ioCreate cio.Creator, opts ...N
 		if err != nil {
 			return nil, fmt.Errorf("mounts of snapshot %s: %w", rec.SnapshotKey, err)
 		}
-		for _, m := range mounts {
-			req.Rootfs = append(req.Rootfs, mountToProto(m.Type, m.Source, m.Target, m.Options))
-		}
+		req.Rootfs = convert.MountsToProto(mounts)
 	}
 	// The runtime's options travel with the task only when given here;
 	// otherwise the daemon takes the container's (WithRuntime).

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/llitfkitfk/containerd/api/types"
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/oci"
@@ -63,18 +62,6 @@ func anyOf(v interface{}) (*anypb.Any, error) {
 		return nil, err
 	}
 	return &anypb.Any{TypeUrl: url, Value: b}, nil
-}
-
-func mountToProto(typ, source, target string, options []string) *types.Mount {
-	return &types.Mount{Type: typ, Source: source, Target: target, Options: options}
-}
-
-func mountsToProto(ms []MountInfo) []*types.Mount {
-	out := make([]*types.Mount, len(ms))
-	for i, m := range ms {
-		out[i] = mountToProto(m.Type, m.Source, m.Target, m.Options)
-	}
-	return out
 }
 
 // WithImage records the image the container is made from.

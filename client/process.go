@@ -6,12 +6,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	tasksapi "github.com/llitfkitfk/containerd/api/services/tasks/v1"
 	"github.com/llitfkitfk/containerd/api/types/runc/options"
 	tasktypes "github.com/llitfkitfk/containerd/api/types/task"
@@ -93,16 +92,9 @@ func waitProcess(ctx context.Context, t *task, execID string) <-chan ExitStatus 
 		if execID == "" {
 			t.exited.Store(true)
 		}
-		c <- ExitStatus{code: r.GetExitStatus(), exitedAt: timeOf(r.GetExitedAt())}
+		c <- ExitStatus{code: r.GetExitStatus(), exitedAt: convert.TimestampFromProto(r.GetExitedAt())}
 	}()
 	return c
-}
-
-func timeOf(ts *timestamppb.Timestamp) time.Time {
-	if ts == nil {
-		return time.Time{}
-	}
-	return ts.AsTime()
 }
 
 func closeIO(ctx context.Context, t *task, execID string, opts []IOCloserOpts) error {
@@ -128,7 +120,7 @@ func processStatus(ctx context.Context, t *task, execID string) (Status, error) 
 	return Status{
 		Status:     statusOf(p.GetStatus()),
 		ExitStatus: p.GetExitStatus(),
-		ExitTime:   timeOf(p.GetExitedAt()),
+		ExitTime:   convert.TimestampFromProto(p.GetExitedAt()),
 	}, nil
 }
 
@@ -217,7 +209,7 @@ func (t *task) Delete(ctx context.Context, opts ...ProcessDeleteOpts) (*ExitStat
 		return nil, errdefs.FromGRPC(err)
 	}
 	finishIO(t.io)
-	return &ExitStatus{code: r.GetExitStatus(), exitedAt: timeOf(r.GetExitedAt())}, nil
+	return &ExitStatus{code: r.GetExitStatus(), exitedAt: convert.TimestampFromProto(r.GetExitedAt())}, nil
 }
 
 func (t *task) Pause(ctx context.Context) error {
@@ -317,7 +309,7 @@ func (t *task) Metrics(ctx context.Context) (*Metrics, error) {
 		}
 		return &Metrics{
 			ID:        m.GetId(),
-			Timestamp: timeOf(m.GetTimestamp()),
+			Timestamp: convert.TimestampFromProto(m.GetTimestamp()),
 			TypeURL:   m.GetData().GetTypeUrl(),
 			Data:      m.GetData().GetValue(),
 		}, nil
@@ -403,5 +395,5 @@ func (p *process) Delete(ctx context.Context, opts ...ProcessDeleteOpts) (*ExitS
 		return nil, errdefs.FromGRPC(err)
 	}
 	finishIO(p.io)
-	return &ExitStatus{code: r.GetExitStatus(), exitedAt: timeOf(r.GetExitedAt())}, nil
+	return &ExitStatus{code: r.GetExitStatus(), exitedAt: convert.TimestampFromProto(r.GetExitedAt())}, nil
 }

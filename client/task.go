@@ -10,6 +10,7 @@ import (
 
 	"github.com/llitfkitfk/containerd/cio"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/mount"
 )
 
 // ProcessStatus is the state of a process, as the daemon names it.
@@ -117,7 +118,7 @@ type NewTaskOpts func(ctx context.Context, client *Client, info *TaskInfo) error
 // TaskInfo holds the options of a task being created.
 type TaskInfo struct {
 	// RootFS overrides the mounts of the container's snapshot.
-	RootFS []MountInfo
+	RootFS []mount.Mount
 	// Options are the runtime's task options, for runc a
 	// *options.Options of api/types/runc/options; they replace the
 	// container's runtime options for this task. Nil sends none.
@@ -128,14 +129,6 @@ type TaskInfo struct {
 	// runtimeOptions are the container's, the base of task options that
 	// change one runc setting.
 	runtimeOptions *anypb.Any
-}
-
-// MountInfo is one mount of a task's root filesystem.
-type MountInfo struct {
-	Type    string
-	Source  string
-	Target  string
-	Options []string
 }
 
 // ProcessDeleteOpts is an option of Process.Delete.

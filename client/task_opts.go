@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -22,10 +23,7 @@ func WithKillExecID(execID string) KillOpts {
 // snapshot's.
 func WithRootFS(mounts []mount.Mount) NewTaskOpts {
 	return func(_ context.Context, _ *Client, info *TaskInfo) error {
-		info.RootFS = make([]MountInfo, len(mounts))
-		for i, m := range mounts {
-			info.RootFS[i] = MountInfo{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options}
-		}
+		info.RootFS = slices.Clone(mounts)
 		return nil
 	}
 }

@@ -11,9 +11,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/llitfkitfk/containerd/api/convert"
 	transfertypes "github.com/llitfkitfk/containerd/api/types/transfer"
 	"github.com/llitfkitfk/containerd/streaming"
-	"github.com/llitfkitfk/containerd/transfer/image"
 	tstreaming "github.com/llitfkitfk/containerd/transfer/streaming"
 )
 
@@ -76,7 +76,7 @@ func (ies *ImageExportStream) MarshalAny(ctx context.Context, sc streaming.Strea
 	return streaming.MarshalAny(&transfertypes.ImageExportStream{
 		Stream:                    id,
 		MediaType:                 ies.mediaType,
-		Platforms:                 image.PlatformsToProto(ies.platforms),
+		Platforms:                 convert.PlatformsToProto(ies.platforms),
 		AllPlatforms:              ies.allPlatforms,
 		SkipCompatibilityManifest: ies.skipCompatibilityManifest,
 		SkipNonDistributable:      ies.skipNonDistributable,

@@ -8,7 +8,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/llitfkitfk/containerd/api/types"
+	"github.com/llitfkitfk/containerd/api/convert"
 	transfertypes "github.com/llitfkitfk/containerd/api/types/transfer"
 	"github.com/llitfkitfk/containerd/streaming"
 	"github.com/llitfkitfk/containerd/transfer"
@@ -77,7 +77,7 @@ func (s *Store) MarshalAny(context.Context, streaming.StreamCreator) (*anypb.Any
 	m := &transfertypes.ImageStore{
 		Name:          s.imageName,
 		Labels:        s.imageLabels,
-		Platforms:     PlatformsToProto(s.platforms),
+		Platforms:     convert.PlatformsToProto(s.platforms),
 		AllMetadata:   s.allMetadata,
 		ManifestLimit: uint32(min(max(s.manifestLimit, 0), math.MaxUint32)),
 	}
@@ -92,27 +92,9 @@ func (s *Store) MarshalAny(context.Context, streaming.StreamCreator) (*anypb.Any
 	}
 	for _, u := range s.unpacks {
 		m.Unpacks = append(m.Unpacks, &transfertypes.UnpackConfiguration{
-			Platform:    PlatformsToProto([]ocispec.Platform{u.Platform})[0],
+			Platform:    convert.PlatformsToProto([]ocispec.Platform{u.Platform})[0],
 			Snapshotter: u.Snapshotter,
 		})
 	}
 	return streaming.MarshalAny(m)
-}
-
-// PlatformsToProto converts platforms to the wire's, in order.
-func PlatformsToProto(ps []ocispec.Platform) []*types.Platform {
-	if len(ps) == 0 {
-		return nil
-	}
-	out := make([]*types.Platform, len(ps))
-	for i, p := range ps {
-		out[i] = &types.Platform{
-			Os:           p.OS,
-			Architecture: p.Architecture,
-			Variant:      p.Variant,
-			OsVersion:    p.OSVersion,
-			OsFeatures:   p.OSFeatures,
-		}
-	}
-	return out
 }
