@@ -58,7 +58,7 @@ func TestFlagErrors(t *testing.T) {
 
 func TestLabelArgs(t *testing.T) {
 	got := labelArgs([]string{"a=b", "c", "d=e=f", "g="})
-	want := map[string]string{"a": "b", "c": "", "d": "e=f", "g": ""}
+	want := map[string]string{"a": "b", "c": "true", "d": "e=f", "g": ""}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("labels %v, want %v", got, want)
 	}

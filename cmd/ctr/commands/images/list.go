@@ -135,7 +135,7 @@ var setLabelsCommand = cli.Command{
 		if name == "" {
 			return errors.New("please specify an image")
 		}
-		labels := imageLabelArgs(context.Args().Tail())
+		labels := commands.LabelArgs(context.Args().Tail())
 		c, ctx, cancel, err := commands.NewClient(context)
 		if err != nil {
 			return err
@@ -168,20 +168,6 @@ var setLabelsCommand = cli.Command{
 		fmt.Fprintln(commands.Stdout, labelsList(updated.Labels))
 		return nil
 	},
-}
-
-// imageLabelArgs parses "key=value" arguments; "key" alone is
-// "key=true", and "key=" clears the label.
-func imageLabelArgs(args []string) map[string]string {
-	labels := make(map[string]string, len(args))
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok {
-			v = "true"
-		}
-		labels[k] = v
-	}
-	return labels
 }
 
 // labelsList is the labels as sorted k=v pairs joined by commas.

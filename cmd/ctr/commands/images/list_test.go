@@ -69,7 +69,7 @@ func humanSizes(present, required int64) string {
 }
 
 func TestImageLabelArgs(t *testing.T) {
-	got := imageLabelArgs([]string{"a=1", "b", "c=", "d=x=y"})
+	got := commands.LabelArgs([]string{"a=1", "b", "c=", "d=x=y"})
 	want := map[string]string{"a": "1", "b": "true", "c": "", "d": "x=y"}
 	if !maps.Equal(got, want) {
 		t.Fatalf("labels %v, want %v", got, want)

@@ -24,17 +24,14 @@ var snapshotterFlag = cli.StringFlag{
 
 var labelFlag = cli.StringSliceFlag{Name: "label", Usage: "Labels to attach to the image"}
 
-// labelArgs reads key=value labels; a bare key has the empty value.
+// labelArgs reads --label's key=value labels as every ctr command does
+// (a bare key is "true", as containerd's pull and import take it); none
+// is nil, so that none are sent.
 func labelArgs(args []string) map[string]string {
 	if len(args) == 0 {
 		return nil
 	}
-	labels := make(map[string]string, len(args))
-	for _, a := range args {
-		k, v, _ := strings.Cut(a, "=")
-		labels[k] = v
-	}
-	return labels
+	return commands.LabelArgs(args)
 }
 
 // requireLocal fails if a flag only the client-side path honours is set

@@ -174,7 +174,7 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 	if err != nil {
 		return nil, err
 	}
-	labels := labelArgs(context.StringSlice("label"))
+	labels := commands.LabelArgs(context.StringSlice("label"))
 	var (
 		opts  []oci.SpecOpts
 		cOpts []client.NewContainerOpts
@@ -245,7 +245,7 @@ func NewContainer(ctx gocontext.Context, c *client.Client, context *cli.Context)
 			client.WithImage(image),
 			client.WithAdditionalContainerLabels(all),
 			client.WithSnapshotter(snapshotter),
-			client.WithNewSnapshot(id, image, snapshots.WithLabels(labelArgs(context.StringSlice("snapshotter-label")))),
+			client.WithNewSnapshot(id, image, snapshots.WithLabels(commands.LabelArgs(context.StringSlice("snapshotter-label")))),
 			client.WithImageStopSignal(image, "SIGTERM"))
 	}
 	// After the image's config, so that the command line wins over the

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/llitfkitfk/containerd/api/types/runc/options"
+	"github.com/llitfkitfk/containerd/cmd/ctr/commands"
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/namespaces"
 	"github.com/llitfkitfk/containerd/oci"
@@ -110,7 +111,7 @@ func TestRuntimeOptions(t *testing.T) {
 }
 
 func TestLabelAndAnnotationArgs(t *testing.T) {
-	if got := labelArgs([]string{"a=b", "c", "d=e=f"}); !reflect.DeepEqual(got, map[string]string{"a": "b", "c": "true", "d": "e=f"}) {
+	if got := commands.LabelArgs([]string{"a=b", "c", "d=e=f"}); !reflect.DeepEqual(got, map[string]string{"a": "b", "c": "true", "d": "e=f"}) {
 		t.Errorf("labelArgs: %v", got)
 	}
 	if _, err := annotationArgs([]string{"a"}); err == nil {
@@ -138,7 +139,7 @@ func TestValidNamespace(t *testing.T) {
 func specOf(t *testing.T, cmd []string, args ...string) (*oci.Spec, error) {
 	t.Helper()
 	context := runContext(t, args...)
-	opts, err := flagSpecOpts(context, cmd, labelArgs(context.StringSlice("label")))
+	opts, err := flagSpecOpts(context, cmd, commands.LabelArgs(context.StringSlice("label")))
 	if err != nil {
 		return nil, err
 	}

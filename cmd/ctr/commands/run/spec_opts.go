@@ -54,19 +54,6 @@ func validNamespace(ns string) bool {
 	return false
 }
 
-// labelArgs reads key=value arguments; a key alone means "true".
-func labelArgs(args []string) map[string]string {
-	labels := make(map[string]string, len(args))
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok {
-			v = "true"
-		}
-		labels[k] = v
-	}
-	return labels
-}
-
 // annotationArgs reads key=value arguments, each of which must have a
 // value.
 func annotationArgs(args []string) (map[string]string, error) {
