@@ -42,14 +42,19 @@ var RuntimeFlags = []cli.Flag{
 	},
 }
 
+// SnapshotterFlag is the --snapshotter of the commands that make or read
+// an image's snapshots. Empty, the client resolves it: the namespace's
+// containerd.io/defaults/snapshotter label, else overlayfs.
+var SnapshotterFlag = cli.StringFlag{
+	Name:   "snapshotter",
+	Usage:  "Snapshotter name. Empty value stands for the default value.",
+	EnvVar: "CONTAINERD_SNAPSHOTTER",
+}
+
 // ContainerSnapshotterFlags choose the snapshotter of a new container's
 // root filesystem and label its snapshot.
 var ContainerSnapshotterFlags = []cli.Flag{
-	cli.StringFlag{
-		Name:   "snapshotter",
-		Usage:  "Snapshotter name. Empty value stands for the default value.",
-		EnvVar: "CONTAINERD_SNAPSHOTTER",
-	},
+	SnapshotterFlag,
 	cli.StringSliceFlag{
 		Name:  "snapshotter-label",
 		Usage: "Labels added to the new snapshot for this container.",

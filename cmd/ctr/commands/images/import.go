@@ -53,7 +53,7 @@ If foobar.tar contains an OCI ref named "latest" and anonymous ref "sha256:deadb
 		cli.BoolFlag{Name: "no-unpack", Usage: "Skip unpacking the images, false by default"},
 		cli.BoolFlag{Name: "local", Usage: "Run import locally rather than through transfer API"},
 		cli.BoolFlag{Name: "compress-blobs", Usage: "Compress uncompressed blobs when creating manifest (Docker format only)"},
-		snapshotterFlag,
+		commands.SnapshotterFlag,
 		labelFlag,
 	},
 	Action: func(context *cli.Context) error {

@@ -21,14 +21,6 @@ import (
 	"github.com/llitfkitfk/containerd/log"
 )
 
-// storeSnapshotterFlag is ctr's --snapshotter of the commands that look
-// at or make an image's snapshots.
-var storeSnapshotterFlag = cli.StringFlag{
-	Name:   "snapshotter",
-	Usage:  "snapshotter name. Empty value stands for the default value.",
-	EnvVar: "CONTAINERD_SNAPSHOTTER",
-}
-
 // newTabWriter is the table writer of ctr's listings, with containerd's
 // settings, so that columns line up the same.
 func newTabWriter() *tabwriter.Writer {
@@ -188,7 +180,7 @@ var checkCommand = cli.Command{
 			Name:  "quiet, q",
 			Usage: "print only the ready image refs (fully downloaded and unpacked)",
 		},
-		storeSnapshotterFlag,
+		commands.SnapshotterFlag,
 	},
 	Action: func(context *cli.Context) error {
 		quiet := context.Bool("quiet")

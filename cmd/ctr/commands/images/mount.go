@@ -30,7 +30,7 @@ var mountCommand = cli.Command{
 When you are done, use the unmount command.
 `,
 	Flags: []cli.Flag{
-		storeSnapshotterFlag,
+		commands.SnapshotterFlag,
 		cli.BoolFlag{
 			Name:  "rw",
 			Usage: "Enable write support on the mount",
@@ -131,7 +131,7 @@ var unmountCommand = cli.Command{
 	ArgsUsage:   "[flags] <target>",
 	Description: "Unmount the image rootfs from the specified target.",
 	Flags: []cli.Flag{
-		storeSnapshotterFlag,
+		commands.SnapshotterFlag,
 		cli.BoolFlag{
 			Name:  "rm",
 			Usage: "remove the snapshot after a successful unmount",

@@ -32,7 +32,7 @@ command. As part of this process, we do the following:
 3. Register metadata for the image.
 `,
 	Flags: append(append([]cli.Flag{}, commands.RegistryFlags...),
-		snapshotterFlag,
+		commands.SnapshotterFlag,
 		labelFlag,
 		cli.StringSliceFlag{Name: "platform", Usage: "Pull content from a specific platform"},
 		cli.BoolFlag{Name: "all-platforms", Usage: "Pull content and metadata from all platforms"},

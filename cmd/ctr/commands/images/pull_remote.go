@@ -7,20 +7,11 @@ import (
 
 	"github.com/urfave/cli"
 
-	"github.com/llitfkitfk/containerd/client"
 	"github.com/llitfkitfk/containerd/cmd/ctr/commands"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/transfer/registry"
 )
-
-// snapshotterFlag names the snapshotter images are unpacked into.
-var snapshotterFlag = cli.StringFlag{
-	Name:   "snapshotter",
-	Usage:  "Snapshotter name. Empty value stands for the default value.",
-	Value:  client.DefaultSnapshotter,
-	EnvVar: "CONTAINERD_SNAPSHOTTER",
-}
 
 var labelFlag = cli.StringSliceFlag{Name: "label", Usage: "Labels to attach to the image"}
 
