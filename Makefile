@@ -27,8 +27,8 @@ bin/containerd-shim-runc-v2: FORCE
 # The client; static like the shim, so it runs on any host it is copied to.
 # Every ctr command starts a process, whose package initialisation is a
 # good part of a short command's time: the tags leave out what ctr never
-# uses (urfave/cli's man page writer, gRPC's request tracing), which
-# halves it.
+# uses (urfave/cli's man page writer, gRPC's request tracing), about a
+# fifth of it (GODEBUG=inittrace: ~15.5 ms to ~12 ms here).
 CTR_TAGS := urfave_cli_no_docs,grpcnotrace
 bin/ctr: FORCE
 	CGO_ENABLED=0 $(GO) build -tags '$(CTR_TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/ctr
