@@ -118,7 +118,7 @@ func importInto(ctx context.Context, cs content.Store, is images.Store, r io.Rea
 	if cfg.Compress {
 		aopts = append(aopts, archive.WithImportCompression())
 	}
-	index, err := archive.ImportIndex(ctx, freshIngests{cs}, r, aopts...)
+	index, err := archive.ImportIndex(ctx, cs, r, aopts...)
 	if err != nil {
 		return nil, err
 	}
@@ -250,27 +250,4 @@ func readIndex(ctx context.Context, provider content.Provider, desc ocispec.Desc
 		return idx, fmt.Errorf("index %s: %w", desc.Digest, err)
 	}
 	return idx, nil
-}
-
-// freshIngests is a content store whose writers start empty. The
-// archive importer writes each blob from its first byte into an ingest
-// of its own, but a daemon holding the blob for another namespace
-// reports such an ingest as already written whole (so that a resuming
-// copy skips it), and bytes written there would follow the blob's.
-type freshIngests struct{ content.Store }
-
-func (s freshIngests) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
-	w, err := s.Store.Writer(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	st, err := w.Status()
-	if err == nil && st.Offset > 0 {
-		err = w.Truncate(0)
-	}
-	if err != nil {
-		w.Close()
-		return nil, err
-	}
-	return w, nil
 }

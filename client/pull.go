@@ -169,7 +169,7 @@ func (c *Client) pullUnpacker(ctx context.Context, rc *RemoteContext) (*unpack.U
 	return unpack.NewUnpacker(ctx, c.ContentStore(), unpack.WithUnpackPlatform(unpack.Platform{
 		Platform:       match,
 		SnapshotterKey: name,
-		Snapshotter:    preparedParent{c.SnapshotService(name)},
+		Snapshotter:    c.SnapshotService(name),
 		Applier:        c.DiffService(),
 		SnapshotOpts:   snapshotOpts,
 		ApplyOpts:      uc.ApplyOpts,

@@ -147,7 +147,7 @@ func (i *image) Unpack(ctx context.Context, snapshotterName string, opts ...Unpa
 	n, err := unpackTarget(ctx, i.client.ContentStore(), i.i.Target, i.platform, unpack.Platform{
 		Platform:       match,
 		SnapshotterKey: name,
-		Snapshotter:    preparedParent{i.client.SnapshotService(name)},
+		Snapshotter:    i.client.SnapshotService(name),
 		Applier:        i.client.DiffService(),
 		SnapshotOpts:   snapshotOpts,
 		ApplyOpts:      config.ApplyOpts,
@@ -200,32 +200,4 @@ func localContent(cs content.Store, platform platforms.MatchComparer) images.Han
 		}
 		return nil, nil
 	})
-}
-
-// preparedParent is a snapshotter whose Commit leaves out the parent a
-// snapshot was prepared on. The unpacker names the parent at every commit
-// (a rebase where it differs, a no-op where not), and the snapshots
-// service sends it on, but a daemon that cannot rebase refuses any parent
-// at all (ours) or ignores it (containerd 1.6). A parent that differs is
-// sent as asked.
-type preparedParent struct{ snapshots.Snapshotter }
-
-func (s preparedParent) Commit(ctx context.Context, name, key string, opts ...snapshots.Opt) error {
-	var info snapshots.Info
-	for _, o := range opts {
-		if err := o(&info); err != nil {
-			return err
-		}
-	}
-	if info.Parent == "" {
-		return s.Snapshotter.Commit(ctx, name, key, opts...)
-	}
-	active, err := s.Snapshotter.Stat(ctx, key)
-	if err != nil {
-		return err
-	}
-	if active.Parent != info.Parent {
-		return s.Snapshotter.Commit(ctx, name, key, opts...)
-	}
-	return s.Snapshotter.Commit(ctx, name, key, snapshots.WithLabels(info.Labels))
 }
