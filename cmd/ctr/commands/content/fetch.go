@@ -15,7 +15,6 @@ import (
 	"github.com/llitfkitfk/containerd/client"
 	"github.com/llitfkitfk/containerd/cmd/ctr/commands"
 	"github.com/llitfkitfk/containerd/content"
-	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/remotes"
@@ -76,15 +75,20 @@ the layers of this machine's platform only.`,
 		if context.GlobalBool("debug") {
 			out = io.Discard // the log tells it all
 		}
-		img, err := fetch(ctx, c, resolver, ref, fetchConfig{
-			matcher:     matcher,
-			allMetadata: allMetadata,
-			labels:      commands.LabelArgs(context.StringSlice("label")),
-			progress:    out,
-		})
+		opts := []client.RemoteOpt{
+			client.WithResolver(resolver),
+			client.WithPlatformMatcher(matcher),
+			client.WithPullLabels(commands.LabelArgs(context.StringSlice("label"))),
+		}
+		if allMetadata {
+			opts = append(opts, client.WithAllMetadata())
+		}
+		p := &progress{out: out, cs: c.ContentStore(), start: time.Now()}
+		img, err := c.Fetch(ctx, ref, append(opts, client.WithImageHandlerWrapper(p.wrap))...)
 		if err != nil {
 			return err
 		}
+		p.total()
 		log.G(ctx).WithField("image", img.Name).WithField("digest", img.Target.Digest).Debug("fetched")
 		return nil
 	},
@@ -112,85 +116,6 @@ func fetchPlatforms(context *cli.Context) (platforms.MatchComparer, bool, error)
 	return platforms.Any(ps...), allMetadata, nil
 }
 
-type fetchConfig struct {
-	matcher     platforms.MatchComparer
-	allMetadata bool
-	labels      map[string]string
-	progress    io.Writer
-}
-
-// fetch resolves ref, copies what cfg selects of it into the content
-// store under a lease, labelled so that the collector keeps children
-// with their parents, and records the image (replacing the target and
-// labels of one already of that name), which then keeps it all.
-func fetch(ctx gocontext.Context, c *client.Client, resolver remotes.Resolver, ref string, cfg fetchConfig) (images.Image, error) {
-	name, desc, err := resolver.Resolve(ctx, ref)
-	if err != nil {
-		return images.Image{}, fmt.Errorf("resolve %s: %w", ref, err)
-	}
-	fetcher, err := resolver.Fetcher(ctx, name)
-	if err != nil {
-		return images.Image{}, err
-	}
-
-	// Until the image record holds it, the content is held by a lease
-	// that expires in a day, should ctr die before releasing it.
-	ctx, release, err := c.WithLease(ctx)
-	if err != nil {
-		return images.Image{}, fmt.Errorf("create lease: %w", err)
-	}
-	defer func() {
-		if err := release(ctx); err != nil && !errdefs.IsNotFound(err) {
-			log.G(ctx).WithError(err).Warn("release lease")
-		}
-	}()
-
-	cs := c.ContentStore()
-	children := images.SetChildrenLabels(cs, images.ChildrenHandler(cs))
-	if cfg.allMetadata {
-		children = metadataOfOthers(children, cfg.matcher)
-	} else {
-		children = images.FilterPlatforms(children, cfg.matcher)
-	}
-	start := time.Now()
-	p := &progress{out: cfg.progress, cs: cs, start: start}
-	handler := images.Handlers(remotes.FetchHandler(cs, fetcher), p.handler(), children)
-	if err := images.Dispatch(ctx, handler, nil, desc); err != nil {
-		return images.Image{}, err
-	}
-	p.total()
-
-	img := images.Image{Name: name, Target: desc, Labels: cfg.labels}
-	is := c.ImageService()
-	created, err := is.Create(ctx, img)
-	if errdefs.IsAlreadyExists(err) {
-		created, err = is.Update(ctx, img)
-	}
-	if err != nil {
-		return images.Image{}, fmt.Errorf("record image %s: %w", name, err)
-	}
-	return created, nil
-}
-
-// metadataOfOthers wraps f so that a manifest for a platform m does not
-// match yields its config alone: every platform's manifest and config are
-// fetched, only the matching platforms' layers.
-func metadataOfOthers(f images.HandlerFunc, m platforms.Matcher) images.HandlerFunc {
-	return func(ctx gocontext.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		children, err := f(ctx, desc)
-		if err != nil || !images.IsManifestType(desc.MediaType) || desc.Platform == nil || m.Match(*desc.Platform) {
-			return children, err
-		}
-		var kept []ocispec.Descriptor
-		for _, ch := range children {
-			if images.IsConfigType(ch.MediaType) {
-				kept = append(kept, ch)
-			}
-		}
-		return kept, nil
-	}
-}
-
 // progress prints a line per blob as it is done ("exists" for one that
 // was there already) and a total at the end: the lines containerd's
 // progress display ends with, without the live redrawing.
@@ -203,9 +128,13 @@ type progress struct {
 	bytes int64
 }
 
-// handler runs after the blob is fetched.
-func (p *progress) handler() images.HandlerFunc {
-	return func(ctx gocontext.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+// wrap prints a line for each blob once the handler has fetched it.
+func (p *progress) wrap(h images.Handler) images.Handler {
+	return images.HandlerFunc(func(ctx gocontext.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := h.Handle(ctx, desc)
+		if err != nil {
+			return nil, err
+		}
 		status := "done"
 		if info, err := p.cs.Info(ctx, desc.Digest); err == nil && info.CreatedAt.Before(p.start) {
 			status = "exists"
@@ -217,8 +146,8 @@ func (p *progress) handler() images.HandlerFunc {
 		p.mu.Lock()
 		fmt.Fprintf(p.out, "%s: %s\n", remotes.MakeRefKey(ctx, desc), status)
 		p.mu.Unlock()
-		return nil, nil
-	}
+		return children, nil
+	})
 }
 
 func (p *progress) total() {

@@ -1,7 +1,6 @@
 package content
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"testing"
@@ -10,29 +9,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli"
 )
-
-func TestMetadataOfOthers(t *testing.T) {
-	config := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: "sha256:c"}
-	layer := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: "sha256:l"}
-	children := func(context.Context, ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		return []ocispec.Descriptor{config, layer}, nil
-	}
-	h := metadataOfOthers(children, platforms.Only(ocispec.Platform{OS: "linux", Architecture: "amd64"}))
-	for _, c := range []struct {
-		desc ocispec.Descriptor
-		want int
-	}{
-		{ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}}, 2},
-		{ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Platform: &ocispec.Platform{OS: "linux", Architecture: "s390x"}}, 1},
-		// No platform said: all of it, as for a single-manifest image.
-		{ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest}, 2},
-	} {
-		got, err := h(context.Background(), c.desc)
-		if err != nil || len(got) != c.want || got[0].Digest != config.Digest {
-			t.Errorf("children of a manifest for %v: %v, %v", c.desc.Platform, got, err)
-		}
-	}
-}
 
 func TestFetchPlatforms(t *testing.T) {
 	s390x := ocispec.Platform{OS: "linux", Architecture: "s390x"}
