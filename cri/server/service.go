@@ -111,6 +111,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.startEventMonitor(ctx); err != nil {
 		return err
 	}
+	if s.stream == nil {
+		return nil
+	}
 	go func() {
 		if err := s.stream.Start(true); err != nil {
 			log.G(ctx).WithError(err).Error("CRI streaming server stopped")
@@ -121,6 +124,9 @@ func (s *Service) Start(ctx context.Context) error {
 
 // Close stops the streaming server.
 func (s *Service) Close() error {
+	if s.stream == nil {
+		return nil
+	}
 	return s.stream.Stop()
 }
 
