@@ -5,9 +5,11 @@ package server
 import (
 	"context"
 	"io"
+	"time"
 
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
+	"github.com/llitfkitfk/containerd/cri/store"
 	"github.com/llitfkitfk/containerd/errdefs"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -43,5 +45,19 @@ func (r streamRuntime) Attach(ctx context.Context, containerID string, in io.Rea
 }
 
 func (r streamRuntime) PortForward(ctx context.Context, podSandboxID string, port int32, stream io.ReadWriteCloser) error {
+	return errdefs.ErrNotImplemented
+}
+
+// stopContainer stops a container: its stop signal, then SIGKILL after
+// timeout (0: at once); it returns once the container has exited. The
+// sandbox work calls it for StopPodSandbox.
+func (s *Service) stopContainer(ctx context.Context, c *store.Container, timeout time.Duration) error {
+	return errdefs.ErrNotImplemented
+}
+
+// removeContainer removes a container (stopping it first if it runs):
+// its task, record, snapshot, IO and files. The sandbox work calls it for
+// RemovePodSandbox.
+func (s *Service) removeContainer(ctx context.Context, c *store.Container) error {
 	return errdefs.ErrNotImplemented
 }

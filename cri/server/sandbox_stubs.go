@@ -8,6 +8,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/llitfkitfk/containerd/cri/config"
+	"github.com/llitfkitfk/containerd/cri/store"
 	"github.com/llitfkitfk/containerd/errdefs"
 )
 
@@ -34,3 +35,7 @@ func (s *Service) handleSandboxExit(ctx context.Context, id string, exitStatus u
 }
 
 var _ = runtime.PodSandboxState_SANDBOX_READY
+
+// sandboxNetNSPath returns the network namespace path of a sandbox ("" for
+// host network): PortForward and container specs use it.
+func (s *Service) sandboxNetNSPath(sb *store.Sandbox) string { return sb.Metadata.NetNSPath }
