@@ -17,10 +17,14 @@ var moduleOverrides = map[string]string{
 }
 
 // moduleOf names the log module of a gRPC method: "/containerd.services.
-// tasks.v1.Tasks/Create" logs as "tasks". Calls outside containerd's
-// services (gRPC health, reflection) keep the caller's module.
+// tasks.v1.Tasks/Create" logs as "tasks", the CRI's
+// "/runtime.v1.RuntimeService/..." as "cri". Other calls (gRPC health,
+// reflection) keep the caller's module.
 func moduleOf(fullMethod string) string {
 	const prefix = "/containerd.services."
+	if strings.HasPrefix(fullMethod, "/runtime.v1.") {
+		return "cri"
+	}
 	if !strings.HasPrefix(fullMethod, prefix) {
 		return ""
 	}

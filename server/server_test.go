@@ -114,6 +114,7 @@ func TestInterceptorTagsModule(t *testing.T) {
 		"/containerd.services.version.v1.Version/Version":     "module=containerd/version",
 		"/containerd.services.snapshots.v1.Snapshots/Prepare": "module=containerd/snapshot",
 		"/grpc.health.v1.Health/Check":                        "module=containerd\n",
+		"/runtime.v1.RuntimeService/RunPodSandbox":            "module=containerd/cri",
 	} {
 		buf.Reset()
 		_, err := unaryInterceptor(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method},
