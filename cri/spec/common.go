@@ -201,11 +201,13 @@ func sameUserns(a, b *runtime.UserNamespace) bool {
 // host's network namespace: mounting a sysfs there fails (EPERM, the
 // network namespace belongs to the host's user namespace), so the host's
 // /sys is bind mounted read-only instead.
-var sysBindMount = specs.Mount{
-	Source:      "/sys",
-	Destination: "/sys",
-	Type:        "bind",
-	Options:     []string{"rbind", "rro", "nosuid", "nodev", "noexec"},
+func sysBindMount() specs.Mount {
+	return specs.Mount{
+		Source:      "/sys",
+		Destination: "/sys",
+		Type:        "bind",
+		Options:     []string{"rbind", "rro", "nosuid", "nodev", "noexec"},
+	}
 }
 
 // Host facts, read once; variables so tests can set them.

@@ -194,7 +194,7 @@ func containerSpec(ctx context.Context, in ContainerInput) (*specs.Spec, error) 
 			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.UserNamespace, Path: nsPath(in.SandboxPid, "user")}),
 			oci.WithUserNamespace(uids, gids))
 		if sbCfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtime.NamespaceMode_NODE {
-			opts = append(opts, oci.WithoutMounts("/sys"), oci.WithMounts([]specs.Mount{sysBindMount}))
+			opts = append(opts, oci.WithoutMounts("/sys"), oci.WithMounts([]specs.Mount{sysBindMount()}))
 		}
 	}
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,9 +38,14 @@ var lookupMount = func(path string) (mountInfo, error) {
 		return mountInfo{}, err
 	}
 	defer f.Close()
+	return findMountInfo(f, path)
+}
+
+// findMountInfo finds the mount that holds path in a mountinfo file.
+func findMountInfo(r io.Reader, path string) (mountInfo, error) {
 	var best mountInfo
 	found := false
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options optional... - fstype source superoptions

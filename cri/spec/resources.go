@@ -2,7 +2,9 @@ package spec
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/cri/config"
+	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/oci"
 )
 
@@ -121,4 +124,30 @@ func withResources(r *runtime.LinuxContainerResources, cri *config.Config) oci.S
 		}
 		return nil
 	}
+}
+
+// UpdateResources returns a copy of the container's spec s with the CRI
+// resources r applied over its own, as UpdateContainerResources does:
+// values r leaves zero keep the spec's, unified keys are merged. The new
+// spec's Linux.Resources is what the task is updated with; s is not
+// changed.
+func UpdateResources(s *specs.Spec, r *runtime.LinuxContainerResources, cri *config.Config) (*specs.Spec, error) {
+	if s == nil {
+		return nil, fmt.Errorf("update resources: no spec: %w", errdefs.ErrFailedPrecondition)
+	}
+	p, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	var n specs.Spec
+	if err := json.Unmarshal(p, &n); err != nil {
+		return nil, err
+	}
+	if cri == nil {
+		cri = config.Default()
+	}
+	if err := withResources(r, cri)(context.Background(), nil, nil, &n); err != nil {
+		return nil, fmt.Errorf("update resources: %w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return &n, nil
 }

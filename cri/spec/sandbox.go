@@ -114,7 +114,7 @@ func sandboxSpec(ctx context.Context, in SandboxInput) (*specs.Spec, error) {
 	}
 	if hostNet && userns {
 		opts = append(opts, oci.WithoutMounts("/sys"))
-		mounts = append(mounts, sysBindMount)
+		mounts = append(mounts, sysBindMount())
 	}
 	opts = append(opts, oci.WithMounts(mounts))
 
