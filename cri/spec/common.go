@@ -98,10 +98,6 @@ func withoutDefaultSecurity(_ context.Context, _ oci.Client, _ *containers.Conta
 	return nil
 }
 
-func withAnnotation(k, v string) oci.SpecOpts {
-	return oci.WithAnnotations(map[string]string{k: v})
-}
-
 // withoutNamespace removes the namespace of type t (the container shares
 // the host's).
 func withoutNamespace(t specs.LinuxNamespaceType) oci.SpecOpts {

@@ -52,7 +52,8 @@ func containerSpec(ctx context.Context, in ContainerInput) (*specs.Spec, error) 
 	if privileged && !sbCfg.GetLinux().GetSecurityContext().GetPrivileged() {
 		return nil, fmt.Errorf("container %s: no privileged container allowed in a sandbox that is not privileged: %w", in.ID, errdefs.ErrInvalidArgument)
 	}
-	if err := checkAppArmor(sc.GetApparmor(), sc.GetApparmorProfile()); err != nil { //nolint:staticcheck // the deprecated field is still sent by old kubelets
+	//lint:ignore SA1019 the deprecated field is still sent by older kubelets
+	if err := checkAppArmor(sc.GetApparmor(), sc.GetApparmorProfile()); err != nil {
 		return nil, err
 	}
 	args, err := Args(cfg, in.Image.Entrypoint, in.Image.Cmd)
@@ -220,7 +221,8 @@ func containerSpec(ctx context.Context, in ContainerInput) (*specs.Spec, error) 
 		return nil, err
 	}
 	opts = append(opts, userOpts...)
-	ssp, err := seccompProfile(sc.GetSeccomp(), sc.GetSeccompProfilePath(), cri.UnsetSeccompProfile) //nolint:staticcheck // the deprecated field is still sent by old kubelets
+	//lint:ignore SA1019 the deprecated field is still sent by older kubelets
+	ssp, err := seccompProfile(sc.GetSeccomp(), sc.GetSeccompProfilePath(), cri.UnsetSeccompProfile)
 	if err != nil {
 		return nil, err
 	}

@@ -565,7 +565,8 @@ func TestContainerSeccomp(t *testing.T) {
 			in := testContainer(t)
 			in.CRI.UnsetSeccompProfile = tc.unset
 			in.Config.Linux.SecurityContext.Seccomp = tc.sp
-			in.Config.Linux.SecurityContext.SeccompProfilePath = tc.deprecated //nolint:staticcheck
+			//lint:ignore SA1019 the deprecated field is still sent by older kubelets
+			in.Config.Linux.SecurityContext.SeccompProfilePath = tc.deprecated
 			s, err := Container(context.Background(), in)
 			if tc.err != "" {
 				errContains(t, err, tc.err)
@@ -636,7 +637,8 @@ func TestContainerAppArmor(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := testContainer(t)
 			in.Config.Linux.SecurityContext.Apparmor = tc.sp
-			in.Config.Linux.SecurityContext.ApparmorProfile = tc.deprecated //nolint:staticcheck
+			//lint:ignore SA1019 the deprecated field is still sent by older kubelets
+			in.Config.Linux.SecurityContext.ApparmorProfile = tc.deprecated
 			s, err := Container(context.Background(), in)
 			if tc.ok {
 				if err != nil || s.Process.ApparmorProfile != "" {

@@ -158,7 +158,8 @@ func sandboxSpec(ctx context.Context, in SandboxInput) (*specs.Spec, error) {
 
 	// Confinement and user, last: the default seccomp profile depends on
 	// the capabilities, the user look-up on nothing before it.
-	ssp, err := seccompProfile(sc.GetSeccomp(), sc.GetSeccompProfilePath(), cri.UnsetSeccompProfile) //nolint:staticcheck // the deprecated field is still sent by old kubelets
+	//lint:ignore SA1019 the deprecated field is still sent by older kubelets
+	ssp, err := seccompProfile(sc.GetSeccomp(), sc.GetSeccompProfilePath(), cri.UnsetSeccompProfile)
 	if err != nil {
 		return nil, err
 	}

@@ -228,8 +228,11 @@ func TestSandboxOptions(t *testing.T) {
 			},
 		},
 		{
-			name:   "unset_seccomp_profile, privileged pod",
-			change: func(in *SandboxInput) { in.CRI.UnsetSeccompProfile = "runtime/default"; in.Config.Linux.SecurityContext.Privileged = true },
+			name: "unset_seccomp_profile, privileged pod",
+			change: func(in *SandboxInput) {
+				in.CRI.UnsetSeccompProfile = "runtime/default"
+				in.Config.Linux.SecurityContext.Privileged = true
+			},
 			check: func(t *testing.T, s *specs.Spec) {
 				if s.Linux.Seccomp != nil {
 					t.Errorf("privileged sandbox has seccomp")
@@ -333,7 +336,8 @@ func TestSandboxErrors(t *testing.T) {
 			in.Image.User = "alice"
 		},
 		"bad seccomp path": func(in *SandboxInput) {
-			in.Config.Linux.SecurityContext.SeccompProfilePath = "nonsense" //nolint:staticcheck
+			//lint:ignore SA1019 the deprecated field is still sent by older kubelets
+			in.Config.Linux.SecurityContext.SeccompProfilePath = "nonsense"
 		},
 		"userns POD without mappings": func(in *SandboxInput) {
 			in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}
