@@ -302,6 +302,15 @@ func TestContainerMounts(t *testing.T) {
 		})
 	}
 
+	t.Run("image volume", func(t *testing.T) {
+		in := testContainer(t)
+		in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/img", Image: &runtime.ImageSpec{Image: "busybox"}, Readonly: true}}
+		_, err := Container(context.Background(), in)
+		if !errors.Is(err, errdefs.ErrNotImplemented) {
+			t.Fatalf("err %v, want not implemented", err)
+		}
+	})
+
 	t.Run("rro", func(t *testing.T) {
 		in := testContainer(t)
 		in.RecursiveReadOnlyMounts = true
