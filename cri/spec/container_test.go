@@ -117,6 +117,15 @@ func TestContainerProcess(t *testing.T) {
 	}
 }
 
+func TestContainerCDIRefused(t *testing.T) {
+	stubHost(t, hostFacts{})
+	in := testContainer(t)
+	in.Config.CDIDevices = []*runtime.CDIDevice{{Name: "vendor.com/gpu=0"}}
+	if _, err := Container(context.Background(), in); !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Fatalf("CDI device: %v", err)
+	}
+}
+
 func TestContainerBadEnvAndNoCommand(t *testing.T) {
 	stubHost(t, hostFacts{})
 	in := testContainer(t)
@@ -405,6 +414,9 @@ func TestContainerPrivileged(t *testing.T) {
 			}
 			if sys := findMount(s, "/sys"); sys == nil || slices.Contains(sys.Options, "ro") {
 				t.Errorf("sysfs %+v", sys)
+			}
+			if cg := findMount(s, "/sys/fs/cgroup"); cg == nil || !slices.Contains(cg.Options, "rw") || slices.Contains(cg.Options, "ro") {
+				t.Errorf("cgroupfs %+v", cg)
 			}
 			if _, ok := nsOf(s, specs.CgroupNamespace); ok {
 				t.Errorf("privileged container has a cgroup namespace")
