@@ -503,6 +503,8 @@ func TestContainerUser(t *testing.T) {
 		{name: "unknown group name", image: "alice:nogroup", err: "no groups found"},
 		{name: "group without user", sc: &runtime.LinuxContainerSecurityContext{RunAsGroup: i64(5)}, err: "without run_as_user"},
 		{name: "name without rootfs", noRootfs: true, image: "alice", err: "needs the root filesystem"},
+		{name: "negative uid without rootfs", noRootfs: true, sc: &runtime.LinuxContainerSecurityContext{RunAsUser: i64(-1)}, err: "out of range"},
+		{name: "negative uid", sc: &runtime.LinuxContainerSecurityContext{RunAsUser: i64(-1)}, err: "out of range"},
 		{name: "bad policy", sc: &runtime.LinuxContainerSecurityContext{SupplementalGroupsPolicy: 7}, err: "supplemental groups policy"},
 		{name: "negative supplemental group", sc: &runtime.LinuxContainerSecurityContext{SupplementalGroups: []int64{-1}}, err: "out of range"},
 	} {
