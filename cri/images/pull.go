@@ -115,6 +115,7 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *runtime.AuthConfig
 			return Image{}, err
 		}
 	}
+	s.fsChanged()
 	img, err := s.cache.get(id)
 	if err != nil {
 		return Image{}, err

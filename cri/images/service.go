@@ -203,6 +203,14 @@ func (s *Service) Update(ctx context.Context, name string) error {
 		return fmt.Errorf("image %s: %w", name, err)
 	}
 	img, err := s.imageOf(ctx, rec)
+	if errdefs.IsNotFound(err) {
+		// Its content is not all there: the record was removed, and its
+		// content collected, since it was read, or it names content that
+		// never was complete. Either way the CRI has no such image.
+		log.G(ctx).WithError(err).WithField("image", name).Debug("CRI: image without its content")
+		s.cache.update(name, nil, false)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("image %s: %w", name, err)
 	}

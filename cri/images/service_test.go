@@ -338,6 +338,34 @@ func TestRemoveImage(t *testing.T) {
 	}
 }
 
+// Concurrent removals of one image all succeed, and each finds it gone
+// when it returns (critest's image consistency).
+func TestConcurrentRemove(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	img := testImage(t, "crm", ocispec.ImageConfig{})
+	if err := reg.Push("crm", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, nil)
+	id := e.pull(reg.Ref("crm", "v1"), nil)
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			if _, err := e.svc.RemoveImage(context.Background(), &runtime.RemoveImageRequest{Image: &runtime.ImageSpec{Image: id}}); err != nil {
+				t.Error(err)
+			}
+			resp, err := e.svc.ImageStatus(context.Background(), &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: id}})
+			if err != nil || resp.Image != nil {
+				t.Errorf("status after remove: %v %v", resp.GetImage(), err)
+			}
+		})
+	}
+	wg.Wait()
+	if recs := e.records(); len(recs) != 0 {
+		t.Errorf("records left: %v", recs)
+	}
+}
+
 // An id prefix two images share names neither.
 func TestAmbiguousPrefix(t *testing.T) {
 	c := newCache()
@@ -598,7 +626,9 @@ func TestImageFsInfo(t *testing.T) {
 	if err := reg.Push("fs", "v1", img); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, func(c *config.Config) { c.StatsCollectPeriod = 0 })
+	// The default period: the pull itself must make the next answer
+	// fresh.
+	e := newEnv(t, nil)
 	resp, err := e.svc.ImageFsInfo(context.Background(), &runtime.ImageFsInfoRequest{})
 	if err != nil {
 		t.Fatal(err)
