@@ -309,13 +309,18 @@ func ParseAuth(auth *runtime.AuthConfig, host string) (string, string, error) {
 
 // registryHosts are the hosts a pull tries for a registry: from the
 // hosts.toml directories of registry.config_path (a list, as in
-// containerd), else the registry itself.
+// containerd), else those made from the deprecated registry.mirrors and
+// registry.configs.<host>.tls, else the registry itself.
 func (s *Service) registryHosts(ctx context.Context, creds func(string) (string, string, error), update func(*http.Client) error) dockerremote.RegistryHosts {
 	opts := hostsconfig.HostOptions{Credentials: creds, UpdateClient: update}
 	if h := s.config.Registry.Headers; len(h) > 0 {
 		opts.AuthorizerOpts = []dockerremote.AuthorizerOpt{dockerremote.WithAuthHeader(h)}
 	}
-	if roots := filepath.SplitList(s.config.Registry.ConfigPath); len(roots) > 0 {
+	roots := filepath.SplitList(s.config.Registry.ConfigPath)
+	if len(roots) == 0 && s.legacyHosts != "" {
+		roots = []string{s.legacyHosts}
+	}
+	if len(roots) > 0 {
 		dirs := make([]func(string) (string, error), len(roots))
 		for i, root := range roots {
 			dirs[i] = hostsconfig.HostDirFromRoot(root)
@@ -329,9 +334,6 @@ func (s *Service) registryHosts(ctx context.Context, creds func(string) (string,
 			}
 			return "", errdefs.ErrNotFound
 		}
-	}
-	if len(s.config.Registry.Mirrors) > 0 && s.config.Registry.ConfigPath == "" {
-		log.G(ctx).Warn("CRI: registry.mirrors is containerd 1.x's deprecated setting and is not supported: use registry.config_path and hosts.toml")
 	}
 	return hostsconfig.ConfigureHosts(ctx, opts)
 }

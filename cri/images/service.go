@@ -14,6 +14,7 @@ package images
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -102,6 +103,10 @@ type Service struct {
 	// downloads bounds the layers downloaded at once, across pulls.
 	downloads *semaphore.Weighted
 
+	// legacyHosts is the hosts.toml directory made from the deprecated
+	// inline registry settings, if there are any and no config_path.
+	legacyHosts string
+
 	cache *cache
 	// refreshMu orders the reads of records into the cache: a name read
 	// later is written to the cache later.
@@ -128,6 +133,19 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	if cfg.MaxConcurrentDownloads > 0 {
 		s.downloads = semaphore.NewWeighted(int64(cfg.MaxConcurrentDownloads))
+	}
+	if cfg.Registry.ConfigPath == "" && hasLegacyHosts(cfg.Registry) {
+		dir := filepath.Join(cfg.StateDir, "registry-hosts")
+		if cfg.StateDir == "" {
+			var err error
+			if dir, err = os.MkdirTemp("", "cri-registry-hosts"); err != nil {
+				return nil, err
+			}
+		}
+		if err := writeLegacyHosts(dir, cfg.Registry); err != nil {
+			return nil, fmt.Errorf("[plugins.%q.registry]: %w", config.PluginURI, err)
+		}
+		s.legacyHosts = dir
 	}
 	if s.deps.ImageFSPaths == nil {
 		s.deps.ImageFSPaths = map[string]string{}

@@ -132,6 +132,93 @@ func TestPullThroughHostsToml(t *testing.T) {
 	}
 }
 
+// containerd 1.x's registry.mirrors, without config_path, still send a
+// host's pulls to its mirrors ("*" for hosts without their own).
+func TestPullThroughLegacyMirrors(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	pause := testImage(t, "pause", ocispec.ImageConfig{})
+	if err := reg.Push("x", "1", pause); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Push("library/busybox", "latest", pause); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *config.Config) {
+		c.Registry.ConfigPath = ""
+		c.Registry.Mirrors = map[string]config.Mirror{
+			"registry.k8s.io": {Endpoints: []string{reg.Host}},
+			"*":               {Endpoints: []string{"http://" + reg.Host}},
+		}
+	})
+	e.pull("registry.k8s.io/x:1", nil)
+	e.pull("busybox", nil)
+	if st := e.status("docker.io/library/busybox:latest"); st == nil {
+		t.Fatal("busybox not pulled through the * mirror")
+	}
+}
+
+// The runtime handler of the request (or, from older kubelets, the
+// sandbox's annotation) chooses the snapshotter unpacked into.
+func TestPullForRuntimeHandler(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	img := testImage(t, "rh", ocispec.ImageConfig{})
+	if err := reg.Push("rh", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	var cfg ocispec.Image
+	json.Unmarshal(img.Blobs[configOf(t, img).Config.Digest], &cfg)
+	chain := identity.ChainID(cfg.RootFS.DiffIDs).String()
+	configure := func(c *config.Config) {
+		c.Containerd.Runtimes["alt"] = config.Runtime{Type: config.DefaultRuntimeType, Snapshotter: "alt"}
+		c.Containerd.Runtimes["gone"] = config.Runtime{Type: config.DefaultRuntimeType, Snapshotter: "absent"}
+	}
+	for _, req := range []*runtime.PullImageRequest{
+		{Image: &runtime.ImageSpec{Image: reg.Ref("rh", "v1"), RuntimeHandler: "alt"}},
+		{Image: &runtime.ImageSpec{Image: reg.Ref("rh", "v1")}, SandboxConfig: &runtime.PodSandboxConfig{Annotations: map[string]string{runtimeHandlerAnnotation: "alt"}}},
+	} {
+		e := newEnv(t, configure)
+		if _, err := e.svc.PullImage(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.Snapshotter("alt").Stat(e.ctx, chain); err != nil {
+			t.Errorf("not unpacked into alt: %v", err)
+		}
+		if _, err := e.sn.Stat(e.ctx, chain); !errdefs.IsNotFound(err) {
+			t.Errorf("unpacked into the default snapshotter too: %v", err)
+		}
+	}
+	e := newEnv(t, configure)
+	_, err := e.svc.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: reg.Ref("rh", "v1"), RuntimeHandler: "gone"}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "absent") {
+		t.Errorf("pull for a handler whose snapshotter is not loaded: %v", err)
+	}
+}
+
+// With discard_unpacked_layers the compressed layers go once unpacked;
+// the image stays whole to the CRI.
+func TestDiscardUnpackedLayers(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	img := testImage(t, "discard", ocispec.ImageConfig{})
+	if err := reg.Push("discard", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	layer := configOf(t, img).Layers[0].Digest
+	for _, discard := range []bool{false, true} {
+		e := newEnv(t, func(c *config.Config) { c.Containerd.DiscardUnpackedLayers = discard })
+		e.pull(reg.Ref("discard", "v1"), nil)
+		if _, err := e.db.GarbageCollect(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.cs.Info(e.ctx, layer)
+		if discard != errdefs.IsNotFound(err) {
+			t.Errorf("discard %v: layer after GC: %v", discard, err)
+		}
+		if st := e.status(reg.Ref("discard", "v1")); st == nil {
+			t.Errorf("discard %v: image gone", discard)
+		}
+	}
+}
+
 // Credentials come from the request (username and password, or "auth")
 // or, without any, from the config's registry.configs.<host>.auth.
 func TestPullAuth(t *testing.T) {
