@@ -77,8 +77,15 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *runtime.AuthConfig
 	if timeout := config.Duration(s.config.ImagePullProgressTimeout); timeout > 0 {
 		go progress.watch(pctx, name, timeout, cancel)
 	}
+	update := progress.wrap
+	if tokenAuth := registryTokenAuth(auth); tokenAuth != nil {
+		update = func(c *http.Client) error {
+			tokenAuth.wrap(c)
+			return progress.wrap(c)
+		}
+	}
 	resolver := dockerremote.NewResolver(dockerremote.ResolverOptions{
-		Hosts:   s.registryHosts(pctx, s.credentials(auth), progress.wrap),
+		Hosts:   s.registryHosts(pctx, s.credentials(auth), update),
 		Headers: s.config.Registry.Headers,
 	})
 
@@ -416,3 +423,44 @@ func (b *countingBody) Close() error {
 	b.once.Do(func() { b.p.active.Add(-1) })
 	return err
 }
+
+// bearerAuth sends a registry token the client already has (the CRI's
+// AuthConfig.registry_token) as the bearer token of every request to
+// the server it is for (any, if the request names none) that carries no
+// authorization of its own; containerd's CRI ignores the field, which
+// leaves such pulls anonymous.
+type bearerAuth struct {
+	token string
+	host  string // "": any
+}
+
+// registryTokenAuth is the bearerAuth of auth, nil if it has no registry
+// token or has credentials the resolver uses instead.
+func registryTokenAuth(auth *runtime.AuthConfig) *bearerAuth {
+	if auth == nil || auth.RegistryToken == "" || auth.Username != "" || auth.IdentityToken != "" || auth.Auth != "" {
+		return nil
+	}
+	b := &bearerAuth{token: auth.RegistryToken}
+	if auth.ServerAddress != "" {
+		b.host = hostOf(auth.ServerAddress)
+	}
+	return b
+}
+
+func (b *bearerAuth) wrap(c *http.Client) {
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	c.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Header.Get("Authorization") == "" && (b.host == "" || req.URL.Host == b.host) {
+			req = req.Clone(req.Context())
+			req.Header.Set("Authorization", "Bearer "+b.token)
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }

@@ -268,6 +268,31 @@ func TestPullAuth(t *testing.T) {
 		t.Errorf("bad base64 auth: %v", err)
 	}
 
+	// A registry token goes as the bearer token, with no token request.
+	proxy := testutil.StartFaultProxy(t, reg)
+	proxy.RequireToken(true)
+	e = newEnv(t, nil)
+	e.hostsToml(proxy.Host, proxy.Host)
+	ref2 := proxy.Host + "/private/img:v1"
+	if _, err := e.svc.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: ref2},
+		Auth: &runtime.AuthConfig{RegistryToken: "test-token", ServerAddress: proxy.Host}}); err != nil {
+		t.Fatalf("pull with a registry token: %v", err)
+	}
+	for _, r := range proxy.Requests() {
+		if r.Path == "/token" {
+			t.Errorf("the token was asked for although given")
+		}
+	}
+	if _, err := e.svc.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: ref2},
+		Auth: &runtime.AuthConfig{RegistryToken: "test-token", ServerAddress: "other.example.com"}}); err != nil {
+		t.Fatalf("pull with a registry token for another server: %v", err)
+	}
+	// Not sent to this server: the pull went through the proxy's token
+	// flow (which gives anyone a token).
+	if !slices.ContainsFunc(proxy.Requests(), func(r testutil.ProxiedRequest) bool { return r.Path == "/token" }) {
+		t.Errorf("a registry token for another server was sent to this one")
+	}
+
 	e = newEnv(t, func(c *config.Config) {
 		c.Registry.Configs = map[string]config.RegistryConfig{reg.Host: {Auth: &config.AuthConfig{Username: "alice", Password: "s3cret"}}}
 	})
