@@ -89,7 +89,23 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *runtime.AuthConfig
 		Headers: s.config.Registry.Headers,
 	})
 
-	desc, err := s.fetch(pctx, resolver, name, snName, sn)
+	// The pull's lease holds what it fetches and unpacks until the
+	// records that keep them are made; then only what they reference
+	// stays, so a failed pull leaves nothing to be seen, and its blobs
+	// to the garbage collector.
+	l, err := s.deps.Leases.Create(ctx, leases.WithExpiration(pullLeaseExpiry), leases.WithLabels(map[string]string{
+		"containerd.io/cri.image-pull": name,
+	}))
+	if err != nil {
+		return Image{}, fmt.Errorf("create lease: %w", err)
+	}
+	defer func() {
+		if err := s.deps.Leases.Delete(leases.WithoutLease(context.WithoutCancel(ctx)), l); err != nil {
+			log.G(ctx).WithError(err).WithField("lease", l.ID).Warn("CRI: releasing a pull's lease")
+		}
+	}()
+
+	desc, err := s.fetch(leases.WithLease(pctx, l.ID), resolver, l, name, snName, sn)
 	if err != nil {
 		if cause := context.Cause(pctx); cause != nil && ctx.Err() == nil {
 			err = cause
@@ -133,24 +149,9 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *runtime.AuthConfig
 }
 
 // fetch resolves name and fetches what the host's platform uses of it
-// into the content store under a lease of its own, unpacking its layers
-// into sn as they arrive. Once the lease is gone only what the image
-// records made after reference stays: a failed pull leaves nothing to
-// be seen, and its blobs to the garbage collector.
-func (s *Service) fetch(ctx context.Context, resolver remotes.Resolver, name, snName string, sn snapshots.Snapshotter) (ocispec.Descriptor, error) {
-	l, err := s.deps.Leases.Create(ctx, leases.WithExpiration(pullLeaseExpiry), leases.WithLabels(map[string]string{
-		"containerd.io/cri.image-pull": name,
-	}))
-	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("create lease: %w", err)
-	}
-	defer func() {
-		if err := s.deps.Leases.Delete(leases.WithoutLease(context.WithoutCancel(ctx)), l); err != nil {
-			log.G(ctx).WithError(err).WithField("lease", l.ID).Warn("CRI: releasing a pull's lease")
-		}
-	}()
-	ctx = leases.WithLease(ctx, l.ID)
-
+// into the content store, under lease l (which ctx carries), unpacking
+// its layers into sn as they arrive.
+func (s *Service) fetch(ctx context.Context, resolver remotes.Resolver, l leases.Lease, name, snName string, sn snapshots.Snapshotter) (ocispec.Descriptor, error) {
 	resolved, desc, err := resolver.Resolve(ctx, name)
 	if err != nil {
 		return ocispec.Descriptor{}, err
