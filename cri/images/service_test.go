@@ -696,6 +696,45 @@ func TestPullProgressTimeout(t *testing.T) {
 	e.noLeases()
 }
 
+// max_concurrent_downloads bounds the layers downloading at once: with
+// every layer stalled, a bound of one lets one layer request out, no
+// bound lets them all.
+func TestMaxConcurrentDownloads(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	img, err := testutil.NewImage(testutil.HostPlatform(), ocispec.ImageConfig{},
+		testutil.TarLayer(testutil.Layer{"a": "a"}), testutil.TarLayer(testutil.Layer{"b": "b"}), testutil.TarLayer(testutil.Layer{"c": "c"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Push("limit", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ limit, want int }{{1, 1}, {0, 3}} {
+		proxy := testutil.StartFaultProxy(t, reg)
+		for _, l := range configOf(t, img).Layers {
+			proxy.Set(l.Digest.String(), testutil.FaultStall)
+		}
+		e := newEnv(t, func(cfg *config.Config) {
+			cfg.MaxConcurrentDownloads = c.limit
+			cfg.ImagePullProgressTimeout = "1s"
+		})
+		e.hostsToml(proxy.Host, proxy.Host)
+		_, err := e.svc.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: proxy.Host + "/limit:v1"}})
+		if status.Code(err) != codes.Aborted {
+			t.Fatalf("limit %d: stalled pull: %v", c.limit, err)
+		}
+		n := 0
+		for _, r := range proxy.Requests() {
+			if r.Fault == testutil.FaultStall {
+				n++
+			}
+		}
+		if n != c.want {
+			t.Errorf("limit %d: %d layer downloads started, want %d", c.limit, n, c.want)
+		}
+	}
+}
+
 // Concurrent pulls of one image, with one download at a time, all get
 // it (run with -race).
 func TestConcurrentPulls(t *testing.T) {
