@@ -14,6 +14,8 @@ import (
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/llitfkitfk/containerd/content"
@@ -49,9 +51,20 @@ func (s *Service) PullImage(ctx context.Context, r *runtime.PullImageRequest) (*
 	}
 	img, err := s.Pull(ctx, r.GetImage().GetImage(), r.GetAuth(), handler)
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, pullError(err)
 	}
 	return &runtime.PullImageResponse{ImageRef: img.ID}, nil
+}
+
+// pullError is the gRPC status of a failed pull. A registry that cannot
+// be reached or refuses the credentials is Unknown, as in containerd's
+// CRI: Unavailable, Unauthenticated and PermissionDenied would read as
+// the CRI's own socket or caller being at fault.
+func pullError(err error) error {
+	if errdefs.IsUnavailable(err) || errdefs.IsUnauthenticated(err) || errdefs.IsPermissionDenied(err) {
+		return status.Error(codes.Unknown, err.Error())
+	}
+	return errdefs.ToGRPC(err)
 }
 
 // Pull pulls ref with auth (nil: the credentials the config has for the
