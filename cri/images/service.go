@@ -168,7 +168,8 @@ func withNamespace(ctx context.Context) context.Context {
 // called once at start-up. As containerd's CRI does, it adopts images
 // others put there (ctr import): their records get the managed label and
 // an id record, and the sandbox image's records the pinned label. An
-// image whose content is incomplete is left out, with a warning.
+// image it cannot read (content missing, no manifest for this platform)
+// is left out, with a warning.
 func (s *Service) Load(ctx context.Context) error {
 	ctx = withNamespace(ctx)
 	recs, err := s.deps.Images.List(ctx)
@@ -176,33 +177,39 @@ func (s *Service) Load(ctx context.Context) error {
 		return fmt.Errorf("list images of namespace %s: %w", config.Namespace, err)
 	}
 	for _, rec := range recs {
-		img, err := s.imageOf(ctx, rec)
-		if err != nil {
-			log.G(ctx).WithError(err).WithField("image", rec.Name).Warn("CRI: image left out: its content is not all there")
-			continue
-		}
-		want := s.labels(rec.Name)
-		for k, v := range want {
-			if rec.Labels[k] == v {
-				continue
-			}
-			// Adopt it: the id record first, so that the image is
-			// found by id as soon as it is by this name.
-			for _, name := range []string{img.ID, rec.Name} {
-				if err := s.createOrUpdate(ctx, name, rec.Target, want); err != nil {
-					return fmt.Errorf("label image %s: %w", name, err)
-				}
-				if err := s.Update(ctx, name); err != nil {
-					return err
-				}
-			}
-			break
-		}
-		if err := s.Update(ctx, rec.Name); err != nil {
-			return err
+		if err := s.load(ctx, rec); err != nil {
+			// One image the CRI cannot read does not keep the others,
+			// or the daemon, from starting.
+			log.G(ctx).WithError(err).WithField("image", rec.Name).Warn("CRI: image left out")
 		}
 	}
 	return nil
+}
+
+// load adopts and caches one record.
+func (s *Service) load(ctx context.Context, rec images.Image) error {
+	img, err := s.imageOf(ctx, rec)
+	if err != nil {
+		return err
+	}
+	want := s.labels(rec.Name)
+	for k, v := range want {
+		if rec.Labels[k] == v {
+			continue
+		}
+		// Adopt it: the id record first, so that the image is found by
+		// id as soon as it is by this name.
+		for _, name := range []string{img.ID, rec.Name} {
+			if err := s.createOrUpdate(ctx, name, rec.Target, want); err != nil {
+				return fmt.Errorf("label image %s: %w", name, err)
+			}
+			if err := s.Update(ctx, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return s.Update(ctx, rec.Name)
 }
 
 // Update brings the cache in step with the image record name, whatever

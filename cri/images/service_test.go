@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc/codes"
@@ -18,6 +19,7 @@ import (
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/cri/config"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/snapshots"
 )
@@ -579,7 +581,16 @@ func TestLoadAfterRestart(t *testing.T) {
 		t.Fatalf("labels left: %v", r.Labels)
 	}
 
+	// A record whose content is not there is left out, not fatal.
+	if _, err := e.is.Create(e.ctx, images.Image{Name: "docker.io/library/broken:1", Target: ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("absent"), Size: 10}}); err != nil {
+		t.Fatal(err)
+	}
+
 	e.svc = e.newService()
+	if st := e.status("docker.io/library/broken:1"); st != nil {
+		t.Errorf("an image without content is listed: %v", st)
+	}
 	after := e.status(id)
 	if after == nil || !slices.Equal(after.RepoTags, before.RepoTags) || !slices.Equal(after.RepoDigests, before.RepoDigests) ||
 		after.Size != before.Size || after.Uid.GetValue() != 42 {
