@@ -110,6 +110,47 @@ func TestPullByTagAndDigest(t *testing.T) {
 	}
 }
 
+// Of a multi-platform image only the host's manifest is fetched; the id
+// is its config's, the digest reference the index's, and the size that
+// of what the host uses, the index included.
+func TestPullMultiPlatform(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	idx, host, err := testutil.MultiPlatformImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Push("multi", "v1", idx); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, nil)
+	id := e.pull(reg.Ref("multi", "v1"), nil)
+	var m ocispec.Manifest
+	if err := json.Unmarshal(idx.Blobs[host.Digest], &m); err != nil {
+		t.Fatal(err)
+	}
+	if id != m.Config.Digest.String() {
+		t.Fatalf("id %s, want the host manifest's config %s", id, m.Config.Digest)
+	}
+	want := idx.Root.Size + host.Size + m.Config.Size
+	for _, l := range m.Layers {
+		want += l.Size
+	}
+	st := e.status(id)
+	if st.Size != uint64(want) || !slices.Equal(st.RepoDigests, []string{reg.Host + "/multi@" + idx.Root.Digest.String()}) {
+		t.Errorf("status %v, want size %d", st, want)
+	}
+	var index ocispec.Index
+	json.Unmarshal(idx.Blobs[idx.Root.Digest], &index)
+	for _, other := range index.Manifests {
+		if other.Digest == host.Digest {
+			continue
+		}
+		if _, err := e.cs.Info(e.ctx, other.Digest); !errdefs.IsNotFound(err) {
+			t.Errorf("another platform's manifest %s was fetched: %v", other.Digest, err)
+		}
+	}
+}
+
 // Names are resolved through config_path's hosts.toml: a short name is
 // docker.io/library/<name>:latest, and a registry.k8s.io image comes from
 // the mirror its hosts.toml names.
