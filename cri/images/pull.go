@@ -77,6 +77,9 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *runtime.AuthConfig
 		return Image{}, fmt.Errorf("failed to parse image reference %q: %w", ref, err)
 	}
 	name := named.String()
+	if s.deps.Leases == nil || s.deps.Applier == nil {
+		return Image{}, fmt.Errorf("pull %s: this image service has no lease manager or layer applier: %w", name, errdefs.ErrFailedPrecondition)
+	}
 	snName := s.Snapshotter(runtimeHandler)
 	sn, ok := s.deps.Snapshotters[snName]
 	if !ok {
