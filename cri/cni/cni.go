@@ -55,7 +55,7 @@ type plugin struct {
 	mu      sync.Mutex
 	seen    string // the dir's signature at the last load
 	loaded  bool
-	loadErr error  // why the last load failed
+	loadErr error // why the last load failed
 }
 
 // New returns the manager; a conf dir that is missing or empty is not an
