@@ -166,5 +166,6 @@ func (s *Service) removeSandbox(ctx context.Context, sb *store.Sandbox) error {
 	}
 	s.emitSandboxEvent(ctx, sb, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	s.sandboxes.Delete(id)
+	podCPUSamples.forget(id)
 	return nil
 }
