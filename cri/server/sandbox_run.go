@@ -289,8 +289,7 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 		if err := task.Kill(ctx, uint32(unix.SIGKILL), false); err != nil && !errdefs.IsNotFound(err) {
 			log.G(ctx).WithError(err).WithField("sandbox", id).Debug("kill pause task")
 		}
-		_, err := s.deps.Tasks.Delete(ctx, id)
-		return ignoreNotFound(err)
+		return s.deletePauseTask(ctx, id)
 	})
 	pid, err := task.Start(ctx)
 	if err != nil {
