@@ -253,9 +253,13 @@ func TestRuntimeConfigCgroupDriver(t *testing.T) {
 	}
 }
 
-type fakeNetwork struct{ err error }
+// statusNetwork is a network whose only answer is its status.
+type statusNetwork struct {
+	network
+	err error
+}
 
-func (n fakeNetwork) Status() error { return n.err }
+func (n statusNetwork) Status() error { return n.err }
 
 func TestUpdateRuntimeConfigRendersTemplate(t *testing.T) {
 	dir := t.TempDir()
@@ -266,7 +270,7 @@ func TestUpdateRuntimeConfigRendersTemplate(t *testing.T) {
 	cfg := config.Default()
 	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
 	cfg.CNI.ConfTemplate = tmpl
-	s := &Service{config: cfg, network: fakeNetwork{err: os.ErrNotExist}}
+	s := &Service{config: cfg, network: statusNetwork{err: os.ErrNotExist}}
 	req := &runtime.UpdateRuntimeConfigRequest{RuntimeConfig: &runtime.RuntimeConfig{
 		NetworkConfig: &runtime.NetworkConfig{PodCidr: "10.88.0.0/16, fd00::/64"},
 	}}
