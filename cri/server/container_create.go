@@ -106,11 +106,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 	}()
 
 	sbStatus := sb.Status()
-	sbRoot := filepath.Join(s.config.RootDir, "sandboxes", sb.Metadata.ID)
-	var shm string
-	if sbCfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() != runtime.NamespaceMode_NODE {
-		shm = filepath.Join(s.config.StateDir, "sandboxes", sb.Metadata.ID, "shm")
-	}
+	paths := s.sandboxPaths(&sb.Metadata)
 	ociSpec, err := spec.Container(ctx, spec.ContainerInput{
 		ID:            id,
 		SandboxID:     sb.Metadata.ID,
@@ -120,10 +116,10 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 		SandboxConfig: sbCfg,
 		Image:         img.Spec.Config,
 		Rootfs:        mounts,
-		HostnamePath:  filepath.Join(sbRoot, "hostname"),
-		HostsPath:     filepath.Join(sbRoot, "hosts"),
-		ResolvPath:    filepath.Join(sbRoot, "resolv.conf"),
-		ShmPath:       shm,
+		HostnamePath:  paths.Hostname,
+		HostsPath:     paths.Hosts,
+		ResolvPath:    paths.Resolv,
+		ShmPath:       paths.Shm,
 		CgroupsPath:   spec.CgroupsPath(sbCfg.GetLinux().GetCgroupParent(), id, runcOpts.SystemdCgroup),
 		Runtime:       rt,
 		CRI:           s.config,
