@@ -107,10 +107,35 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 
 	sbStatus := sb.Status()
 	paths := s.sandboxPaths(&sb.Metadata)
+	var targetPid uint32
+	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if nsOpts.GetPid() == runtime.NamespaceMode_TARGET {
+		target, err := s.containers.Get(nsOpts.GetTargetId())
+		if err != nil {
+			return nil, grpcError(fmt.Errorf("pid namespace target container %q: %w", nsOpts.GetTargetId(), err))
+		}
+		if target.Metadata.SandboxID != sb.Metadata.ID {
+			return nil, grpcError(fmt.Errorf("pid namespace target container %s is not in sandbox %s: %w", target.Metadata.ID, sb.Metadata.ID, errdefs.ErrInvalidArgument))
+		}
+		if targetPid = target.Status().Pid; targetPid == 0 {
+			return nil, grpcError(fmt.Errorf("pid namespace target container %s is not running: %w", target.Metadata.ID, errdefs.ErrFailedPrecondition))
+		}
+	}
+	imageName := cfg.GetImage().GetUserSpecifiedImage()
+	if imageName == "" {
+		imageName = cfg.GetImage().GetImage()
+		if len(img.References) > 0 {
+			imageName = img.References[0]
+		}
+	}
 	ociSpec, err := spec.Container(ctx, spec.ContainerInput{
 		ID:            id,
 		SandboxID:     sb.Metadata.ID,
 		SandboxPid:    sbStatus.Pid,
+		TargetPid:     targetPid,
+		ImageName:     imageName,
+		VolumesDir:    filepath.Join(s.containerRootDir(id), "volumes"),
+		RecursiveReadOnlyMounts: recursiveReadOnlySupported(),
 		NetNSPath:     s.sandboxNetNSPath(sb),
 		Config:        cfg,
 		SandboxConfig: sbCfg,
@@ -164,10 +189,6 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 	}
 	labels[store.KindLabel] = store.KindContainer
 	labels[store.SandboxIDLabel] = sb.Metadata.ID
-	imageName := cfg.GetImage().GetImage()
-	if len(img.References) > 0 {
-		imageName = img.References[0]
-	}
 	record := containers.Container{
 		ID:     id,
 		Labels: labels,

@@ -294,3 +294,42 @@ func TestUpdateRuntimeConfigRendersTemplate(t *testing.T) {
 		t.Fatal("bad pod CIDR accepted")
 	}
 }
+
+func TestKernelAtLeast(t *testing.T) {
+	for rel, want := range map[string]bool{
+		"5.12.0": true, "6.1.0-18-amd64": true, "5.11.22": false, "4.19.0": false,
+		"5.15rc1": true, "garbage": false, "": false, "10.0": true,
+	} {
+		if got := kernelAtLeast(rel, 5, 12); got != want {
+			t.Errorf("kernelAtLeast(%q, 5, 12) = %v", rel, got)
+		}
+	}
+}
+
+func TestMergeResources(t *testing.T) {
+	old := &runtime.ContainerResources{Linux: &runtime.LinuxContainerResources{
+		CpuShares: 512, MemoryLimitInBytes: 1 << 20,
+		HugepageLimits: []*runtime.HugepageLimit{{PageSize: "2MB", Limit: 1}},
+		Unified:        map[string]string{"a": "1"},
+	}}
+	got := mergeResources(old, &runtime.LinuxContainerResources{
+		MemoryLimitInBytes: 2 << 20,
+		HugepageLimits:     []*runtime.HugepageLimit{{PageSize: "2MB", Limit: 2}},
+		Unified:            map[string]string{"b": "2"},
+	}).GetLinux()
+	if got.GetCpuShares() != 512 || got.GetMemoryLimitInBytes() != 2<<20 {
+		t.Errorf("scalars: %v", got)
+	}
+	if len(got.GetHugepageLimits()) != 1 || got.GetHugepageLimits()[0].GetLimit() != 2 {
+		t.Errorf("hugepages: %v", got.GetHugepageLimits())
+	}
+	if got.GetUnified()["a"] != "1" || got.GetUnified()["b"] != "2" {
+		t.Errorf("unified: %v", got.GetUnified())
+	}
+	if old.GetLinux().GetMemoryLimitInBytes() != 1<<20 {
+		t.Error("the old status was changed in place")
+	}
+	if first := mergeResources(nil, &runtime.LinuxContainerResources{CpuQuota: 5}); first.GetLinux().GetCpuQuota() != 5 {
+		t.Errorf("no old resources: %v", first)
+	}
+}
