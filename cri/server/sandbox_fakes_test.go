@@ -250,17 +250,17 @@ func (f *fakeImages) EnsureImage(ctx context.Context, ref string, auth *runtime.
 
 func (f *fakeImages) Snapshotter(handler string) string { return "overlayfs" }
 
-// fakeNetwork hands out addresses and records teardowns.
-type fakeNetwork struct {
+// fakeCNI hands out addresses and records teardowns.
+type fakeCNI struct {
 	mu       sync.Mutex
 	setups   map[string]string // id -> netns path
 	removed  []string
 	failWith error
 }
 
-func (f *fakeNetwork) Status() error { return nil }
+func (f *fakeCNI) Status() error { return nil }
 
-func (f *fakeNetwork) Setup(ctx context.Context, id, nsPath string, pod *runtime.PodSandboxConfig, handler string) (*cni.Result, error) {
+func (f *fakeCNI) Setup(ctx context.Context, id, nsPath string, pod *runtime.PodSandboxConfig, handler string) (*cni.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failWith != nil {
@@ -270,7 +270,7 @@ func (f *fakeNetwork) Setup(ctx context.Context, id, nsPath string, pod *runtime
 	return &cni.Result{IP: "10.88.0.7", AdditionalIPs: []string{"fd00::7"}, JSON: []byte(`{"fake":true}`)}, nil
 }
 
-func (f *fakeNetwork) Remove(ctx context.Context, id, nsPath string, pod *runtime.PodSandboxConfig, handler string) error {
+func (f *fakeCNI) Remove(ctx context.Context, id, nsPath string, pod *runtime.PodSandboxConfig, handler string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.removed = append(f.removed, id)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -10,6 +11,7 @@ import (
 	"github.com/llitfkitfk/containerd/cri/config"
 	"github.com/llitfkitfk/containerd/cri/netns"
 	"github.com/llitfkitfk/containerd/cri/store"
+	"github.com/llitfkitfk/containerd/errdefs"
 )
 
 // network is the pods' networking: CNI in their network namespaces.
@@ -17,6 +19,12 @@ type network interface {
 	// Status is nil when the network is ready (a CNI config is loaded),
 	// else why not, for the NetworkReady condition.
 	Status() error
+}
+
+// podNetwork is the network that sets pods up: the CNI manager. It is an
+// interface apart so that fakes of network need only Status.
+type podNetwork interface {
+	network
 	// Setup attaches the namespace at nsPath to the pod's networks.
 	Setup(ctx context.Context, id, nsPath string, pod *runtime.PodSandboxConfig, handler string) (*cni.Result, error)
 	// Remove detaches it ("" nsPath: the namespace is gone).
@@ -24,6 +32,15 @@ type network interface {
 }
 
 func newNetwork(cfg *config.Config) (network, error) { return cni.New(cfg) }
+
+// podNet returns the network as a podNetwork.
+func (s *Service) podNet() (podNetwork, error) {
+	pn, ok := s.network.(podNetwork)
+	if !ok {
+		return nil, fmt.Errorf("the network (%T) cannot set pods up: %w", s.network, errdefs.ErrFailedPrecondition)
+	}
+	return pn, nil
+}
 
 // netNSDir is where pods' network namespaces are mounted.
 func (s *Service) netNSDir() string {
@@ -64,7 +81,11 @@ func (s *Service) teardownNetwork(ctx context.Context, md *store.SandboxMetadata
 		// The CNI spec's way of saying the namespace is gone.
 		path = ""
 	}
-	if err := s.network.Remove(ctx, md.ID, path, md.Config, md.RuntimeHandler); err != nil {
+	pn, err := s.podNet()
+	if err != nil {
+		return err
+	}
+	if err := pn.Remove(ctx, md.ID, path, md.Config, md.RuntimeHandler); err != nil {
 		// A pod whose setup never completed has nothing to tear down,
 		// and its network config may be gone since.
 		if md.CNIResult != nil {

@@ -83,7 +83,7 @@ func (s *Service) recoverSandbox(ctx context.Context, rec containers.Container) 
 			} else if err := task.Kill(tctx, 9, false); err != nil && !errdefs.IsNotFound(err) {
 				log.G(ctx).WithError(err).WithField("sandbox", md.ID).Warn("kill the unstarted pause task")
 			}
-			if _, err := s.deps.Tasks.Delete(tctx, md.ID); err != nil && !errdefs.IsNotFound(err) {
+			if err := s.deletePauseTask(tctx, md.ID); err != nil {
 				log.G(ctx).WithError(err).WithField("sandbox", md.ID).Warn("delete the dead pause task")
 			}
 		}

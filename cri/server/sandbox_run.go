@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,8 +37,6 @@ const (
 	// runcOptionsTypeURL is runc's options, named as containerd 1.x
 	// clients name them (the shim takes either spelling).
 	runcOptionsTypeURL = "containerd.runc.v1.Options"
-	// specTypeURL is the OCI spec as JSON, as containerd's clients store it.
-	specTypeURL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 )
 
 // sandboxShmSize is the size of a pod's /dev/shm, as containerd's (64 MiB).
@@ -126,15 +122,6 @@ func sandboxName(md *runtime.PodSandboxMetadata) string {
 	return fmt.Sprintf("%s_%s_%s_%d", md.GetName(), md.GetNamespace(), md.GetUid(), md.GetAttempt())
 }
 
-// newID returns a random 64 hex digit id, as containerd's.
-func newID() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return hex.EncodeToString(b[:])
-}
-
 // undoStack runs, on failure, what undoes each step done so far, in
 // reverse; the errors are logged, the first failure is what is returned.
 type undoStack []func(context.Context) error
@@ -192,6 +179,10 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 
 	// The network first: the hosts file names the pod's IP.
 	if !hostNetwork(cfg) {
+		pn, err := s.podNet()
+		if err != nil {
+			return "", err
+		}
 		ns, err := netns.New(s.netNSDir())
 		if err != nil {
 			return "", fmt.Errorf("network namespace of sandbox %s: %w", id, err)
@@ -201,9 +192,9 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 		// CNI DEL even when ADD failed halfway: plugins release what
 		// they got (addresses, port mappings).
 		undo.push(func(ctx context.Context) error {
-			return s.network.Remove(ctx, id, ns.Path(), cfg, handler)
+			return pn.Remove(ctx, id, ns.Path(), cfg, handler)
 		})
-		res, err := s.network.Setup(ctx, id, ns.Path(), cfg, handler)
+		res, err := pn.Setup(ctx, id, ns.Path(), cfg, handler)
 		if err != nil {
 			return "", fmt.Errorf("network of sandbox %s: %w", id, err)
 		}
@@ -298,8 +289,7 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 		if err := task.Kill(ctx, uint32(unix.SIGKILL), false); err != nil && !errdefs.IsNotFound(err) {
 			log.G(ctx).WithError(err).WithField("sandbox", id).Debug("kill pause task")
 		}
-		_, err := s.deps.Tasks.Delete(ctx, id)
-		return ignoreNotFound(err)
+		return s.deletePauseTask(ctx, id)
 	})
 	pid, err := task.Start(ctx)
 	if err != nil {

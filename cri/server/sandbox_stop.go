@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -103,7 +104,7 @@ func (s *Service) sandboxExited(ctx context.Context, sb *store.Sandbox, exitStat
 		return st, nil
 	})
 	sb.MarkStopped()
-	if _, err := s.deps.Tasks.Delete(ctx, sb.Metadata.ID); err != nil && !errdefs.IsNotFound(err) {
+	if err := s.deletePauseTask(ctx, sb.Metadata.ID); err != nil {
 		log.G(ctx).WithError(err).WithField("sandbox", sb.Metadata.ID).Warn("delete the exited pause task")
 	}
 	if changed {
@@ -142,7 +143,7 @@ func (s *Service) removeSandbox(ctx context.Context, sb *store.Sandbox) error {
 			return fmt.Errorf("remove container %s of sandbox %s: %w", c.Metadata.ID, id, err)
 		}
 	}
-	if _, err := s.deps.Tasks.Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+	if err := s.deletePauseTask(ctx, id); err != nil {
 		return fmt.Errorf("delete the task of sandbox %s: %w", id, err)
 	}
 	rec, err := s.deps.Containers.Get(ctx, id)
@@ -167,5 +168,22 @@ func (s *Service) removeSandbox(ctx context.Context, sb *store.Sandbox) error {
 	s.emitSandboxEvent(ctx, sb, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	s.sandboxes.Delete(id)
 	podCPUSamples.forget(id)
+	pauseTaskLocks.Delete(id)
 	return nil
+}
+
+// pauseTaskLocks serialise deleting a pause task: StopPodSandbox, the
+// exit event and RemovePodSandbox may all get there at once, and the
+// shim refuses a delete while another is under way; after the first, the
+// others find no task.
+var pauseTaskLocks sync.Map // sandbox id -> *sync.Mutex
+
+// deletePauseTask deletes a sandbox's exited pause task; no task is fine.
+func (s *Service) deletePauseTask(ctx context.Context, id string) error {
+	l, _ := pauseTaskLocks.LoadOrStore(id, &sync.Mutex{})
+	mu := l.(*sync.Mutex)
+	mu.Lock()
+	defer mu.Unlock()
+	_, err := s.deps.Tasks.Delete(ctx, id)
+	return ignoreNotFound(err)
 }

@@ -31,7 +31,7 @@ type sandboxEnv struct {
 	sn   *fakeSnapshotter
 	rt   *fakeRuntime
 	imgs *fakeImages
-	net  *fakeNetwork
+	net  *fakeCNI
 	sp   *fakeSpec
 	ctx  context.Context
 }
@@ -50,7 +50,7 @@ func newSandboxEnv(t *testing.T) *sandboxEnv {
 		sn:   &fakeSnapshotter{parents: map[string]string{}},
 		rt:   &fakeRuntime{tasks: map[string]*fakeTask{}},
 		imgs: &fakeImages{chainID: "sha256:chain"},
-		net:  &fakeNetwork{setups: map[string]string{}},
+		net:  &fakeCNI{setups: map[string]string{}},
 		sp:   &fakeSpec{},
 		ctx:  withNamespace(context.Background()),
 	}
