@@ -48,7 +48,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 	}
 	sbCfg := sb.Metadata.Config
 
-	id := newContainerID()
+	id := newID()
 	name := makeContainerName(cfg.GetMetadata(), sbCfg.GetMetadata())
 	if err := s.containers.Reserve(name, id); err != nil {
 		return nil, grpcError(fmt.Errorf("container name %q: %w", name, err))
@@ -197,7 +197,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 			Name:    rt.Type,
 			Options: optsAny,
 		},
-		Spec:        &anypb.Any{TypeUrl: ociSpecTypeURL, Value: specJSON},
+		Spec:        &anypb.Any{TypeUrl: specTypeURL, Value: specJSON},
 		Snapshotter: snName,
 		SnapshotKey: id,
 		Extensions: map[string]*anypb.Any{

@@ -129,7 +129,7 @@ func (s *Service) execInContainer(ctx context.Context, c *store.Container, opts 
 		return 0, err
 	}
 
-	execID := newContainerID()
+	execID := newID()
 	eio, err := criio.NewExecIO(execID, filepath.Join(s.containerStateDir(id), "exec"), opts.tty, opts.stdin != nil)
 	if err != nil {
 		return 0, fmt.Errorf("stdio of exec in container %s: %w", id, err)

@@ -22,7 +22,7 @@ import (
 // The type URLs of what the container record and the shim carry, as
 // containerd names them, so that other clients decode them alike.
 const (
-	ociSpecTypeURL   = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
+	specTypeURL      = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 	resourcesTypeURL = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
 	// containerMetadataTypeURL names the JSON of store.ContainerMetadata
 	// in the record's extension.
@@ -44,9 +44,9 @@ const (
 	reasonUnknown   = "Unknown"
 )
 
-// newContainerID returns a new container or exec id: 32 random bytes in hex, as
+// newID returns a new container or exec id: 32 random bytes in hex, as
 // containerd's, so ids never collide and any prefix crictl shows works.
-func newContainerID() string {
+func newID() string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err) // crypto/rand does not fail on Linux

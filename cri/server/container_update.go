@@ -62,7 +62,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 			return st, err
 		}
 		oldSpec := record.Spec
-		record.Spec = &anypb.Any{TypeUrl: ociSpecTypeURL, Value: specJSON}
+		record.Spec = &anypb.Any{TypeUrl: specTypeURL, Value: specJSON}
 		if _, err := s.deps.Containers.Update(ctx, record, "spec"); err != nil {
 			return st, fmt.Errorf("updating the spec of container %s: %w", id, err)
 		}
