@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/llitfkitfk/containerd/cri/store"
@@ -111,5 +113,20 @@ func TestHandleContainerExitReasons(t *testing.T) {
 	s.handleContainerExit(context.Background(), ok, 0, time.Now(), "")
 	if st := ok.Status(); st.Reason != reasonCompleted || st.State() != runtime.ContainerState_CONTAINER_EXITED {
 		t.Errorf("completed: %+v", st)
+	}
+}
+
+// Stopping or removing a container that does not exist succeeds, as the
+// CRI asks (critest's idempotence specs).
+func TestStopRemoveUnknownContainer(t *testing.T) {
+	s := &Service{containers: store.New(store.ContainerKey), sandboxes: store.New(store.SandboxKey), events: newEventBroadcaster()}
+	if _, err := s.StopContainer(context.Background(), &runtime.StopContainerRequest{ContainerId: "nope"}); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if _, err := s.RemoveContainer(context.Background(), &runtime.RemoveContainerRequest{ContainerId: "nope"}); err != nil {
+		t.Errorf("remove: %v", err)
+	}
+	if _, err := s.ContainerStatus(context.Background(), &runtime.ContainerStatusRequest{ContainerId: "nope"}); status.Code(err) != codes.NotFound {
+		t.Errorf("status of an unknown container: %v, want NotFound", err)
 	}
 }
