@@ -1,32 +1,56 @@
-// Package cni sets pods' networks up and down through CNI plugins
-// (github.com/containerd/go-cni), as containerd's CRI does: the network
+// Package cni sets pods' networks up and down through CNI plugins, as
+// containerd's CRI does through github.com/containerd/go-cni: the network
 // configs of a directory, reloaded when it changes, a loopback network
 // (the loopback plugin or, with use_internal_loopback, lo brought up here)
 // and the default network on eth0, whose address is the pod's IP.
+//
+// The plugins are run through libcni (github.com/containernetworking/cni)
+// with an exec of our own rather than through go-cni, whose exec cannot be
+// replaced: the daemon is a child subreaper whose reaper takes the exit
+// status of any child it was not told about (sys.RunManaged), and a CNI
+// plugin run by a plain exec.Cmd then fails now and then with "waitid: no
+// child processes". go-cni's types (Result, PortMapping, BandWidth, DNS)
+// are kept, so the capability arguments and `crictl inspectp`'s cniResult
+// read as containerd's.
 package cni
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
 	gocni "github.com/containerd/go-cni"
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	cnitypes "github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/llitfkitfk/containerd/cri/config"
 	"github.com/llitfkitfk/containerd/cri/netns"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/sys"
 )
 
 // defaultIfName is the interface of the default network in the pod.
 const defaultIfName = "eth0"
+
+// ErrNotInitialized is go-cni's: no network config is loaded.
+var ErrNotInitialized = gocni.ErrCNINotInitialized
+
+// loopbackConf is the loopback network, as go-cni's.
+var loopbackConf = []byte(`{"cniVersion":"0.3.1","name":"cni-loopback","plugins":[{"type":"loopback"}]}`)
 
 // Result is what a pod's network setup gave.
 type Result struct {
@@ -34,7 +58,7 @@ type Result struct {
 	// its others there.
 	IP            string
 	AdditionalIPs []string
-	// JSON is the CNI result as `crictl inspectp` shows it.
+	// JSON is the CNI result (go-cni's Result) as `crictl inspectp` shows it.
 	JSON []byte
 }
 
@@ -46,26 +70,31 @@ type Manager struct {
 	byRT     map[string]*plugin
 }
 
-// plugin is go-cni over one conf dir, reloaded when the dir changes.
-type plugin struct {
-	cni     gocni.CNI
-	dir     string
-	loadOps []gocni.Opt
+// network is one network a pod joins, on interface ifName.
+type network struct {
+	conf   *libcni.NetworkConfigList
+	ifName string
+}
 
-	mu      sync.Mutex
-	seen    string // the dir's signature at the last load
-	loaded  bool
-	loadErr error // why the last load failed
+// plugin is the networks of one conf dir, reloaded when the dir changes.
+type plugin struct {
+	cni    *libcni.CNIConfig
+	dir    string
+	max    int
+	withLo bool
+
+	mu       sync.Mutex
+	networks []network
+	seen     string // the dir's signature at the last load
+	loaded   bool
+	loadErr  error // why the last load failed
 }
 
 // New returns the manager; a conf dir that is missing or empty is not an
 // error (Status says the network is not ready until a config appears).
 func New(cfg *config.Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, byRT: map[string]*plugin{}}
-	var err error
-	if m.defaults, err = newPlugin(cfg, cfg.CNI.ConfDir, cfg.CNI.MaxConfNum); err != nil {
-		return nil, err
-	}
+	m.defaults = newPlugin(cfg, cfg.CNI.ConfDir, cfg.CNI.MaxConfNum)
 	for name, r := range cfg.Containerd.Runtimes {
 		if r.NetworkPluginConfDir == "" {
 			continue
@@ -74,37 +103,50 @@ func New(cfg *config.Config) (*Manager, error) {
 		if r.NetworkPluginMaxConfNum != 0 {
 			max = r.NetworkPluginMaxConfNum
 		}
-		if m.byRT[name], err = newPlugin(cfg, r.NetworkPluginConfDir, max); err != nil {
-			return nil, fmt.Errorf("runtime %s: %w", name, err)
-		}
+		m.byRT[name] = newPlugin(cfg, r.NetworkPluginConfDir, max)
 	}
 	return m, nil
 }
 
-func newPlugin(cfg *config.Config, dir string, max int) (*plugin, error) {
+func newPlugin(cfg *config.Config, dir string, max int) *plugin {
 	binDirs := cfg.CNI.BinDirs
 	if len(binDirs) == 0 && cfg.CNI.BinDir != "" {
 		binDirs = []string{cfg.CNI.BinDir}
 	}
-	// A pod joins the loopback network and at least one other; with the
-	// internal loopback only the other is a CNI network.
-	minNets := 2
-	loadOps := []gocni.Opt{gocni.WithLoNetwork, gocni.WithDefaultConf}
-	if cfg.CNI.UseInternalLoopback {
-		minNets = 1
-		loadOps = []gocni.Opt{gocni.WithDefaultConf}
+	p := &plugin{
+		cni: libcni.NewCNIConfig(binDirs, &managedExec{}),
+		dir: dir, max: max,
+		// A pod joins the loopback network and at least one other; with
+		// the internal loopback only the other is a CNI network.
+		withLo: !cfg.CNI.UseInternalLoopback,
 	}
-	c, err := gocni.New(gocni.WithMinNetworkCount(minNets),
-		gocni.WithPluginConfDir(dir),
-		gocni.WithPluginMaxConfNum(max),
-		gocni.WithPluginDir(binDirs),
-		gocni.WithInterfacePrefix("eth"))
-	if err != nil {
-		return nil, fmt.Errorf("cni: %w", err)
-	}
-	p := &plugin{cni: c, dir: dir, loadOps: loadOps}
 	p.reload()
-	return p, nil
+	return p
+}
+
+// managedExec runs CNI plugins as libcni's default exec does, but so that
+// the daemon's reaper leaves their exit status to us.
+type managedExec struct{ version.PluginDecoder }
+
+func (*managedExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, pluginPath)
+	c.Env = environ
+	c.Stdin = bytes.NewReader(stdin)
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := sys.RunManaged(c); err != nil {
+		// A plugin reports its failure as a CNI error on stdout.
+		var cerr cnitypes.Error
+		if json.Unmarshal(stdout.Bytes(), &cerr) == nil && (cerr.Code != 0 || cerr.Msg != "") {
+			return nil, &cerr
+		}
+		return nil, fmt.Errorf("netplugin %s failed: %w: %s", pluginPath, err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+func (*managedExec) FindInPath(plugin string, paths []string) (string, error) {
+	return invoke.FindInPath(plugin, paths)
 }
 
 // signature sums up the conf dir's files (names, sizes, times), so that a
@@ -136,22 +178,84 @@ func (p *plugin) reload() {
 		return
 	}
 	p.seen, p.loaded = sig, true
-	p.loadErr = p.cni.Load(p.loadOps...)
+	p.networks, p.loadErr = loadNetworks(p.dir, p.max, p.withLo)
 }
 
-func (p *plugin) status() error {
-	p.reload()
-	err := p.cni.Status()
-	if err == nil {
-		return nil
+// loadNetworks reads the first max configs of dir in lexical order (all
+// for max <= 0), as go-cni does: the first is the default network, on
+// eth0; the others on eth1, eth2...
+func loadNetworks(dir string, max int, withLo bool) ([]network, error) {
+	files, err := libcni.ConfFiles(dir, []string{".conf", ".conflist", ".json"})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read cni config dir %s: %w", dir, err)
+	case len(files) == 0:
+		return nil, fmt.Errorf("no network config found in %s: %w", dir, ErrNotInitialized)
 	}
+	sort.Strings(files)
+	var nets []network
+	if withLo {
+		lo, err := libcni.ConfListFromBytes(loopbackConf)
+		if err != nil {
+			return nil, err
+		}
+		nets = append(nets, network{conf: lo, ifName: "lo"})
+	}
+	n := 0
+	for _, f := range files {
+		var list *libcni.NetworkConfigList
+		if strings.HasSuffix(f, ".conflist") {
+			if list, err = libcni.ConfListFromFile(f); err != nil {
+				return nil, fmt.Errorf("cni config list %s: %w", f, err)
+			}
+		} else {
+			conf, err := libcni.ConfFromFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("cni config %s: %w", f, err)
+			}
+			if conf.Network.Type == "" {
+				return nil, fmt.Errorf("cni config %s: no plugin type", f)
+			}
+			if list, err = libcni.ConfListFromConf(conf); err != nil {
+				return nil, fmt.Errorf("cni config %s: %w", f, err)
+			}
+		}
+		if len(list.Plugins) == 0 {
+			return nil, fmt.Errorf("cni config list %s has no plugins", f)
+		}
+		nets = append(nets, network{conf: list, ifName: fmt.Sprintf("eth%d", n)})
+		n++
+		if max > 0 && n == max {
+			break
+		}
+	}
+	return nets, nil
+}
+
+// networksReady returns the networks, or why there are none.
+func (p *plugin) networksReady() ([]network, error) {
+	p.reload()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.loadErr != nil && errors.Is(err, gocni.ErrCNINotInitialized) {
+	if p.loadErr != nil {
 		// "cni plugin not initialized" alone does not say why.
-		return fmt.Errorf("cni config uninitialized: %w", p.loadErr)
+		return nil, fmt.Errorf("cni config uninitialized: %w", p.loadErr)
 	}
-	return err
+	return p.networks, nil
+}
+
+func (p *plugin) status(ctx context.Context) error {
+	nets, err := p.networksReady()
+	if err != nil {
+		return err
+	}
+	// CNI STATUS; plugins older than spec 1.1.0 are not asked.
+	for _, n := range nets {
+		if err := p.cni.GetStatusNetworkList(ctx, n.conf); err != nil {
+			return fmt.Errorf("cni network %s: %w", n.conf.Name, err)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) plugin(handler string) *plugin {
@@ -165,16 +269,18 @@ func (m *Manager) plugin(handler string) *plugin {
 }
 
 // Status is nil when the default network config is loaded, else why not.
-func (m *Manager) Status() error { return m.defaults.status() }
+func (m *Manager) Status() error { return m.defaults.status(context.Background()) }
 
 // Setup attaches the pod's network namespace at nsPath to the networks of
-// its runtime handler and returns its addresses.
+// its runtime handler and returns its addresses. On failure the caller
+// calls Remove, which releases what the plugins that succeeded hold.
 func (m *Manager) Setup(ctx context.Context, id, nsPath string, pod *runtime.PodSandboxConfig, handler string) (*Result, error) {
 	p := m.plugin(handler)
-	if err := p.status(); err != nil {
+	nets, err := p.networksReady()
+	if err != nil {
 		return nil, fmt.Errorf("network for pod %s: %w: %w", id, err, errdefs.ErrFailedPrecondition)
 	}
-	opts, err := NamespaceOpts(id, pod)
+	args, caps, err := PodArgs(id, pod)
 	if err != nil {
 		return nil, err
 	}
@@ -183,22 +289,42 @@ func (m *Manager) Setup(ctx context.Context, id, nsPath string, pod *runtime.Pod
 			return nil, fmt.Errorf("bring lo up: %w", err)
 		}
 	}
-	var res *gocni.Result
-	if m.cfg.CNI.SetupSerially {
-		res, err = p.cni.SetupSerially(ctx, id, nsPath, opts...)
-	} else {
-		res, err = p.cni.Setup(ctx, id, nsPath, opts...)
+	results := make([]*types100.Result, len(nets))
+	errs := make([]error, len(nets))
+	attach := func(i int) {
+		rt := &libcni.RuntimeConf{ContainerID: id, NetNS: nsPath, IfName: nets[i].ifName, Args: args, CapabilityArgs: caps}
+		r, err := p.cni.AddNetworkList(ctx, nets[i].conf, rt)
+		if err == nil {
+			results[i], err = types100.NewResultFromResult(r)
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("cni network %s on %s: %w", nets[i].conf.Name, nets[i].ifName, err)
+		}
 	}
+	if m.cfg.CNI.SetupSerially {
+		for i := range nets {
+			if attach(i); errs[i] != nil {
+				break
+			}
+		}
+	} else {
+		var wg sync.WaitGroup
+		for i := range nets {
+			wg.Add(1)
+			go func() { defer wg.Done(); attach(i) }()
+		}
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("cni setup of pod %s: %w", id, err)
+	}
+	res, err := combineResults(results)
 	if err != nil {
 		return nil, fmt.Errorf("cni setup of pod %s: %w", id, err)
 	}
-	iface, ok := res.Interfaces[defaultIfName]
-	if !ok || len(iface.IPConfigs) == 0 {
-		// Undo what the plugins did: the caller sees a failure.
-		if rerr := p.cni.Remove(ctx, id, nsPath, opts...); rerr != nil {
-			err = rerr
-		}
-		return nil, fmt.Errorf("cni setup of pod %s: no address on %s (undo: %v)", id, defaultIfName, err)
+	iface := res.Interfaces[defaultIfName]
+	if len(iface.IPConfigs) == 0 {
+		return nil, fmt.Errorf("cni setup of pod %s: no address on %s", id, defaultIfName)
 	}
 	out := &Result{}
 	out.IP, out.AdditionalIPs = SelectIPs(iface.IPConfigs, m.cfg.CNI.IPPreference)
@@ -208,40 +334,70 @@ func (m *Manager) Setup(ctx context.Context, id, nsPath string, pod *runtime.Pod
 	return out, nil
 }
 
+// combineResults gathers the networks' results by interface, as go-cni's
+// Result: addresses without an interface index are eth0's.
+func combineResults(results []*types100.Result) (*gocni.Result, error) {
+	r := &gocni.Result{Interfaces: map[string]*gocni.Config{defaultIfName: {}}}
+	for _, res := range results {
+		for _, i := range res.Interfaces {
+			r.Interfaces[i.Name] = &gocni.Config{Mac: i.Mac, Sandbox: i.Sandbox, SocketPath: i.SocketPath, PciID: i.PciID}
+		}
+		for _, ip := range res.IPs {
+			name := defaultIfName
+			if ip.Interface != nil {
+				if *ip.Interface < 0 || *ip.Interface >= len(res.Interfaces) {
+					return nil, fmt.Errorf("result names interface %d of %d", *ip.Interface, len(res.Interfaces))
+				}
+				name = res.Interfaces[*ip.Interface].Name
+			}
+			r.Interfaces[name].IPConfigs = append(r.Interfaces[name].IPConfigs, &gocni.IPConfig{IP: ip.Address.IP, Gateway: ip.Gateway})
+		}
+		r.DNS = append(r.DNS, res.DNS)
+		r.Routes = append(r.Routes, res.Routes...)
+	}
+	return r, nil
+}
+
 // Remove detaches the pod from its networks; nsPath "" when the namespace
 // is gone (CNI plugins then release what they hold outside it, such as
 // addresses and port mappings).
 func (m *Manager) Remove(ctx context.Context, id, nsPath string, pod *runtime.PodSandboxConfig, handler string) error {
 	p := m.plugin(handler)
-	if err := p.status(); err != nil {
+	nets, err := p.networksReady()
+	if err != nil {
 		return fmt.Errorf("network teardown of pod %s: %w", id, err)
 	}
-	opts, err := NamespaceOpts(id, pod)
+	args, caps, err := PodArgs(id, pod)
 	if err != nil {
 		return err
 	}
-	if err := p.cni.Remove(ctx, id, nsPath, opts...); err != nil {
-		return fmt.Errorf("cni teardown of pod %s: %w", id, err)
+	for _, n := range nets {
+		rt := &libcni.RuntimeConf{ContainerID: id, NetNS: nsPath, IfName: n.ifName, Args: args, CapabilityArgs: caps}
+		if err := p.cni.DelNetworkList(ctx, n.conf, rt); err != nil {
+			// As go-cni: a namespace or network already gone is done.
+			if (nsPath == "" && strings.Contains(err.Error(), "no such file or directory")) || strings.Contains(err.Error(), "not found") {
+				continue
+			}
+			return fmt.Errorf("cni teardown of pod %s, network %s: %w", id, n.conf.Name, err)
+		}
 	}
 	return nil
 }
 
-// NamespaceOpts are the CNI args and capabilities of a pod, as containerd
-// passes them: the pod's identity (IgnoreUnknown so that plugins that know
-// none of them accept them), its host ports, bandwidth annotations, DNS and
-// cgroup parent.
-func NamespaceOpts(id string, pod *runtime.PodSandboxConfig) ([]gocni.NamespaceOpts, error) {
+// PodArgs are the CNI args and capabilities of a pod, as containerd
+// passes them through go-cni: the pod's identity (IgnoreUnknown so that
+// plugins that know none of them accept them), its host ports, bandwidth
+// annotations, DNS and cgroup parent.
+func PodArgs(id string, pod *runtime.PodSandboxConfig) ([][2]string, map[string]any, error) {
 	md := pod.GetMetadata()
-	opts := []gocni.NamespaceOpts{
-		gocni.WithLabels(map[string]string{
-			"K8S_POD_NAMESPACE":          md.GetNamespace(),
-			"K8S_POD_NAME":               md.GetName(),
-			"K8S_POD_INFRA_CONTAINER_ID": id,
-			"K8S_POD_UID":                md.GetUid(),
-			"IgnoreUnknown":              "1",
-		}),
-		gocni.WithCapability("io.kubernetes.cri.pod-annotations", pod.GetAnnotations()),
+	args := [][2]string{
+		{"IgnoreUnknown", "1"},
+		{"K8S_POD_NAMESPACE", md.GetNamespace()},
+		{"K8S_POD_NAME", md.GetName()},
+		{"K8S_POD_INFRA_CONTAINER_ID", id},
+		{"K8S_POD_UID", md.GetUid()},
 	}
+	caps := map[string]any{"io.kubernetes.cri.pod-annotations": pod.GetAnnotations()}
 	var ports []gocni.PortMapping
 	for _, pm := range pod.GetPortMappings() {
 		if pm.GetHostPort() <= 0 {
@@ -255,24 +411,22 @@ func NamespaceOpts(id string, pod *runtime.PodSandboxConfig) ([]gocni.NamespaceO
 		})
 	}
 	if len(ports) > 0 {
-		opts = append(opts, gocni.WithCapabilityPortMap(ports))
+		caps["portMappings"] = ports
 	}
 	bw, err := Bandwidth(pod.GetAnnotations())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if bw != nil {
-		opts = append(opts, gocni.WithCapabilityBandWidth(*bw))
+		caps["bandwidth"] = *bw
 	}
 	if dns := pod.GetDnsConfig(); dns != nil {
-		opts = append(opts, gocni.WithCapabilityDNS(gocni.DNS{
-			Servers: dns.GetServers(), Searches: dns.GetSearches(), Options: dns.GetOptions(),
-		}))
+		caps["dns"] = gocni.DNS{Servers: dns.GetServers(), Searches: dns.GetSearches(), Options: dns.GetOptions()}
 	}
 	if cg := pod.GetLinux().GetCgroupParent(); cg != "" {
-		opts = append(opts, gocni.WithCapabilityCgroupPath(cg))
+		caps["cgroupPath"] = cg
 	}
-	return opts, nil
+	return args, caps, nil
 }
 
 // The pod annotations of Kubernetes' traffic shaping, in bits per second.

@@ -1,6 +1,8 @@
 package cni
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,9 +11,11 @@ import (
 	"testing"
 
 	gocni "github.com/containerd/go-cni"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/llitfkitfk/containerd/cri/config"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/sys"
 )
 
 func ips(ss ...string) []*gocni.IPConfig {
@@ -110,7 +114,7 @@ func TestPerRuntimeConfDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rtDir, "a.conf"), []byte(`{"cniVersion":"1.0.0","name":"rt","type":"bridge"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.plugin("other").status(); err != nil {
+	if err := m.plugin("other").status(context.Background()); err != nil {
 		t.Fatalf("runtime other: %v", err)
 	}
 	if m.plugin("") != m.defaults || m.plugin("runc") != m.defaults {
@@ -118,5 +122,96 @@ func TestPerRuntimeConfDir(t *testing.T) {
 	}
 	if err := m.Status(); err == nil {
 		t.Fatal("default dir is empty yet ready")
+	}
+}
+
+// fakePlugin is a CNI plugin that logs each call (command, interface,
+// args, stdin) and answers ADD with two addresses on the interface; with
+// FAIL set in the network config it fails as plugins do.
+const fakePlugin = `#!/bin/sh
+in=$(cat)
+echo "$CNI_COMMAND $CNI_IFNAME $CNI_ARGS $in" >> %q
+v=$(echo "$in" | sed -n 's/.*"cniVersion": *"\([^"]*\)".*/\1/p')
+case "$in" in *'"fail":true'*) echo '{"cniVersion":"1.0.0","code":11,"msg":"no more addresses"}'; exit 1;; esac
+case $CNI_COMMAND in
+ADD)
+	if [ "$CNI_IFNAME" = lo ]; then
+		printf '{"cniVersion":"%%s","interfaces":[{"name":"lo","sandbox":"%%s"}]}' "$v" "$CNI_NETNS"
+	else
+		printf '{"cniVersion":"%%s","interfaces":[{"name":"%%s","sandbox":"%%s"}],"ips":[{"address":"fd00::5/64","interface":0},{"address":"10.1.2.3/24","interface":0}]}' "$v" "$CNI_IFNAME" "$CNI_NETNS"
+	fi;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.3.1","0.4.0","1.0.0"]}';;
+esac
+`
+
+// Setup and Remove run the plugins with the pod's args and capabilities,
+// and gather eth0's addresses, with the test process reaping its
+// children as the daemon does: the plugins' exits must still reach us.
+func TestSetupRemove(t *testing.T) {
+	sys.StartReaper()
+	dir := t.TempDir()
+	bin, conf, logf := filepath.Join(dir, "bin"), filepath.Join(dir, "net.d"), filepath.Join(dir, "calls")
+	for _, d := range []string{bin, conf} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"fake", "loopback"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(fmt.Sprintf(fakePlugin, logf)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(conf, "10-fake.conflist"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"cniVersion":"1.0.0","name":"fakenet","plugins":[{"type":"fake","capabilities":{"portMappings":true,"dns":true}}]}`)
+	cfg := testConfig(conf)
+	cfg.CNI.BinDirs = []string{bin}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &runtime.PodSandboxConfig{
+		Metadata:     &runtime.PodSandboxMetadata{Name: "web", Namespace: "prod", Uid: "u-1"},
+		PortMappings: []*runtime.PortMapping{{ContainerPort: 80, HostPort: 8080}, {ContainerPort: 81}},
+		DnsConfig:    &runtime.DNSConfig{Servers: []string{"10.0.0.10"}},
+	}
+	for i := 0; i < 5; i++ { // more runs, more chances for the reaper to interfere
+		res, err := m.Setup(context.Background(), "pod1", "/var/run/netns/x", pod, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.IP != "10.1.2.3" || len(res.AdditionalIPs) != 1 || res.AdditionalIPs[0] != "fd00::5" {
+			t.Fatalf("ips %s %v", res.IP, res.AdditionalIPs)
+		}
+		if err := m.Remove(context.Background(), "pod1", "", pod, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := string(b)
+	for _, want := range []string{
+		"ADD eth0 IgnoreUnknown=1;K8S_POD_NAMESPACE=prod;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=pod1;K8S_POD_UID=u-1",
+		"ADD lo ", "DEL eth0 ", "DEL lo ",
+		`"portMappings":[{"HostPort":8080,"ContainerPort":80,"Protocol":"tcp","HostIP":""}]`,
+		`"dns":{"Servers":["10.0.0.10"]`,
+	} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("calls lack %q:\n%s", want, calls)
+		}
+	}
+	if strings.Contains(calls, `"ContainerPort":81`) {
+		t.Error("a port without a host port was mapped")
+	}
+
+	write(`{"cniVersion":"1.0.0","name":"fakenet","plugins":[{"type":"fake","fail":true}]}`)
+	if _, err := m.Setup(context.Background(), "pod2", "/var/run/netns/y", pod, ""); err == nil || !strings.Contains(err.Error(), "no more addresses") {
+		t.Fatalf("failing plugin: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/llitfkitfk/containerd/runtime"
 )
@@ -253,6 +254,7 @@ func TestSlowClientDoesNotBlockLogOrOthers(t *testing.T) {
 	slowDone, goodDone := make(chan struct{}), make(chan struct{})
 	go func() { c.Attach(AttachOptions{Stdout: slow}); close(slowDone) }()
 	go func() { c.Attach(AttachOptions{Stdout: good}); close(goodDone) }()
+	waitOutputs(c.stdout, 3) // the log and both clients
 
 	write(t, stdout, "first\n")
 	// The slow client has its first write and sits on it.
@@ -362,6 +364,7 @@ func TestAttachWithoutStdinOnceDetachesWhenStdinEnds(t *testing.T) {
 	// attached.
 	out2 := newBuffer()
 	go c.Attach(AttachOptions{Stdout: out2})
+	waitOutputs(c.stdout, 1)
 	write(t, stdout, "later\n")
 	stdout.Close()
 	<-out2.closed
@@ -501,4 +504,53 @@ func TestExecIOCloseEndsAttachOfAProcessThatNeverStarted(t *testing.T) {
 	done := e.Attach(AttachOptions{Stdout: newBuffer()})
 	e.Close()
 	<-done
+}
+
+func TestAttachStdinOnlyLastsAsLongAsStdin(t *testing.T) {
+	c, err := NewContainerIO("c", t.TempDir(), false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Pipe()
+	sh := openShim(t, c.IO())
+	stdin := <-sh.stdin
+	defer func() {
+		for _, ch := range []chan *os.File{sh.stdout, sh.stderr} {
+			(<-ch).Close()
+		}
+	}()
+
+	// Asking for nothing the container has returns at once.
+	c.Attach(AttachOptions{Stderr: newBuffer(), Tty: true})
+
+	pr, pw := io.Pipe()
+	attached := make(chan struct{})
+	go func() { c.Attach(AttachOptions{Stdin: pr}); close(attached) }()
+	pw.Write([]byte("abc"))
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(stdin, buf); err != nil || string(buf) != "abc" {
+		t.Fatalf("process read %q, %v", buf, err)
+	}
+	select {
+	case <-attached:
+		t.Fatal("attach of stdin ended before the client's stdin")
+	default:
+	}
+	pw.Close()
+	<-attached
+}
+
+// waitOutputs waits until g has n outputs: an Attach started in a
+// goroutine has joined.
+func waitOutputs(g *group, n int) {
+	for {
+		g.mu.Lock()
+		k := len(g.outputs)
+		g.mu.Unlock()
+		if k >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

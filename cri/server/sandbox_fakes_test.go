@@ -119,7 +119,9 @@ type fakeRuntime struct {
 	nextPid    uint32
 	failCreate bool
 	failStart  bool
-	created    []ctrdruntime.CreateOpts
+	// exitOnStart makes tasks exit (status 1) as soon as they start.
+	exitOnStart bool
+	created     []ctrdruntime.CreateOpts
 }
 
 func (f *fakeRuntime) ID() string { return "fake" }
@@ -132,7 +134,7 @@ func (f *fakeRuntime) Create(ctx context.Context, id string, opts ctrdruntime.Cr
 	}
 	f.created = append(f.created, opts)
 	f.nextPid++
-	t := &fakeTask{id: id, pid: 1000 + f.nextPid, failStart: f.failStart, exited: make(chan struct{})}
+	t := &fakeTask{id: id, pid: 1000 + f.nextPid, failStart: f.failStart, exitOnStart: f.exitOnStart, exited: make(chan struct{})}
 	f.tasks[id] = t
 	return t, nil
 }
@@ -173,9 +175,10 @@ func (f *fakeRuntime) count() int {
 
 type fakeTask struct {
 	ctrdruntime.Task
-	id        string
-	pid       uint32
-	failStart bool
+	id          string
+	pid         uint32
+	failStart   bool
+	exitOnStart bool
 
 	mu      sync.Mutex
 	status  ctrdruntime.Status
@@ -203,6 +206,10 @@ func (t *fakeTask) PID(ctx context.Context) (uint32, error) { return t.pid, nil 
 func (t *fakeTask) Start(ctx context.Context) (uint32, error) {
 	if t.failStart {
 		return 0, fmt.Errorf("fake start failure: %w", errdefs.ErrUnknown)
+	}
+	if t.exitOnStart {
+		t.exitWith(1)
+		return t.pid, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

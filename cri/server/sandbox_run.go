@@ -24,6 +24,7 @@ import (
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/log"
+	ctrdruntime "github.com/llitfkitfk/containerd/runtime"
 	"github.com/llitfkitfk/containerd/services/tasks"
 )
 
@@ -106,6 +107,19 @@ func validateSandboxConfig(cfg *runtime.PodSandboxConfig) error {
 	for _, f := range []struct{ name, v string }{{"name", md.GetName()}, {"namespace", md.GetNamespace()}, {"uid", md.GetUid()}} {
 		if f.v == "" {
 			return fmt.Errorf("sandbox config metadata.%s is required: %w", f.name, errdefs.ErrInvalidArgument)
+		}
+	}
+	// These are written into the pod's hosts and resolv.conf files, a
+	// line each: a line break would add lines of the caller's choosing.
+	if strings.ContainsAny(cfg.GetHostname(), " \t\r\n\x00") {
+		return fmt.Errorf("sandbox config hostname %q: must not contain spaces or line breaks: %w", cfg.GetHostname(), errdefs.ErrInvalidArgument)
+	}
+	dns := cfg.GetDnsConfig()
+	for _, list := range [][]string{dns.GetServers(), dns.GetSearches(), dns.GetOptions()} {
+		for _, v := range list {
+			if v == "" || strings.ContainsAny(v, " \t\r\n\x00") {
+				return fmt.Errorf("sandbox config dns_config entry %q: must be non-empty, without spaces or line breaks: %w", v, errdefs.ErrInvalidArgument)
+			}
 		}
 	}
 	for _, p := range cfg.GetPortMappings() {
@@ -302,6 +316,11 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 	}
 	s.emitSandboxEvent(ctx, sb, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
 	s.emitSandboxEvent(ctx, sb, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
+	// A pause process that died before the sandbox was in the store had
+	// its exit event find nothing: look once more now that it is.
+	if ps, err := task.State(ctx); err == nil && ps.Status == ctrdruntime.StoppedStatus {
+		s.sandboxExited(ctx, sb, ps.ExitStatus, ps.ExitedAt)
+	}
 	return id, nil
 }
 

@@ -173,10 +173,19 @@ func TestRunPodSandboxValidation(t *testing.T) {
 	e := newSandboxEnv(t)
 	noUID := hostPod("x")
 	noUID.Metadata.Uid = ""
+	badHost := hostPod("x")
+	badHost.Hostname = "h\n6.6.6.6 evil"
+	badDNS := hostPod("x")
+	badDNS.DnsConfig.Searches = []string{"a\nnameserver 6.6.6.6"}
+	badPort := hostPod("x")
+	badPort.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, HostPort: 70000}}
 	for name, cfg := range map[string]*runtime.PodSandboxConfig{
 		"no config":   nil,
 		"no metadata": {},
 		"no uid":      noUID,
+		"hostname":    badHost,
+		"dns":         badDNS,
+		"port":        badPort,
 	} {
 		_, err := e.run(cfg, "")
 		if grpcCode(err) != codes.InvalidArgument {
@@ -329,6 +338,21 @@ func TestHandleSandboxExit(t *testing.T) {
 		t.Errorf("exit overwritten: %+v", st)
 	}
 	e.s.handleSandboxExit(context.Background(), "nosuch", 1, 1) // no panic
+}
+
+// A pause process that exits before RunPodSandbox returns is seen: its
+// exit event came before the sandbox was in the store.
+func TestRunPodSandboxPauseDiesAtOnce(t *testing.T) {
+	e := newSandboxEnv(t)
+	e.rt.exitOnStart = true
+	id, err := e.run(hostPod("a"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := e.s.sandboxes.Get(id)
+	if st := sb.Status(); st.State != store.SandboxNotReady || st.ExitStatus != 1 {
+		t.Errorf("%+v", st)
+	}
 }
 
 func TestListPodSandbox(t *testing.T) {
