@@ -85,12 +85,23 @@ func initCRI(ic *plugin.InitContext) (interface{}, error) {
 		return nil, fmt.Errorf("[plugins.%q.containerd] snapshotter %q is not loaded", config.PluginURI, cfg.Containerd.Snapshotter)
 	}
 
+	// What each snapshotter's plugin advertises decides how images are
+	// unpacked into it: with "rebase" (overlayfs), layers in parallel.
+	caps := map[string][]string{}
+	if ps, err := ic.GetByType(plugin.SnapshotPlugin); err == nil {
+		for name, p := range ps {
+			if p.Meta != nil {
+				caps[name] = p.Meta.Capabilities
+			}
+		}
+	}
 	imageService, err := images.New(cfg, images.Deps{
-		Content:      deps.content,
-		Images:       deps.images,
-		Snapshotters: deps.snapshotters,
-		Leases:       deps.leases,
-		Applier:      deps.diff,
+		Content:                 deps.content,
+		Images:                  deps.images,
+		Snapshotters:            deps.snapshotters,
+		Leases:                  deps.leases,
+		Applier:                 deps.diff,
+		SnapshotterCapabilities: caps,
 	})
 	if err != nil {
 		return nil, err

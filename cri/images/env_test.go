@@ -52,12 +52,16 @@ func newEnv(t *testing.T, configure func(*config.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sn, err := naive.NewSnapshotter(filepath.Join(dir, "naive"))
-	if err != nil {
-		t.Fatal(err)
+	backingSn := map[string]snapshots.Snapshotter{}
+	for _, name := range []string{"naive", "alt"} {
+		sn, err := naive.NewSnapshotter(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		backingSn[name] = sn
 	}
 	ctx := namespaces.WithNamespace(context.Background(), config.Namespace)
-	db, err := metadata.Open(ctx, filepath.Join(dir, "meta.db"), backing, map[string]snapshots.Snapshotter{"naive": sn})
+	db, err := metadata.Open(ctx, filepath.Join(dir, "meta.db"), backing, backingSn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +89,7 @@ func (e *env) newService() *Service {
 	svc, err := New(e.cfg, Deps{
 		Content:      e.cs,
 		Images:       e.is,
-		Snapshotters: map[string]snapshots.Snapshotter{"naive": e.sn},
+		Snapshotters: map[string]snapshots.Snapshotter{"naive": e.sn, "alt": e.db.Snapshotter("alt")},
 		Leases:       e.leases,
 		Applier:      dirApplier{e.cs},
 	})

@@ -34,7 +34,8 @@ type fsUsage struct {
 // on, as containerd's CRI does: the snapshots of the k8s.io namespace in
 // the configured snapshotter (mountpoint: its root directory), and in any
 // other snapshotter that has some. The usage is sampled at most once per
-// stats_collect_period; container_filesystems is left empty (the
+// stats_collect_period (and again after a pull or removal through this
+// service); container_filesystems is left empty (the
 // containers' writable layers are on the same snapshotters).
 func (s *Service) ImageFsInfo(ctx context.Context, r *runtime.ImageFsInfoRequest) (*runtime.ImageFsInfoResponse, error) {
 	ctx = withNamespace(ctx)
@@ -64,6 +65,15 @@ func (s *Service) ImageFsInfo(ctx context.Context, r *runtime.ImageFsInfoRequest
 		})
 	}
 	return resp, nil
+}
+
+// fsChanged drops the last sample: a pull or removal here changes the
+// usage, and the next ImageFsInfo should see it rather than wait out the
+// period.
+func (s *Service) fsChanged() {
+	s.fsMu.Lock()
+	s.fsStats.usage = nil
+	s.fsMu.Unlock()
 }
 
 // fsUsage returns the last sample if it is recent enough, else takes one.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/llitfkitfk/containerd/content"
@@ -49,9 +51,20 @@ func (s *Service) PullImage(ctx context.Context, r *runtime.PullImageRequest) (*
 	}
 	img, err := s.Pull(ctx, r.GetImage().GetImage(), r.GetAuth(), handler)
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, pullError(err)
 	}
 	return &runtime.PullImageResponse{ImageRef: img.ID}, nil
+}
+
+// pullError is the gRPC status of a failed pull. A registry that cannot
+// be reached or refuses the credentials is Unknown, as in containerd's
+// CRI: Unavailable, Unauthenticated and PermissionDenied would read as
+// the CRI's own socket or caller being at fault.
+func pullError(err error) error {
+	if errdefs.IsUnavailable(err) || errdefs.IsUnauthenticated(err) || errdefs.IsPermissionDenied(err) {
+		return status.Error(codes.Unknown, err.Error())
+	}
+	return errdefs.ToGRPC(err)
 }
 
 // Pull pulls ref with auth (nil: the credentials the config has for the
@@ -64,6 +77,9 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *runtime.AuthConfig
 		return Image{}, fmt.Errorf("failed to parse image reference %q: %w", ref, err)
 	}
 	name := named.String()
+	if s.deps.Leases == nil || s.deps.Applier == nil {
+		return Image{}, fmt.Errorf("pull %s: this image service has no lease manager or layer applier: %w", name, errdefs.ErrFailedPrecondition)
+	}
 	snName := s.Snapshotter(runtimeHandler)
 	sn, ok := s.deps.Snapshotters[snName]
 	if !ok {
@@ -77,12 +93,35 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *runtime.AuthConfig
 	if timeout := config.Duration(s.config.ImagePullProgressTimeout); timeout > 0 {
 		go progress.watch(pctx, name, timeout, cancel)
 	}
+	update := progress.wrap
+	if tokenAuth := registryTokenAuth(auth); tokenAuth != nil {
+		update = func(c *http.Client) error {
+			tokenAuth.wrap(c)
+			return progress.wrap(c)
+		}
+	}
 	resolver := dockerremote.NewResolver(dockerremote.ResolverOptions{
-		Hosts:   s.registryHosts(pctx, s.credentials(auth), progress.wrap),
+		Hosts:   s.registryHosts(pctx, s.credentials(auth), update),
 		Headers: s.config.Registry.Headers,
 	})
 
-	desc, err := s.fetch(pctx, resolver, name, snName, sn)
+	// The pull's lease holds what it fetches and unpacks until the
+	// records that keep them are made; then only what they reference
+	// stays, so a failed pull leaves nothing to be seen, and its blobs
+	// to the garbage collector.
+	l, err := s.deps.Leases.Create(ctx, leases.WithExpiration(pullLeaseExpiry), leases.WithLabels(map[string]string{
+		"containerd.io/cri.image-pull": name,
+	}))
+	if err != nil {
+		return Image{}, fmt.Errorf("create lease: %w", err)
+	}
+	defer func() {
+		if err := s.deps.Leases.Delete(leases.WithoutLease(context.WithoutCancel(ctx)), l); err != nil {
+			log.G(ctx).WithError(err).WithField("lease", l.ID).Warn("CRI: releasing a pull's lease")
+		}
+	}()
+
+	desc, err := s.fetch(leases.WithLease(pctx, l.ID), resolver, l, name, snName, sn)
 	if err != nil {
 		if cause := context.Cause(pctx); cause != nil && ctx.Err() == nil {
 			err = cause
@@ -115,6 +154,7 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *runtime.AuthConfig
 			return Image{}, err
 		}
 	}
+	s.fsChanged()
 	img, err := s.cache.get(id)
 	if err != nil {
 		return Image{}, err
@@ -125,24 +165,9 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *runtime.AuthConfig
 }
 
 // fetch resolves name and fetches what the host's platform uses of it
-// into the content store under a lease of its own, unpacking its layers
-// into sn as they arrive. Once the lease is gone only what the image
-// records made after reference stays: a failed pull leaves nothing to
-// be seen, and its blobs to the garbage collector.
-func (s *Service) fetch(ctx context.Context, resolver remotes.Resolver, name, snName string, sn snapshots.Snapshotter) (ocispec.Descriptor, error) {
-	l, err := s.deps.Leases.Create(ctx, leases.WithExpiration(pullLeaseExpiry), leases.WithLabels(map[string]string{
-		"containerd.io/cri.image-pull": name,
-	}))
-	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("create lease: %w", err)
-	}
-	defer func() {
-		if err := s.deps.Leases.Delete(leases.WithoutLease(context.WithoutCancel(ctx)), l); err != nil {
-			log.G(ctx).WithError(err).WithField("lease", l.ID).Warn("CRI: releasing a pull's lease")
-		}
-	}()
-	ctx = leases.WithLease(ctx, l.ID)
-
+// into the content store, under lease l (which ctx carries), unpacking
+// its layers into sn as they arrive.
+func (s *Service) fetch(ctx context.Context, resolver remotes.Resolver, l leases.Lease, name, snName string, sn snapshots.Snapshotter) (ocispec.Descriptor, error) {
 	resolved, desc, err := resolver.Resolve(ctx, name)
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -308,13 +333,18 @@ func ParseAuth(auth *runtime.AuthConfig, host string) (string, string, error) {
 
 // registryHosts are the hosts a pull tries for a registry: from the
 // hosts.toml directories of registry.config_path (a list, as in
-// containerd), else the registry itself.
+// containerd), else those made from the deprecated registry.mirrors and
+// registry.configs.<host>.tls, else the registry itself.
 func (s *Service) registryHosts(ctx context.Context, creds func(string) (string, string, error), update func(*http.Client) error) dockerremote.RegistryHosts {
 	opts := hostsconfig.HostOptions{Credentials: creds, UpdateClient: update}
 	if h := s.config.Registry.Headers; len(h) > 0 {
 		opts.AuthorizerOpts = []dockerremote.AuthorizerOpt{dockerremote.WithAuthHeader(h)}
 	}
-	if roots := filepath.SplitList(s.config.Registry.ConfigPath); len(roots) > 0 {
+	roots := filepath.SplitList(s.config.Registry.ConfigPath)
+	if len(roots) == 0 && s.legacyHosts != "" {
+		roots = []string{s.legacyHosts}
+	}
+	if len(roots) > 0 {
 		dirs := make([]func(string) (string, error), len(roots))
 		for i, root := range roots {
 			dirs[i] = hostsconfig.HostDirFromRoot(root)
@@ -328,9 +358,6 @@ func (s *Service) registryHosts(ctx context.Context, creds func(string) (string,
 			}
 			return "", errdefs.ErrNotFound
 		}
-	}
-	if len(s.config.Registry.Mirrors) > 0 && s.config.Registry.ConfigPath == "" {
-		log.G(ctx).Warn("CRI: registry.mirrors is containerd 1.x's deprecated setting and is not supported: use registry.config_path and hosts.toml")
 	}
 	return hostsconfig.ConfigureHosts(ctx, opts)
 }
@@ -413,3 +440,44 @@ func (b *countingBody) Close() error {
 	b.once.Do(func() { b.p.active.Add(-1) })
 	return err
 }
+
+// bearerAuth sends a registry token the client already has (the CRI's
+// AuthConfig.registry_token) as the bearer token of every request to
+// the server it is for (any, if the request names none) that carries no
+// authorization of its own; containerd's CRI ignores the field, which
+// leaves such pulls anonymous.
+type bearerAuth struct {
+	token string
+	host  string // "": any
+}
+
+// registryTokenAuth is the bearerAuth of auth, nil if it has no registry
+// token or has credentials the resolver uses instead.
+func registryTokenAuth(auth *runtime.AuthConfig) *bearerAuth {
+	if auth == nil || auth.RegistryToken == "" || auth.Username != "" || auth.IdentityToken != "" || auth.Auth != "" {
+		return nil
+	}
+	b := &bearerAuth{token: auth.RegistryToken}
+	if auth.ServerAddress != "" {
+		b.host = hostOf(auth.ServerAddress)
+	}
+	return b
+}
+
+func (b *bearerAuth) wrap(c *http.Client) {
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	c.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Header.Get("Authorization") == "" && (b.host == "" || req.URL.Host == b.host) {
+			req = req.Clone(req.Context())
+			req.Header.Set("Authorization", "Bearer "+b.token)
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }

@@ -14,6 +14,7 @@ package images
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -102,6 +103,10 @@ type Service struct {
 	// downloads bounds the layers downloaded at once, across pulls.
 	downloads *semaphore.Weighted
 
+	// legacyHosts is the hosts.toml directory made from the deprecated
+	// inline registry settings, if there are any and no config_path.
+	legacyHosts string
+
 	cache *cache
 	// refreshMu orders the reads of records into the cache: a name read
 	// later is written to the cache later.
@@ -113,8 +118,10 @@ type Service struct {
 
 // New returns the image service; Load then fills its view of the store.
 func New(cfg *config.Config, deps Deps) (*Service, error) {
-	if deps.Content == nil || deps.Images == nil || deps.Leases == nil || deps.Applier == nil {
-		return nil, fmt.Errorf("CRI image service: content, images, leases and diff services are all needed: %w", errdefs.ErrInvalidArgument)
+	// Leases and Applier are only needed to pull: tests of the runtime
+	// side may do without.
+	if deps.Content == nil || deps.Images == nil {
+		return nil, fmt.Errorf("CRI image service: the content and image stores are needed: %w", errdefs.ErrInvalidArgument)
 	}
 	s := &Service{
 		config:   cfg,
@@ -128,6 +135,19 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	if cfg.MaxConcurrentDownloads > 0 {
 		s.downloads = semaphore.NewWeighted(int64(cfg.MaxConcurrentDownloads))
+	}
+	if cfg.Registry.ConfigPath == "" && hasLegacyHosts(cfg.Registry) {
+		dir := filepath.Join(cfg.StateDir, "registry-hosts")
+		if cfg.StateDir == "" {
+			var err error
+			if dir, err = os.MkdirTemp("", "cri-registry-hosts"); err != nil {
+				return nil, err
+			}
+		}
+		if err := writeLegacyHosts(dir, cfg.Registry); err != nil {
+			return nil, fmt.Errorf("[plugins.%q.registry]: %w", config.PluginURI, err)
+		}
+		s.legacyHosts = dir
 	}
 	if s.deps.ImageFSPaths == nil {
 		s.deps.ImageFSPaths = map[string]string{}
@@ -150,7 +170,8 @@ func withNamespace(ctx context.Context) context.Context {
 // called once at start-up. As containerd's CRI does, it adopts images
 // others put there (ctr import): their records get the managed label and
 // an id record, and the sandbox image's records the pinned label. An
-// image whose content is incomplete is left out, with a warning.
+// image it cannot read (content missing, no manifest for this platform)
+// is left out, with a warning.
 func (s *Service) Load(ctx context.Context) error {
 	ctx = withNamespace(ctx)
 	recs, err := s.deps.Images.List(ctx)
@@ -158,33 +179,39 @@ func (s *Service) Load(ctx context.Context) error {
 		return fmt.Errorf("list images of namespace %s: %w", config.Namespace, err)
 	}
 	for _, rec := range recs {
-		img, err := s.imageOf(ctx, rec)
-		if err != nil {
-			log.G(ctx).WithError(err).WithField("image", rec.Name).Warn("CRI: image left out: its content is not all there")
-			continue
-		}
-		want := s.labels(rec.Name)
-		for k, v := range want {
-			if rec.Labels[k] == v {
-				continue
-			}
-			// Adopt it: the id record first, so that the image is
-			// found by id as soon as it is by this name.
-			for _, name := range []string{img.ID, rec.Name} {
-				if err := s.createOrUpdate(ctx, name, rec.Target, want); err != nil {
-					return fmt.Errorf("label image %s: %w", name, err)
-				}
-				if err := s.Update(ctx, name); err != nil {
-					return err
-				}
-			}
-			break
-		}
-		if err := s.Update(ctx, rec.Name); err != nil {
-			return err
+		if err := s.load(ctx, rec); err != nil {
+			// One image the CRI cannot read does not keep the others,
+			// or the daemon, from starting.
+			log.G(ctx).WithError(err).WithField("image", rec.Name).Warn("CRI: image left out")
 		}
 	}
 	return nil
+}
+
+// load adopts and caches one record.
+func (s *Service) load(ctx context.Context, rec images.Image) error {
+	img, err := s.imageOf(ctx, rec)
+	if err != nil {
+		return err
+	}
+	want := s.labels(rec.Name)
+	for k, v := range want {
+		if rec.Labels[k] == v {
+			continue
+		}
+		// Adopt it: the id record first, so that the image is found by
+		// id as soon as it is by this name.
+		for _, name := range []string{img.ID, rec.Name} {
+			if err := s.createOrUpdate(ctx, name, rec.Target, want); err != nil {
+				return fmt.Errorf("label image %s: %w", name, err)
+			}
+			if err := s.Update(ctx, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return s.Update(ctx, rec.Name)
 }
 
 // Update brings the cache in step with the image record name, whatever
@@ -203,6 +230,14 @@ func (s *Service) Update(ctx context.Context, name string) error {
 		return fmt.Errorf("image %s: %w", name, err)
 	}
 	img, err := s.imageOf(ctx, rec)
+	if errdefs.IsNotFound(err) {
+		// Its content is not all there: the record was removed, and its
+		// content collected, since it was read, or it names content that
+		// never was complete. Either way the CRI has no such image.
+		log.G(ctx).WithError(err).WithField("image", name).Debug("CRI: image without its content")
+		s.cache.update(name, nil, false)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("image %s: %w", name, err)
 	}

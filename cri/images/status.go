@@ -109,6 +109,7 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 	if err != nil {
 		return fmt.Errorf("can not resolve %q locally: %w", ref, err)
 	}
+	defer s.fsChanged()
 	for i, name := range img.References {
 		var opts []images.DeleteOpt
 		if i == len(img.References)-1 {

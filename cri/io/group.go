@@ -98,7 +98,7 @@ type clientWriter struct {
 	w         io.WriteCloser
 	closeOnce sync.Once
 	mu        sync.Mutex
-	cond sync.Cond
+	cond      sync.Cond
 	// queue is what the client has yet to be sent.
 	queue   []byte
 	closing bool

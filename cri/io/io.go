@@ -81,14 +81,16 @@ func LoadContainerIO(id string, fifos runtime.IO) (*ContainerIO, error) {
 	if fifos.Stdout == "" && fifos.Stdin == "" && fifos.Stderr == "" {
 		return nil, fmt.Errorf("container %q: its task has no fifos: %w", id, errdefs.ErrInvalidArgument)
 	}
+	remove := removeLoadedFifos(fifos)
 	if fifos.Terminal {
+		// A terminal carries both streams on stdout.
 		fifos.Stderr = ""
 	}
 	s, err := openStdio(fifos, false)
 	if err != nil {
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
-	s.remove = removeLoadedFifos(fifos)
+	s.remove = remove
 	return newContainerIO(id, s), nil
 }
 
@@ -211,9 +213,13 @@ func (c *ContainerIO) AttachContext(ctx context.Context, opts AttachOptions) {
 	}
 
 	if len(clients) == 0 {
+		if in == nil {
+			// Nothing the process has was asked for.
+			return
+		}
 		// Nothing to send: the attach lasts as long as the client's stdin.
 		select {
-		case <-stdinDone: // nil without stdin: only ctx ends the wait
+		case <-stdinDone:
 		case <-ctx.Done():
 		}
 	}

@@ -106,27 +106,48 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 	}()
 
 	sbStatus := sb.Status()
-	sbRoot := filepath.Join(s.config.RootDir, "sandboxes", sb.Metadata.ID)
-	var shm string
-	if sbCfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() != runtime.NamespaceMode_NODE {
-		shm = filepath.Join(s.config.StateDir, "sandboxes", sb.Metadata.ID, "shm")
+	paths := s.sandboxPaths(&sb.Metadata)
+	var targetPid uint32
+	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if nsOpts.GetPid() == runtime.NamespaceMode_TARGET {
+		target, err := s.containers.Get(nsOpts.GetTargetId())
+		if err != nil {
+			return nil, grpcError(fmt.Errorf("pid namespace target container %q: %w", nsOpts.GetTargetId(), err))
+		}
+		if target.Metadata.SandboxID != sb.Metadata.ID {
+			return nil, grpcError(fmt.Errorf("pid namespace target container %s is not in sandbox %s: %w", target.Metadata.ID, sb.Metadata.ID, errdefs.ErrInvalidArgument))
+		}
+		if targetPid = target.Status().Pid; targetPid == 0 {
+			return nil, grpcError(fmt.Errorf("pid namespace target container %s is not running: %w", target.Metadata.ID, errdefs.ErrFailedPrecondition))
+		}
+	}
+	imageName := cfg.GetImage().GetUserSpecifiedImage()
+	if imageName == "" {
+		imageName = cfg.GetImage().GetImage()
+		if len(img.References) > 0 {
+			imageName = img.References[0]
+		}
 	}
 	ociSpec, err := spec.Container(ctx, spec.ContainerInput{
-		ID:            id,
-		SandboxID:     sb.Metadata.ID,
-		SandboxPid:    sbStatus.Pid,
-		NetNSPath:     s.sandboxNetNSPath(sb),
-		Config:        cfg,
-		SandboxConfig: sbCfg,
-		Image:         img.Spec.Config,
-		Rootfs:        mounts,
-		HostnamePath:  filepath.Join(sbRoot, "hostname"),
-		HostsPath:     filepath.Join(sbRoot, "hosts"),
-		ResolvPath:    filepath.Join(sbRoot, "resolv.conf"),
-		ShmPath:       shm,
-		CgroupsPath:   spec.CgroupsPath(sbCfg.GetLinux().GetCgroupParent(), id, runcOpts.SystemdCgroup),
-		Runtime:       rt,
-		CRI:           s.config,
+		ID:                      id,
+		SandboxID:               sb.Metadata.ID,
+		SandboxPid:              sbStatus.Pid,
+		TargetPid:               targetPid,
+		ImageName:               imageName,
+		VolumesDir:              filepath.Join(s.containerRootDir(id), "volumes"),
+		RecursiveReadOnlyMounts: recursiveReadOnlySupported(),
+		NetNSPath:               s.sandboxNetNSPath(sb),
+		Config:                  cfg,
+		SandboxConfig:           sbCfg,
+		Image:                   img.Spec.Config,
+		Rootfs:                  mounts,
+		HostnamePath:            paths.Hostname,
+		HostsPath:               paths.Hosts,
+		ResolvPath:              paths.Resolv,
+		ShmPath:                 paths.Shm,
+		CgroupsPath:             spec.CgroupsPath(sbCfg.GetLinux().GetCgroupParent(), id, runcOpts.SystemdCgroup),
+		Runtime:                 rt,
+		CRI:                     s.config,
 	})
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("spec of container %s: %w", id, err))
@@ -168,10 +189,6 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 	}
 	labels[store.KindLabel] = store.KindContainer
 	labels[store.SandboxIDLabel] = sb.Metadata.ID
-	imageName := cfg.GetImage().GetImage()
-	if len(img.References) > 0 {
-		imageName = img.References[0]
-	}
 	record := containers.Container{
 		ID:     id,
 		Labels: labels,

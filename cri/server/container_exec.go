@@ -346,7 +346,7 @@ func (r streamRuntime) Attach(ctx context.Context, containerID string, in io.Rea
 			}
 		}()
 	}
-	cio.Attach(criio.AttachOptions{
+	cio.AttachContext(ctx, criio.AttachOptions{
 		Stdin:     in,
 		Stdout:    out,
 		Stderr:    errw,

@@ -44,7 +44,7 @@ const (
 	reasonUnknown   = "Unknown"
 )
 
-// newID returns a new container id: 32 random bytes in hex, as
+// newID returns a new container or exec id: 32 random bytes in hex, as
 // containerd's, so ids never collide and any prefix crictl shows works.
 func newID() string {
 	var b [32]byte
@@ -227,3 +227,32 @@ func closeAll(ws ...io.WriteCloser) {
 
 // grpcError converts an error for a CRI answer.
 func grpcError(err error) error { return errdefs.ToGRPC(err) }
+
+// recursiveReadOnlySupported tells whether recursive read-only mounts can
+// be made: runc does them with mount_setattr, Linux 5.12 and later.
+var recursiveReadOnlySupported = sync.OnceValue(func() bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	return kernelAtLeast(unix.ByteSliceToString(u.Release[:]), 5, 12)
+})
+
+// kernelAtLeast compares a kernel release ("6.1.0-18-amd64") with
+// major.minor.
+func kernelAtLeast(release string, major, minor int) bool {
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	maj, err1 := strconv.Atoi(parts[0])
+	mnr := parts[1]
+	if i := strings.IndexFunc(mnr, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		mnr = mnr[:i]
+	}
+	min, err2 := strconv.Atoi(mnr)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return maj > major || (maj == major && min >= minor)
+}

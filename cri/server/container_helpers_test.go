@@ -253,9 +253,13 @@ func TestRuntimeConfigCgroupDriver(t *testing.T) {
 	}
 }
 
-type fakeNetwork struct{ err error }
+// statusNetwork is a network whose only answer is its status.
+type statusNetwork struct {
+	network
+	err error
+}
 
-func (n fakeNetwork) Status() error { return n.err }
+func (n statusNetwork) Status() error { return n.err }
 
 func TestUpdateRuntimeConfigRendersTemplate(t *testing.T) {
 	dir := t.TempDir()
@@ -266,7 +270,7 @@ func TestUpdateRuntimeConfigRendersTemplate(t *testing.T) {
 	cfg := config.Default()
 	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
 	cfg.CNI.ConfTemplate = tmpl
-	s := &Service{config: cfg, network: fakeNetwork{err: os.ErrNotExist}}
+	s := &Service{config: cfg, network: statusNetwork{err: os.ErrNotExist}}
 	req := &runtime.UpdateRuntimeConfigRequest{RuntimeConfig: &runtime.RuntimeConfig{
 		NetworkConfig: &runtime.NetworkConfig{PodCidr: "10.88.0.0/16, fd00::/64"},
 	}}
@@ -288,5 +292,44 @@ func TestUpdateRuntimeConfigRendersTemplate(t *testing.T) {
 	req.RuntimeConfig.NetworkConfig.PodCidr = "not-a-cidr"
 	if _, err := s.UpdateRuntimeConfig(context.Background(), req); err == nil {
 		t.Fatal("bad pod CIDR accepted")
+	}
+}
+
+func TestKernelAtLeast(t *testing.T) {
+	for rel, want := range map[string]bool{
+		"5.12.0": true, "6.1.0-18-amd64": true, "5.11.22": false, "4.19.0": false,
+		"5.15rc1": true, "garbage": false, "": false, "10.0": true,
+	} {
+		if got := kernelAtLeast(rel, 5, 12); got != want {
+			t.Errorf("kernelAtLeast(%q, 5, 12) = %v", rel, got)
+		}
+	}
+}
+
+func TestMergeResources(t *testing.T) {
+	old := &runtime.ContainerResources{Linux: &runtime.LinuxContainerResources{
+		CpuShares: 512, MemoryLimitInBytes: 1 << 20,
+		HugepageLimits: []*runtime.HugepageLimit{{PageSize: "2MB", Limit: 1}},
+		Unified:        map[string]string{"a": "1"},
+	}}
+	got := mergeResources(old, &runtime.LinuxContainerResources{
+		MemoryLimitInBytes: 2 << 20,
+		HugepageLimits:     []*runtime.HugepageLimit{{PageSize: "2MB", Limit: 2}},
+		Unified:            map[string]string{"b": "2"},
+	}).GetLinux()
+	if got.GetCpuShares() != 512 || got.GetMemoryLimitInBytes() != 2<<20 {
+		t.Errorf("scalars: %v", got)
+	}
+	if len(got.GetHugepageLimits()) != 1 || got.GetHugepageLimits()[0].GetLimit() != 2 {
+		t.Errorf("hugepages: %v", got.GetHugepageLimits())
+	}
+	if got.GetUnified()["a"] != "1" || got.GetUnified()["b"] != "2" {
+		t.Errorf("unified: %v", got.GetUnified())
+	}
+	if old.GetLinux().GetMemoryLimitInBytes() != 1<<20 {
+		t.Error("the old status was changed in place")
+	}
+	if first := mergeResources(nil, &runtime.LinuxContainerResources{CpuQuota: 5}); first.GetLinux().GetCpuQuota() != 5 {
+		t.Errorf("no old resources: %v", first)
 	}
 }

@@ -100,6 +100,8 @@ func (s *Service) loadContainer(ctx context.Context, rec containers.Container) (
 			}
 			st = exitedUnknown(st)
 		case rt.StoppedStatus:
+			// What it wrote while the daemon was down is lost: the shim's
+			// writes found no reader on the fifos, as with containerd.
 			if _, err := s.deps.Tasks.Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
 				log.G(ctx).WithError(err).WithField("id", id).Warn("CRI: deleting the task of a container that exited")
 			}

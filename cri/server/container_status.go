@@ -131,7 +131,13 @@ func (s *Service) fillImageStatus(ctx context.Context, c *store.Container, st *r
 		}
 	}
 	if tag != "" {
-		st.Image = &runtime.ImageSpec{Image: tag, Annotations: c.Metadata.Config.GetImage().GetAnnotations()}
+		cfgImage := c.Metadata.Config.GetImage()
+		st.Image = &runtime.ImageSpec{
+			Image:              tag,
+			Annotations:        cfgImage.GetAnnotations(),
+			UserSpecifiedImage: cfgImage.GetUserSpecifiedImage(),
+			RuntimeHandler:     cfgImage.GetRuntimeHandler(),
+		}
 	}
 	if digestRef != "" {
 		st.ImageRef = digestRef

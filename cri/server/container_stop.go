@@ -15,11 +15,15 @@ import (
 
 // StopContainer stops a running container: its stop signal, then SIGKILL
 // once timeout seconds have passed. Stopping a container that is not
-// running succeeds.
+// running, or that does not exist, succeeds (the CRI asks stop to be
+// idempotent).
 func (s *Service) StopContainer(ctx context.Context, r *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
 	ctx = withNamespace(ctx)
 	c, err := s.containers.Get(r.GetContainerId())
 	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return &runtime.StopContainerResponse{}, nil
+		}
 		return nil, grpcError(fmt.Errorf("container %q: %w", r.GetContainerId(), err))
 	}
 	timeout := time.Duration(r.GetTimeout()) * time.Second

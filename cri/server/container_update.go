@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -36,10 +37,6 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 		if st.Starting || st.Removing || (state != runtime.ContainerState_CONTAINER_RUNNING && state != runtime.ContainerState_CONTAINER_CREATED) {
 			return st, fmt.Errorf("container %s is in %s state: resources can be updated only while created or running: %w", id, stateName(state), errdefs.ErrFailedPrecondition)
 		}
-		res := spec.Resources(r.GetLinux(), s.config)
-		if res == nil {
-			return st, fmt.Errorf("container %s: no resources to set: %w", id, errdefs.ErrInvalidArgument)
-		}
 		record, err := s.deps.Containers.Get(ctx, id)
 		if err != nil {
 			return st, fmt.Errorf("record of container %s: %w", id, err)
@@ -48,28 +45,19 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 		if err := json.Unmarshal(record.Spec.GetValue(), &sp); err != nil {
 			return st, fmt.Errorf("spec of container %s: %w", id, err)
 		}
-		if sp.Linux == nil {
-			sp.Linux = &specs.Linux{}
+		// What the request leaves zero keeps the spec's value.
+		newSpec, err := spec.UpdateResources(&sp, r.GetLinux(), s.config)
+		if err != nil {
+			return st, fmt.Errorf("container %s: %w", id, err)
 		}
-		old := sp.Linux.Resources
-		if old != nil {
-			// The CRI's resources do not cover these: keep them.
-			res.Devices = old.Devices
-			if res.Pids == nil {
-				res.Pids = old.Pids
-			}
-			if res.BlockIO == nil {
-				res.BlockIO = old.BlockIO
-			}
-			if res.Network == nil {
-				res.Network = old.Network
-			}
-			if res.Rdma == nil {
-				res.Rdma = old.Rdma
-			}
+		var res *specs.LinuxResources
+		if newSpec.Linux != nil {
+			res = newSpec.Linux.Resources
 		}
-		sp.Linux.Resources = res
-		specJSON, err := json.Marshal(&sp)
+		if res == nil {
+			return st, fmt.Errorf("container %s: no resources to set: %w", id, errdefs.ErrInvalidArgument)
+		}
+		specJSON, err := json.Marshal(newSpec)
 		if err != nil {
 			return st, err
 		}
@@ -92,7 +80,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 				return st, err
 			}
 		}
-		st.Resources = &runtime.ContainerResources{Linux: r.GetLinux()}
+		st.Resources = mergeResources(st.Resources, r.GetLinux())
 		return st, nil
 	})
 	if err != nil {
@@ -134,4 +122,19 @@ func (s *Service) ReopenContainerLog(ctx context.Context, r *runtime.ReopenConta
 		return nil, grpcError(err)
 	}
 	return &runtime.ReopenContainerLogResponse{}, nil
+}
+
+// mergeResources is the status's resources after an update: the update's
+// non-zero values over the old ones, as the spec got them.
+func mergeResources(old *runtime.ContainerResources, upd *runtime.LinuxContainerResources) *runtime.ContainerResources {
+	linux := proto.Clone(upd).(*runtime.LinuxContainerResources)
+	if prev := old.GetLinux(); prev != nil {
+		linux = proto.Clone(prev).(*runtime.LinuxContainerResources)
+		if len(upd.GetHugepageLimits()) > 0 {
+			// Lists would be appended to: the update's replaces them.
+			linux.HugepageLimits = nil
+		}
+		proto.Merge(linux, upd)
+	}
+	return &runtime.ContainerResources{Linux: linux}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	eventsapi "github.com/llitfkitfk/containerd/api/events"
@@ -130,18 +131,22 @@ func (s *Service) handleEvent(ctx context.Context, env *events.Envelope) {
 // code gives (an OOM seen before stays). Calling it again for the same
 // container does nothing more.
 func (s *Service) handleContainerExit(ctx context.Context, c *store.Container, exitStatus uint32, exitedAt time.Time, reason string) {
+	// The event monitor and a stop's own wait may both get here: one
+	// deletes the task and records the exit, the other finds it done. A
+	// second task delete under way would fail a remove that follows.
+	unlock := lockExit(c)
+	defer unlock()
+	if c.Status().FinishedAt != 0 {
+		c.MarkStopped()
+		return
+	}
 	id := c.Metadata.ID
 	if _, err := s.deps.Tasks.Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
 		// The status is recorded anyway: the process is gone, and remove
 		// deletes the task again.
 		log.G(ctx).WithError(err).WithField("id", id).Warn("CRI: deleting the task of an exited container")
 	}
-	var changed bool
 	err := c.UpdateStatus(func(st store.ContainerStatus) (store.ContainerStatus, error) {
-		if st.FinishedAt != 0 {
-			return st, nil
-		}
-		changed = true
 		st.Pid = 0
 		st.FinishedAt = exitedAt.UnixNano()
 		if st.FinishedAt <= 0 {
@@ -162,10 +167,22 @@ func (s *Service) handleContainerExit(ctx context.Context, c *store.Container, e
 		log.G(ctx).WithError(err).WithField("id", id).Error("CRI: recording a container's exit")
 	}
 	c.MarkStopped()
-	if changed {
-		s.emitContainerEvent(ctx, c, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
-	}
+	s.emitContainerEvent(ctx, c, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 }
+
+// exitLocks serialise the handling of each container's exit, by container
+// (a store.Container is one container's life in one service).
+var exitLocks sync.Map // *store.Container -> *sync.Mutex
+
+func lockExit(c *store.Container) (unlock func()) {
+	v, _ := exitLocks.LoadOrStore(c, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// forgetExitLock drops a removed container's lock.
+func forgetExitLock(c *store.Container) { exitLocks.Delete(c) }
 
 // reconcileExits finds the containers and sandboxes that the store
 // believes running but whose task has exited or is gone, and handles their

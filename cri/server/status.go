@@ -75,8 +75,8 @@ func (s *Service) Status(ctx context.Context, r *runtime.StatusRequest) (*runtim
 }
 
 // runtimeHandlers are the configured runtimes, the default one also under
-// the name "" as containerd lists it. This daemon offers neither
-// recursive read-only mounts nor user namespaces for pods.
+// the name "" as containerd lists it. Recursive read-only mounts go with
+// the kernel; user namespaces for pods are not offered.
 func (s *Service) runtimeHandlers() []*runtime.RuntimeHandler {
 	names := []string{""}
 	for name := range s.config.Containerd.Runtimes {
@@ -85,7 +85,7 @@ func (s *Service) runtimeHandlers() []*runtime.RuntimeHandler {
 	sort.Strings(names)
 	out := make([]*runtime.RuntimeHandler, 0, len(names))
 	for _, n := range names {
-		out = append(out, &runtime.RuntimeHandler{Name: n, Features: &runtime.RuntimeHandlerFeatures{}})
+		out = append(out, &runtime.RuntimeHandler{Name: n, Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: recursiveReadOnlySupported()}})
 	}
 	return out
 }

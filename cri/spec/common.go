@@ -343,6 +343,9 @@ func withUser(userstr string, haveRootfs bool) oci.SpecOpts {
 				gid, err2 = 0, nil
 			}
 			if err1 != nil || err2 != nil {
+				if strings.Trim(u+g, "-0123456789") == "" {
+					return fmt.Errorf("user %q: id out of range (0-%d): %w", userstr, 1<<31-1, errdefs.ErrInvalidArgument)
+				}
 				return fmt.Errorf("user %q: looking names up needs the root filesystem: %w", userstr, errdefs.ErrInvalidArgument)
 			}
 			err = oci.WithUIDGID(uint32(uid), uint32(gid))(ctx, client, c, s)

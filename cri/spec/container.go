@@ -56,6 +56,9 @@ func containerSpec(ctx context.Context, in ContainerInput) (*specs.Spec, error) 
 	if err := checkAppArmor(sc.GetApparmor(), sc.GetApparmorProfile()); err != nil {
 		return nil, err
 	}
+	if len(cfg.GetCDIDevices()) > 0 {
+		return nil, fmt.Errorf("container %s: CDI devices (%s...) are not supported: %w", in.ID, cfg.GetCDIDevices()[0].GetName(), errdefs.ErrNotImplemented)
+	}
 	args, err := Args(cfg, in.Image.Entrypoint, in.Image.Cmd)
 	if err != nil {
 		return nil, err

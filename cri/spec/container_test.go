@@ -117,6 +117,15 @@ func TestContainerProcess(t *testing.T) {
 	}
 }
 
+func TestContainerCDIRefused(t *testing.T) {
+	stubHost(t, hostFacts{})
+	in := testContainer(t)
+	in.Config.CDIDevices = []*runtime.CDIDevice{{Name: "vendor.com/gpu=0"}}
+	if _, err := Container(context.Background(), in); !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Fatalf("CDI device: %v", err)
+	}
+}
+
 func TestContainerBadEnvAndNoCommand(t *testing.T) {
 	stubHost(t, hostFacts{})
 	in := testContainer(t)
@@ -302,6 +311,15 @@ func TestContainerMounts(t *testing.T) {
 		})
 	}
 
+	t.Run("image volume", func(t *testing.T) {
+		in := testContainer(t)
+		in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/img", Image: &runtime.ImageSpec{Image: "busybox"}, Readonly: true}}
+		_, err := Container(context.Background(), in)
+		if !errors.Is(err, errdefs.ErrNotImplemented) {
+			t.Fatalf("err %v, want not implemented", err)
+		}
+	})
+
 	t.Run("rro", func(t *testing.T) {
 		in := testContainer(t)
 		in.RecursiveReadOnlyMounts = true
@@ -397,6 +415,9 @@ func TestContainerPrivileged(t *testing.T) {
 			if sys := findMount(s, "/sys"); sys == nil || slices.Contains(sys.Options, "ro") {
 				t.Errorf("sysfs %+v", sys)
 			}
+			if cg := findMount(s, "/sys/fs/cgroup"); cg == nil || !slices.Contains(cg.Options, "rw") || slices.Contains(cg.Options, "ro") {
+				t.Errorf("cgroupfs %+v", cg)
+			}
 			if _, ok := nsOf(s, specs.CgroupNamespace); ok {
 				t.Errorf("privileged container has a cgroup namespace")
 			}
@@ -482,6 +503,8 @@ func TestContainerUser(t *testing.T) {
 		{name: "unknown group name", image: "alice:nogroup", err: "no groups found"},
 		{name: "group without user", sc: &runtime.LinuxContainerSecurityContext{RunAsGroup: i64(5)}, err: "without run_as_user"},
 		{name: "name without rootfs", noRootfs: true, image: "alice", err: "needs the root filesystem"},
+		{name: "negative uid without rootfs", noRootfs: true, sc: &runtime.LinuxContainerSecurityContext{RunAsUser: i64(-1)}, err: "out of range"},
+		{name: "negative uid", sc: &runtime.LinuxContainerSecurityContext{RunAsUser: i64(-1)}, err: "out of range"},
 		{name: "bad policy", sc: &runtime.LinuxContainerSecurityContext{SupplementalGroupsPolicy: 7}, err: "supplemental groups policy"},
 		{name: "negative supplemental group", sc: &runtime.LinuxContainerSecurityContext{SupplementalGroups: []int64{-1}}, err: "out of range"},
 	} {

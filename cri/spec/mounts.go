@@ -272,6 +272,11 @@ func withCRIMounts(config *runtime.ContainerConfig, extra []*runtime.Mount, rro,
 // ociMount converts one CRI mount to a bind mount.
 func ociMount(m *runtime.Mount, s *specs.Spec, rro bool) (specs.Mount, error) {
 	dst, src := m.GetContainerPath(), m.GetHostPath()
+	if m.GetImage().GetImage() != "" {
+		// Unimplemented is what critest (and kubelet) take for "no
+		// image volume support".
+		return specs.Mount{}, fmt.Errorf("mount %s: image volumes (%s) are not supported: %w", dst, m.GetImage().GetImage(), errdefs.ErrNotImplemented)
+	}
 	if !filepath.IsAbs(dst) {
 		return specs.Mount{}, fmt.Errorf("mount %q -> %q: container path must be absolute: %w", src, dst, errdefs.ErrInvalidArgument)
 	}
