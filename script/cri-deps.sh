@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds what the CRI tests drive the daemon with into bin/cri/:
 #   critest, crictl   sigs.k8s.io/cri-tools (CRI_TOOLS_VERSION)
+#   ginkgo            the ginkgo CLI of the version critest is built with,
+#                     which `critest -parallel N` runs its nodes through
 #   runc              github.com/opencontainers/runc (RUNC_VERSION), with
 #                     seccomp (cgo, libseccomp): critest's seccomp specs
 #                     need a runc that applies profiles
@@ -77,6 +79,13 @@ if ! fresh cri-tools "$cri_tools" "$dest/critest" "$dest/crictl"; then
 	(cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$dest/crictl" \
 		-ldflags "-X sigs.k8s.io/cri-tools/pkg/version.Version=$cri_tools" ./cmd/crictl)
 	stamp cri-tools "$cri_tools"
+fi
+
+ginkgo=$(sed -n 's/^\tgithub.com\/onsi\/ginkgo\/v2 \(v[^ ]*\).*/\1/p' "$(moddir sigs.k8s.io/cri-tools "$cri_tools")/go.mod")
+if ! fresh ginkgo "$ginkgo" "$dest/ginkgo"; then
+	echo "cri-deps: building ginkgo $ginkgo" >&2
+	CGO_ENABLED=0 GOBIN=$dest go install -trimpath "github.com/onsi/ginkgo/v2/ginkgo@$ginkgo"
+	stamp ginkgo "$ginkgo"
 fi
 
 if ! fresh runc "$runc" "$dest/runc"; then

@@ -40,7 +40,12 @@ func TestCritest(t *testing.T) {
 	for _, s := range critestSkips {
 		skips = append(skips, s.pattern)
 	}
-	report := filepath.Join(d.LogDir, "critest.json")
+	// $CRITEST_REPORT keeps the JSON report (per-spec outcomes and
+	// times) after the run.
+	report := os.Getenv("CRITEST_REPORT")
+	if report == "" {
+		report = filepath.Join(d.LogDir, "critest.json")
+	}
 	args := []string{
 		"-runtime-endpoint", d.Endpoint,
 		"-image-endpoint", d.Endpoint,
@@ -54,11 +59,17 @@ func TestCritest(t *testing.T) {
 	if focus := os.Getenv("CRITEST_FOCUS"); focus != "" {
 		args = append(args, "-ginkgo.focus", focus)
 	}
+	// critest runs parallel nodes through the ginkgo CLI, which
+	// cri-deps builds beside it.
+	if n := os.Getenv("CRITEST_PARALLEL"); n != "" {
+		args = append(args, "-parallel", n)
+	}
 	if v := os.Getenv("CRITEST_ARGS"); v != "" {
 		args = append(args, strings.Fields(v)...)
 	}
 	cmd := exec.Command(filepath.Join(repoRoot, "bin", "cri", "critest"), args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(repoRoot, "bin", "cri")+":"+os.Getenv("PATH"))
 	// critest reads the crictl config; its own default is /etc/crictl.yaml.
 	cmd.Dir = d.LogDir
 	start := time.Now()

@@ -199,9 +199,12 @@ func CRIBusyboxLayer(busybox, procps, extraPasswd, extraGroup string) ([]byte, e
 }
 
 // sharedLibraries lists the libraries binary loads, and its loader, as
-// ldd resolves them on this host.
+// ldd resolves them on this host; none for a static binary.
 func sharedLibraries(binary string) ([]string, error) {
-	out, err := exec.Command("ldd", binary).Output()
+	out, err := exec.Command("ldd", binary).CombinedOutput()
+	if err != nil && bytes.Contains(out, []byte("not a dynamic executable")) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ldd %s: %w", binary, err)
 	}
