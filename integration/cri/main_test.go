@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/llitfkitfk/containerd/internal/testutil"
@@ -25,8 +26,15 @@ const isolateEnv = "CONTAINERD_CRI_TEST_NS"
 var (
 	// repoRoot is the checkout's top directory.
 	repoRoot string
-	// registry serves every image the tests pull (testutil.CRIImages).
-	registry *testutil.Registry
+	// imagesDir holds the images' programs and the registry's storage.
+	imagesDir string
+
+	// registry serves every image the tests pull (testutil.CRIImages),
+	// set up by the first test that starts a daemon (so that a run
+	// whose -run selects no test here builds nothing).
+	registry     *testutil.Registry
+	registryErr  error
+	registryOnce sync.Once
 )
 
 func TestMain(m *testing.M) {
@@ -41,25 +49,23 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-// run builds the images, serves them and runs the tests.
+// run runs the tests, then stops the registry if one started.
 func run(m *testing.M) int {
 	var err error
 	if repoRoot, err = filepath.Abs("../.."); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	dir, err := os.MkdirTemp("", "cri-images")
-	if err != nil {
+	if imagesDir, err = os.MkdirTemp("", "cri-images"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	if registry, err = serveImages(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "integration/cri:", err)
-		return 1
+	defer os.RemoveAll(imagesDir)
+	code := m.Run()
+	if registry != nil {
+		registry.Close()
 	}
-	defer registry.Close()
-	return m.Run()
+	return code
 }
 
 // serveImages builds the test images' programs and images under dir and
@@ -88,6 +94,10 @@ func serveImages(dir string) (*testutil.Registry, error) {
 // stops it, removing its pods, when the test ends.
 func startDaemon(t *testing.T) *testutil.CRIDaemon {
 	t.Helper()
+	registryOnce.Do(func() { registry, registryErr = serveImages(imagesDir) })
+	if registryErr != nil {
+		t.Fatal(registryErr)
+	}
 	// Short: the daemon's socket path must fit in 108 bytes.
 	dir, err := os.MkdirTemp("", "cri")
 	if err != nil {

@@ -209,6 +209,10 @@ func (d *CRIDaemon) Start() error {
 		if err == nil && code == 0 {
 			return nil
 		}
+		// Not a daemon still starting: one without the CRI.
+		if strings.Contains(stderr, "code = Unimplemented") {
+			return fmt.Errorf("%s serves no CRI runtime service: %s", d.Binary, stderr)
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("crictl info against %s: %s %v\n%s", d.Endpoint, stderr, err, d.Log())
 		}
