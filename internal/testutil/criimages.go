@@ -383,8 +383,12 @@ func WriteCRIHosts(configPath string, r *Registry) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
+		server := "https://" + host
+		if host == "docker.io" {
+			server = "https://registry-1.docker.io"
+		}
 		var b strings.Builder
-		fmt.Fprintf(&b, "server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "https://"+host, r.URL)
+		fmt.Fprintf(&b, "server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", server, r.URL)
 		if r.CA != nil {
 			fmt.Fprintf(&b, "  ca = %q\n", r.CA.CertFile)
 		}

@@ -56,8 +56,10 @@ func CRIIsolate(env string) error {
 	err := sys.RunManaged(cmd)
 	// The daemons and their shims carry the mark. Containers do not:
 	// the tests remove their pods (CRIDaemon.Stop); a run killed
-	// mid-way may leave some running.
-	privaterun.Sweep(mark, "cri-test-none")
+	// mid-way may leave some running. Their cgroups are not swept: the
+	// CRI's containerd namespace, k8s.io, is shared with other runs, so
+	// Sweep gets a namespace that has no cgroups.
+	privaterun.Sweep(mark, "cri-test-no-cgroups")
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
