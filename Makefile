@@ -10,7 +10,8 @@ LDFLAGS   := -X $(PKG)/version.Version=$(VERSION) -X $(PKG)/version.Revision=$(R
 # Where `make run` keeps its data; the defaults are containerd's.
 RUN_ARGS  ?=
 
-.PHONY: all build binaries test test-deps unit integration bench install protos check-protos clean run fuzz
+.PHONY: all build binaries test test-deps unit integration bench install protos check-protos clean run fuzz \
+	cri-deps critest cri-integration
 
 all: build
 
@@ -76,6 +77,25 @@ test: test-deps build check-protos
 	cd integration/client && CONTAINERD_BINARY=$(CURDIR)/bin/containerd $(GO) test -count=1 -v ./...
 	cd integration/client && CONTAINERD_SHIM=$(DISTRO_SHIM) CONTAINERD_BINARY=$(CURDIR)/bin/containerd \
 		$(GO) test -count=1 -v -run '^TestContainers$$' ./...
+
+# The CRI's tests (integration/cri): crictl flows, and critest (cri-tools
+# v1.37.0) in its conformance mode, against the daemon ($(CURDIR)/bin/containerd),
+# or against containerd 2.x's own with CRI_DAEMON=containerd2 (the reference
+# the harness is checked against: `make critest CRI_DAEMON=containerd2`).
+# They need critest, crictl, runc 1.4 and the CNI plugins, built from the Go
+# module proxy into bin/cri by `make cri-deps`. critest's run takes minutes.
+CRI_DAEMON ?=
+# critest runs its specs on this many ginkgo nodes (4: about 4 minutes
+# here against containerd 2.4.2, where one node takes about 7).
+CRITEST_PARALLEL ?= 4
+CRI_TEST    = CRI_DAEMON=$(CRI_DAEMON) CONTAINERD_BINARY=$(CURDIR)/bin/containerd \
+	$(GO) test -count=1 -tags integration -v -timeout 30m ./integration/cri/
+cri-deps: test-deps
+	@script/cri-deps.sh
+critest: cri-deps build
+	CRI_CRITEST=1 CRITEST_PARALLEL=$(CRITEST_PARALLEL) $(CRI_TEST) -run '^TestCritest$$'
+cri-integration: cri-deps build
+	$(CRI_TEST) -run '^TestCrictl'
 
 bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
