@@ -209,6 +209,9 @@ func loadNetworks(dir string, max int, withLo bool) ([]network, error) {
 				return nil, fmt.Errorf("cni config list %s: %w", f, err)
 			}
 		} else {
+			// Single-plugin .conf files are deprecated in libcni but
+			// still written by operators, and go-cni reads them so.
+			//lint:ignore SA1019 as above
 			conf, err := libcni.ConfFromFile(f)
 			if err != nil {
 				return nil, fmt.Errorf("cni config %s: %w", f, err)
@@ -216,6 +219,7 @@ func loadNetworks(dir string, max int, withLo bool) ([]network, error) {
 			if conf.Network.Type == "" {
 				return nil, fmt.Errorf("cni config %s: no plugin type", f)
 			}
+			//lint:ignore SA1019 as above
 			if list, err = libcni.ConfListFromConf(conf); err != nil {
 				return nil, fmt.Errorf("cni config %s: %w", f, err)
 			}

@@ -554,3 +554,68 @@ func waitOutputs(g *group, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Log rotation as ReopenContainerLog does it: the kubelet renames the
+// log, the runtime opens a new one with AddOutput and closes the old.
+func TestReopenLogAfterRotation(t *testing.T) {
+	c, err := NewContainerIO("c", t.TempDir(), false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	logPath := filepath.Join(t.TempDir(), "0.log")
+	lout, lerr, err := NewLoggers(logPath, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddOutput("log", lout, lerr)
+	c.Pipe()
+	sh := openShim(t, c.IO())
+	stdout, stderr := <-sh.stdout, <-sh.stderr
+
+	write(t, stdout, "old\n")
+	// The line is in the pipe; wait for it to be in the log.
+	for {
+		b, _ := os.ReadFile(logPath)
+		if strings.Contains(string(b), "old") {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rotated := logPath + ".1"
+	if err := os.Rename(logPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	nout, nerr, err := NewLoggers(logPath, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldOut, oldErr := c.AddOutput("log", nout, nerr)
+	// Closing returns once the old loggers have written all they got.
+	oldOut.Close()
+	oldErr.Close()
+	write(t, stdout, "new\n")
+	write(t, stderr, "new err\n")
+	stdout.Close()
+	stderr.Close()
+	c.Wait()
+
+	contents := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		for _, l := range parseLog(t, string(b)) {
+			parts = append(parts, l.stream+":"+l.content)
+		}
+		return strings.Join(parts, ",")
+	}
+	if got := contents(rotated); got != "stdout:old" {
+		t.Errorf("rotated log: %q", got)
+	}
+	got := contents(logPath)
+	if got != "stdout:new,stderr:new err" && got != "stderr:new err,stdout:new" {
+		t.Errorf("new log: %q", got)
+	}
+}

@@ -302,6 +302,11 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 	undo.push(func(ctx context.Context) error {
 		if err := task.Kill(ctx, uint32(unix.SIGKILL), false); err != nil && !errdefs.IsNotFound(err) {
 			log.G(ctx).WithError(err).WithField("sandbox", id).Debug("kill pause task")
+		} else {
+			// The shim refuses to delete a task whose process runs.
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, _ = task.Wait(wctx)
+			cancel()
 		}
 		return s.deletePauseTask(ctx, id)
 	})

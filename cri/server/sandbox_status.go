@@ -14,7 +14,6 @@ import (
 	"github.com/llitfkitfk/containerd/cri/netns"
 	"github.com/llitfkitfk/containerd/cri/store"
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/log"
 )
 
 // PodSandboxStatus reports a sandbox; verbose adds containerd's "info"
@@ -214,16 +213,6 @@ func (s *Service) emitSandboxEvent(ctx context.Context, sb *store.Sandbox, t run
 		CreatedAt:          time.Now().UnixNano(),
 		PodSandboxStatus:   s.criSandboxStatus(sb),
 	}
-	for _, c := range s.containers.List() {
-		if c.Metadata.SandboxID != sb.Metadata.ID {
-			continue
-		}
-		resp, err := s.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: c.Metadata.ID})
-		if err != nil {
-			log.G(ctx).WithError(err).WithField("container", c.Metadata.ID).Debug("status for a sandbox event")
-			continue
-		}
-		ev.ContainersStatuses = append(ev.ContainersStatuses, resp.GetStatus())
-	}
+	ev.ContainersStatuses = s.sandboxContainerStatuses(sb.Metadata.ID)
 	s.events.emit(ev)
 }

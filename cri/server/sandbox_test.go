@@ -485,3 +485,45 @@ func TestSandboxFileContents(t *testing.T) {
 		t.Errorf("empty: %q", got)
 	}
 }
+
+// A sandbox's life reaches GetContainerEvents streams as containerd sends
+// it: the container id is the sandbox's, with the sandbox's status.
+func TestSandboxEvents(t *testing.T) {
+	e := newSandboxEnv(t)
+	sub := e.s.events.subscribe(16)
+	defer e.s.events.unsubscribe(sub)
+	id, err := e.run(hostPod("a"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.StopPodSandbox(e.ctx, &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.RemovePodSandbox(e.ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		typ   runtime.ContainerEventType
+		state runtime.PodSandboxState
+	}{
+		{runtime.ContainerEventType_CONTAINER_CREATED_EVENT, runtime.PodSandboxState_SANDBOX_READY},
+		{runtime.ContainerEventType_CONTAINER_STARTED_EVENT, runtime.PodSandboxState_SANDBOX_READY},
+		{runtime.ContainerEventType_CONTAINER_STOPPED_EVENT, runtime.PodSandboxState_SANDBOX_NOTREADY},
+		{runtime.ContainerEventType_CONTAINER_DELETED_EVENT, runtime.PodSandboxState_SANDBOX_NOTREADY},
+	}
+	for i, w := range want {
+		select {
+		case ev := <-sub.ch:
+			if ev.GetContainerId() != id || ev.GetContainerEventType() != w.typ || ev.GetPodSandboxStatus().GetState() != w.state || ev.GetCreatedAt() == 0 {
+				t.Errorf("event %d: %v %v %v, want %v %v", i, ev.GetContainerId(), ev.GetContainerEventType(), ev.GetPodSandboxStatus().GetState(), w.typ, w.state)
+			}
+		default:
+			t.Fatalf("event %d (%v) not sent", i, w.typ)
+		}
+	}
+	select {
+	case ev := <-sub.ch:
+		t.Errorf("extra event %v", ev.GetContainerEventType())
+	default:
+	}
+}
