@@ -279,3 +279,84 @@ func TestStartContainerFailure(t *testing.T) {
 		t.Errorf("remove: %v", err)
 	}
 }
+
+// After a restart the containers come back from their records, status
+// files and tasks: running stays running, an exit while the daemon was
+// down is recorded and its task deleted, a vanished task is an Unknown
+// exit, a created container is still created and can start.
+func TestRecoverContainers(t *testing.T) {
+	e := newCtrEnv(t)
+	ids := map[string]string{}
+	for _, name := range []string{"live", "exited", "vanished", "created"} {
+		id, err := e.create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = id
+		if name == "created" {
+			continue
+		}
+		if _, err := e.s.StartContainer(e.ctx, &runtime.StartContainerRequest{ContainerId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// While the daemon is down: one exits, one's task goes away.
+	e.rt.mu.Lock()
+	e.rt.tasks[ids["exited"]].exitWith(0)
+	delete(e.rt.tasks, ids["vanished"])
+	livePid := e.rt.tasks[ids["live"]].pid
+	e.rt.mu.Unlock()
+
+	s2 := e.service(e.s.config)
+	s2.deps.Leases = e.leases
+	if err := s2.recoverSandboxes(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.recoverContainers(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s2.containers.List()); n != 4 {
+		t.Fatalf("%d containers recovered, want 4", n)
+	}
+	get := func(name string) *store.Container {
+		c, err := s2.containers.Get(ids[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if st := get("live").Status(); st.State() != runtime.ContainerState_CONTAINER_RUNNING || st.Pid != livePid {
+		t.Errorf("live: %+v", st)
+	}
+	if st := get("exited").Status(); st.State() != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 0 || st.Reason != reasonCompleted {
+		t.Errorf("exited: %+v", st)
+	}
+	e.rt.mu.Lock()
+	_, taskLeft := e.rt.tasks[ids["exited"]]
+	e.rt.mu.Unlock()
+	if taskLeft {
+		t.Error("the exited container's task was not deleted")
+	}
+	select {
+	case <-get("exited").Stopped():
+	default:
+		t.Error("an exited container's Stopped is open")
+	}
+	if st := get("vanished").Status(); st.State() != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != exitCodeUnknown || st.Reason != reasonUnknown {
+		t.Errorf("vanished: %+v", st)
+	}
+	created := get("created")
+	if st := created.Status(); st.State() != runtime.ContainerState_CONTAINER_CREATED || created.IO == nil {
+		t.Errorf("created: %+v, io %v", st, created.IO)
+	}
+	if _, err := s2.StartContainer(e.ctx, &runtime.StartContainerRequest{ContainerId: ids["created"]}); err != nil {
+		t.Errorf("starting a recovered created container: %v", err)
+	}
+	// The names are held again.
+	if _, err := s2.createContainer(e.ctx, &runtime.CreateContainerRequest{
+		PodSandboxId: e.sandbox,
+		Config:       &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "exited"}, Image: &runtime.ImageSpec{Image: "busybox"}},
+	}, ctrImages{}, e.spec); grpcCode(err) != codes.AlreadyExists {
+		t.Errorf("recovered name not reserved: %v", err)
+	}
+}
