@@ -263,11 +263,31 @@ func TestCrictlPodLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, _, _ := strings.Cut(string(logFile), "\n")
-	if f := strings.Fields(first); len(f) != 4 || f[1] != "stdout" || f[2] != "F" || f[3] != "started" {
-		t.Errorf("first line of the log file %q, want <time> stdout F started", first)
-	} else if _, err := time.Parse(time.RFC3339Nano, f[0]); err != nil {
-		t.Errorf("log line's time %q: %v", f[0], err)
+	// stdout and stderr are two pipes copied side by side: their lines
+	// interleave in the file in no fixed order, but each stream's own
+	// lines keep theirs.
+	var firstOut, firstErr []string
+	for _, line := range strings.Split(strings.TrimSpace(string(logFile)), "\n") {
+		f := strings.SplitN(line, " ", 4)
+		if len(f) != 4 || f[2] != "F" {
+			t.Errorf("log line %q, want <time> <stream> F <text>", line)
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339Nano, f[0]); err != nil {
+			t.Errorf("log line's time %q: %v", f[0], err)
+		}
+		switch {
+		case f[1] == "stdout" && firstOut == nil:
+			firstOut = f
+		case f[1] == "stderr" && firstErr == nil:
+			firstErr = f
+		}
+	}
+	if firstOut == nil || firstOut[3] != "started" {
+		t.Errorf("first stdout line of the log file %q, want started", firstOut)
+	}
+	if firstErr == nil || firstErr[3] != "oops" {
+		t.Errorf("first stderr line of the log file %q, want oops", firstErr)
 	}
 
 	// stats: the running container's, with memory in use.
