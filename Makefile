@@ -56,12 +56,14 @@ test-deps:
 # tests written around ctr run again with the distribution's ctr 1.6
 # ($CTR), which must keep working against the daemon as it did, and the
 # transfer tests with containerd 2.x's ctr.
+# The CRI: the crictl flows (integration/cri) run with the integration
+# tests; critest's conformance specs last, against the daemon.
 DISTRO_SHIM     ?= /usr/bin/containerd-shim-runc-v2
 DISTRO_CTR      ?= /usr/bin/ctr
 CONTAINER_TESTS := ^(TestCtr(Run|Containers|Tasks|TaskSurvivesRestart|ShimCrashLeavesNoZombies)|TestShim.*)$$
 CTR_TESTS       := ^(TestCtr.*|TestLeaseHoldsContent|TestContentResumeAfterDaemonKill)$$
 
-test: test-deps build check-protos
+test: test-deps cri-deps build check-protos
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/...
@@ -77,6 +79,7 @@ test: test-deps build check-protos
 	cd integration/client && CONTAINERD_BINARY=$(CURDIR)/bin/containerd $(GO) test -count=1 -v ./...
 	cd integration/client && CONTAINERD_SHIM=$(DISTRO_SHIM) CONTAINERD_BINARY=$(CURDIR)/bin/containerd \
 		$(GO) test -count=1 -v -run '^TestContainers$$' ./...
+	CRI_CRITEST=1 CRITEST_PARALLEL=$(CRITEST_PARALLEL) $(CRI_TEST) -run '^TestCritest$$'
 
 # The CRI's tests (integration/cri): crictl flows, and critest (cri-tools
 # v1.37.0) in its conformance mode, against the daemon ($(CURDIR)/bin/containerd),
