@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/llitfkitfk/containerd/containers"
+	"github.com/llitfkitfk/containerd/cri/images"
 	criio "github.com/llitfkitfk/containerd/cri/io"
 	"github.com/llitfkitfk/containerd/cri/spec"
 	"github.com/llitfkitfk/containerd/cri/store"
@@ -24,8 +26,20 @@ import (
 // filesystem snapshot on the image, its OCI spec, its record and its
 // stdio; no task yet (StartContainer makes it). Whatever was made is
 // undone if a later step fails.
-func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContainerRequest) (_ *runtime.CreateContainerResponse, retErr error) {
-	ctx = withNamespace(ctx)
+func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
+	return s.createContainer(withNamespace(ctx), r, s.deps.Images, spec.Container)
+}
+
+// containerImages is what CreateContainer needs of the image service.
+type containerImages interface {
+	LocalResolve(ctx context.Context, ref string) (images.Image, error)
+	Snapshotter(runtimeHandler string) string
+}
+
+// containerSpecFunc makes a container's OCI spec (spec.Container).
+type containerSpecFunc func(context.Context, spec.ContainerInput) (*specs.Spec, error)
+
+func (s *Service) createContainer(ctx context.Context, r *runtime.CreateContainerRequest, imgs containerImages, makeSpec containerSpecFunc) (_ *runtime.CreateContainerResponse, retErr error) {
 	cfg := r.GetConfig()
 	switch {
 	case cfg == nil:
@@ -59,7 +73,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 		}
 	}()
 
-	img, err := s.deps.Images.LocalResolve(ctx, cfg.GetImage().GetImage())
+	img, err := imgs.LocalResolve(ctx, cfg.GetImage().GetImage())
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return nil, grpcError(fmt.Errorf("image %q is not present (pull it first): %w", cfg.GetImage().GetImage(), err))
@@ -74,7 +88,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("runtime %q options: %w", sb.Metadata.RuntimeHandler, err))
 	}
-	snName := s.deps.Images.Snapshotter(sb.Metadata.RuntimeHandler)
+	snName := imgs.Snapshotter(sb.Metadata.RuntimeHandler)
 	sn, ok := s.deps.Snapshotters[snName]
 	if !ok {
 		return nil, grpcError(fmt.Errorf("snapshotter %q is not loaded: %w", snName, errdefs.ErrFailedPrecondition))
@@ -128,7 +142,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtime.CreateContaine
 			imageName = img.References[0]
 		}
 	}
-	ociSpec, err := spec.Container(ctx, spec.ContainerInput{
+	ociSpec, err := makeSpec(ctx, spec.ContainerInput{
 		ID:                      id,
 		SandboxID:               sb.Metadata.ID,
 		SandboxPid:              sbStatus.Pid,

@@ -95,7 +95,7 @@ type execOptions struct {
 	timeout time.Duration
 }
 
-// errContainerNotRunning refuses execs and attaches to containers that
+// checkRunning refuses execs and attaches to containers that
 // are not running.
 func checkRunning(c *store.Container) error {
 	if st := c.Status().State(); st != runtime.ContainerState_CONTAINER_RUNNING {

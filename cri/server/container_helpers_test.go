@@ -254,10 +254,7 @@ func TestRuntimeConfigCgroupDriver(t *testing.T) {
 }
 
 // statusNetwork is a network whose only answer is its status.
-type statusNetwork struct {
-	network
-	err error
-}
+type statusNetwork struct{ err error }
 
 func (n statusNetwork) Status() error { return n.err }
 

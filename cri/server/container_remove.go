@@ -88,6 +88,7 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 	}
 	s.containers.Delete(id)
 	forgetExitLock(c)
+	containerCPUSamples.forget(id)
 	s.emitContainerEvent(ctx, c, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return nil
 }

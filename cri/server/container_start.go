@@ -104,8 +104,14 @@ func (s *Service) StartContainer(ctx context.Context, r *runtime.StartContainerR
 	}
 	if err := c.UpdateStatus(func(st store.ContainerStatus) (store.ContainerStatus, error) {
 		st.Starting = false
-		st.Pid = pid
 		st.StartedAt = time.Now().UnixNano()
+		if st.FinishedAt != 0 {
+			// It exited already and the exit was handled first: it
+			// cannot have started after it finished.
+			st.StartedAt = min(st.StartedAt, st.FinishedAt)
+			return st, nil
+		}
+		st.Pid = pid
 		return st, nil
 	}); err != nil {
 		return nil, fmt.Errorf("recording the start of container %s: %w", id, err)

@@ -85,8 +85,19 @@ func (s *Service) containerStats(ctx context.Context, c *store.Container) (*runt
 	if err := fillCgroupStats(out, metrics, time.Now()); err != nil {
 		return nil, fmt.Errorf("stats of container %s: %w", id, err)
 	}
+	if cpu := out.Cpu; cpu != nil {
+		// The usage rate between two stats calls, as the kubelet reads it.
+		if n, ok := containerCPUSamples.nanoCores(id, cpu.GetUsageCoreNanoSeconds().GetValue(), time.Unix(0, cpu.GetTimestamp())); ok {
+			cpu.UsageNanoCores = &runtime.UInt64Value{Value: n}
+		}
+	}
 	return out, nil
 }
+
+// containerCPUSamples are the containers' last CPU samples (the sandbox
+// part's sampler; container ids are random, so services in one process do
+// not mix theirs up).
+var containerCPUSamples cpuSampler
 
 // writableLayerUsage is the disk use of the container's snapshot.
 func (s *Service) writableLayerUsage(ctx context.Context, id string) (*runtime.FilesystemUsage, error) {

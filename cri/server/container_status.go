@@ -113,6 +113,9 @@ func exitReason(code int32) string {
 // tag of it, image_ref by its repo digest when it has one, image_id by its
 // config digest.
 func (s *Service) fillImageStatus(ctx context.Context, c *store.Container, st *runtime.ContainerStatus) {
+	if s.deps.Images == nil {
+		return
+	}
 	img, err := s.deps.Images.LocalResolve(ctx, c.Metadata.ImageRef)
 	if err != nil {
 		// The image was removed since: report what the container was made
