@@ -138,8 +138,10 @@ func (e specEditor) RemoveLinuxNamespace(ns string) error {
 func (e specEditor) AddPreStartHook(h specs.Hook) {
 	e.hooks().Prestart = append(e.hooks().Prestart, h) //nolint:staticcheck // NRI adjusts the deprecated prestart hooks too.
 }
-func (e specEditor) AddPostStartHook(h specs.Hook) { e.hooks().Poststart = append(e.hooks().Poststart, h) }
-func (e specEditor) AddPostStopHook(h specs.Hook)  { e.hooks().Poststop = append(e.hooks().Poststop, h) }
+func (e specEditor) AddPostStartHook(h specs.Hook) {
+	e.hooks().Poststart = append(e.hooks().Poststart, h)
+}
+func (e specEditor) AddPostStopHook(h specs.Hook) { e.hooks().Poststop = append(e.hooks().Poststop, h) }
 
 func (e specEditor) AddProcessEnv(name, value string) {
 	p := e.process()
