@@ -17,8 +17,11 @@ all: build
 
 build binaries: bin/containerd bin/containerd-shim-runc-v2 bin/ctr
 
+# nri_no_wasm: the NRI library without its WebAssembly plugin runtime
+# (wazero); the daemon runs NRI plugins as processes and over its socket.
+DAEMON_TAGS := nri_no_wasm
 bin/containerd: FORCE
-	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
+	$(GO) build -tags '$(DAEMON_TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
 
 # The runc shim, static as containerd builds its shims: without cgo no libc
 # is mapped into every one of the (many, long-lived) shim processes.
