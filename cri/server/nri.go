@@ -374,7 +374,9 @@ func nriContainerFromSpec(id, sandboxID string, cfg *runtime.ContainerConfig, sp
 		ctr.Linux.Devices = api.FromOCILinuxDevices(l.Devices)
 		ctr.Linux.Resources = api.FromOCILinuxResources(l.Resources, sp.Annotations)
 		ctr.Linux.CgroupsPath = l.CgroupsPath
-		ctr.Linux.SeccompPolicy = api.FromOCILinuxSeccomp(l.Seccomp)
+		if l.Seccomp != nil { // NRI's converter does not take nil
+			ctr.Linux.SeccompPolicy = api.FromOCILinuxSeccomp(l.Seccomp)
+		}
 		ctr.Linux.Sysctl = copyMap(l.Sysctl)
 		ctr.Linux.NetDevices = api.FromOCILinuxNetDevices(l.NetDevices)
 	}
