@@ -158,6 +158,9 @@ func start(t *testing.T, d Domain, p *recorder) (*NRI, stub.Stub, []string) {
 	t.Cleanup(func() { cancel(); <-runErr })
 	select {
 	case ids := <-p.synced:
+		// The plugin gets events once the runtime has added it, after
+		// its Synchronize: the sync block waits for that.
+		n.BlockPluginSync().Unblock()
 		return n, s, ids
 	case err := <-runErr:
 		t.Fatalf("plugin stopped before it was synchronised: %v", err)

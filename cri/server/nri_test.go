@@ -125,6 +125,9 @@ func withNRI(t *testing.T, s *Service, p *nriPlugin) {
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case <-p.synced:
+		// It gets events once the runtime has added it, after its
+		// Synchronize: the sync block waits for that.
+		s.nriBlockSync().Unblock()
 	case err := <-done:
 		t.Fatalf("plugin stopped: %v", err)
 	}
