@@ -140,6 +140,13 @@ func (n *NRI) Stop() {
 	}
 }
 
+// Close stops NRI when the daemon shuts down (the daemon closes plugins
+// that are io.Closers).
+func (n *NRI) Close() error {
+	n.Stop()
+	return nil
+}
+
 // SyncBlock holds off the synchronisation of newly connecting plugins;
 // see BlockPluginSync.
 type SyncBlock struct{ b *adaptation.PluginSyncBlock }
