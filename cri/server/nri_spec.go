@@ -136,7 +136,8 @@ func (e specEditor) RemoveLinuxNamespace(ns string) error {
 }
 
 func (e specEditor) AddPreStartHook(h specs.Hook) {
-	e.hooks().Prestart = append(e.hooks().Prestart, h) //nolint:staticcheck // NRI adjusts the deprecated prestart hooks too.
+	//lint:ignore SA1019 NRI plugins may still add the deprecated prestart hooks
+	e.hooks().Prestart = append(e.hooks().Prestart, h)
 }
 func (e specEditor) AddPostStartHook(h specs.Hook) {
 	e.hooks().Poststart = append(e.hooks().Poststart, h)
