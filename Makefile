@@ -17,8 +17,13 @@ all: build
 
 build binaries: bin/containerd bin/containerd-shim-runc-v2 bin/ctr
 
+# nri_no_wasm: NRI without WebAssembly plugins, so that the daemon does
+# not set up a wazero runtime for them at start-up; NRI plugins run as
+# processes and over the socket. (wazero stays linked: NRI's api package
+# imports it.)
+DAEMON_TAGS := nri_no_wasm
 bin/containerd: FORCE
-	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
+	$(GO) build -tags '$(DAEMON_TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
 
 # The runc shim, static as containerd builds its shims: without cgo no libc
 # is mapped into every one of the (many, long-lived) shim processes.

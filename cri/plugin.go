@@ -5,6 +5,7 @@
 package cri
 
 import (
+	"errors"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -19,6 +20,7 @@ import (
 	imagestore "github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/nri"
 	"github.com/llitfkitfk/containerd/plugin"
 	"github.com/llitfkitfk/containerd/services"
 	"github.com/llitfkitfk/containerd/services/tasks"
@@ -30,7 +32,7 @@ func init() {
 		Type:     plugin.GRPCPlugin,
 		ID:       "cri",
 		Config:   config.Default(),
-		Requires: []plugin.Type{plugin.ServicePlugin, plugin.EventPlugin},
+		Requires: []plugin.Type{plugin.ServicePlugin, plugin.EventPlugin, nri.PluginType},
 		InitFn:   initCRI,
 	})
 }
@@ -115,6 +117,7 @@ func initCRI(ic *plugin.InitContext) (interface{}, error) {
 		Events:       ic.Events,
 		Images:       imageService,
 		Address:      ic.Address,
+		NRI:          lookupNRI(ic),
 	})
 	if err != nil {
 		return nil, err
@@ -122,7 +125,22 @@ func initCRI(ic *plugin.InitContext) (interface{}, error) {
 	if err := runtimeService.Start(ctx); err != nil {
 		return nil, err
 	}
+	runtimeService.StartNRI(ctx)
 	return &criPlugin{runtime: runtimeService, images: imageService}, nil
+}
+
+// lookupNRI is the NRI plugin, or nil when it is not loaded (disabled,
+// or failed): the CRI then runs without NRI.
+func lookupNRI(ic *plugin.InitContext) *nri.NRI {
+	v, err := ic.GetByID(nri.PluginType, nri.PluginID)
+	if err != nil {
+		if !errors.Is(err, plugin.ErrPluginNotFound) && !plugin.IsSkipPlugin(err) {
+			log.G(ic.Context).WithError(err).Warn("CRI: running without NRI")
+		}
+		return nil
+	}
+	n, _ := v.(*nri.NRI)
+	return n
 }
 
 // Register serves both CRI services on the daemon's gRPC server.

@@ -166,6 +166,11 @@ func (s *Service) createContainer(ctx context.Context, r *runtime.CreateContaine
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("spec of container %s: %w", id, err))
 	}
+	defer s.nriBlockSync().Unblock() // nri-hooks
+	if err := s.nriCreateContainer(ctx, sb, id, cfg, ociSpec); err != nil {
+		return nil, grpcError(err)
+	}
+	defer s.nriCreateFailed(ctx, sb, id, cfg, ociSpec, &retErr) // nri-hooks
 	specJSON, err := json.Marshal(ociSpec)
 	if err != nil {
 		return nil, grpcError(err)
@@ -259,5 +264,6 @@ func (s *Service) createContainer(ctx context.Context, r *runtime.CreateContaine
 		return nil, grpcError(err)
 	}
 	s.emitContainerEvent(ctx, c, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
+	s.nriPostCreateContainer(ctx, sb, c) // nri-hooks
 	return &runtime.CreateContainerResponse{ContainerId: id}, nil
 }

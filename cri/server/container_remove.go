@@ -23,6 +23,7 @@ func (s *Service) RemoveContainer(ctx context.Context, r *runtime.RemoveContaine
 		}
 		return nil, grpcError(fmt.Errorf("container %q: %w", r.GetContainerId(), err))
 	}
+	defer s.nriBlockSync().Unblock() // nri-hooks
 	if err := s.removeContainer(ctx, c); err != nil {
 		return nil, grpcError(err)
 	}
@@ -86,6 +87,7 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 			log.G(ctx).WithError(err).WithField("id", id).Warn("CRI: removing a container's files")
 		}
 	}
+	s.nriRemoveContainer(ctx, c) // nri-hooks
 	s.containers.Delete(id)
 	forgetExitLock(c)
 	containerCPUSamples.forget(id)

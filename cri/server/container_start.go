@@ -98,6 +98,10 @@ func (s *Service) StartContainer(ctx context.Context, r *runtime.StartContainerR
 	}()
 	cio.Pipe()
 
+	defer s.nriBlockSync().Unblock() // nri-hooks
+	if err := s.nriStartContainer(ctx, sb, c); err != nil {
+		return nil, err
+	}
 	pid, err := task.Start(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("starting container %s: %w", id, err)
@@ -117,6 +121,7 @@ func (s *Service) StartContainer(ctx context.Context, r *runtime.StartContainerR
 		return nil, fmt.Errorf("recording the start of container %s: %w", id, err)
 	}
 	s.emitContainerEvent(ctx, c, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
+	s.nriPostStartContainer(ctx, sb, c) // nri-hooks
 	return &runtime.StartContainerResponse{}, nil
 }
 

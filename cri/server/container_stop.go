@@ -30,9 +30,11 @@ func (s *Service) StopContainer(ctx context.Context, r *runtime.StopContainerReq
 	if r.GetTimeout() < 0 {
 		timeout = 0
 	}
+	defer s.nriBlockSync().Unblock() // nri-hooks
 	if err := s.stopContainer(ctx, c, timeout); err != nil {
 		return nil, grpcError(err)
 	}
+	s.nriStopContainer(ctx, c) // nri-hooks
 	return &runtime.StopContainerResponse{}, nil
 }
 

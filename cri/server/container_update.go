@@ -31,6 +31,9 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 		// Windows resources mean nothing here; nothing to change.
 		return &runtime.UpdateContainerResourcesResponse{}, nil
 	}
+	if r.Linux, err = s.nriUpdateContainer(ctx, c, r.GetLinux()); err != nil {
+		return nil, grpcError(err)
+	}
 	id := c.Metadata.ID
 	err = c.UpdateStatus(func(st store.ContainerStatus) (store.ContainerStatus, error) {
 		state := st.State()
@@ -86,6 +89,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 	if err != nil {
 		return nil, grpcError(err)
 	}
+	s.nriPostUpdateContainer(ctx, c) // nri-hooks
 	return &runtime.UpdateContainerResourcesResponse{}, nil
 }
 

@@ -167,6 +167,7 @@ func (s *Service) handleContainerExit(ctx context.Context, c *store.Container, e
 		log.G(ctx).WithError(err).WithField("id", id).Error("CRI: recording a container's exit")
 	}
 	c.MarkStopped()
+	s.nriContainerExited(ctx, c) // nri-hooks
 	s.emitContainerEvent(ctx, c, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 }
 

@@ -316,6 +316,10 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 	}
 
 	sb := store.NewSandbox(md, store.SandboxStatus{State: store.SandboxReady, Pid: pid, CreatedAt: rec.CreatedAt})
+	defer s.nriBlockSync().Unblock() // nri-hooks
+	if err := s.nriRunPodSandbox(ctx, sb); err != nil {
+		return "", err
+	}
 	if err := s.sandboxes.Add(sb); err != nil {
 		return "", err
 	}

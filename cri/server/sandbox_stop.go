@@ -26,6 +26,7 @@ func (s *Service) StopPodSandbox(ctx context.Context, r *runtime.StopPodSandboxR
 		}
 		return nil, errdefs.ToGRPC(err)
 	}
+	defer s.nriBlockSync().Unblock() // nri-hooks
 	if err := s.stopSandbox(ctx, sb); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
@@ -47,6 +48,7 @@ func (s *Service) stopSandbox(ctx context.Context, sb *store.Sandbox) error {
 			return err
 		}
 	}
+	s.nriStopPodSandbox(ctx, sb) // nri-hooks
 	if err := s.teardownNetwork(ctx, &sb.Metadata); err != nil {
 		return fmt.Errorf("network teardown of sandbox %s: %w", id, err)
 	}
@@ -124,6 +126,7 @@ func (s *Service) RemovePodSandbox(ctx context.Context, r *runtime.RemovePodSand
 		}
 		return nil, errdefs.ToGRPC(err)
 	}
+	defer s.nriBlockSync().Unblock() // nri-hooks
 	if err := s.removeSandbox(ctx, sb); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
@@ -165,6 +168,7 @@ func (s *Service) removeSandbox(ctx context.Context, sb *store.Sandbox) error {
 	if err := s.removeSandboxFiles(&sb.Metadata); err != nil {
 		return fmt.Errorf("files of sandbox %s: %w", id, err)
 	}
+	s.nriRemovePodSandbox(ctx, sb) // nri-hooks
 	s.emitSandboxEvent(ctx, sb, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	s.sandboxes.Delete(id)
 	podCPUSamples.forget(id)

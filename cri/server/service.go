@@ -28,6 +28,7 @@ import (
 	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/namespaces"
+	"github.com/llitfkitfk/containerd/nri"
 	"github.com/llitfkitfk/containerd/services/tasks"
 	"github.com/llitfkitfk/containerd/snapshots"
 )
@@ -49,6 +50,9 @@ type Deps struct {
 	Images *images.Service
 	// Address is the daemon's gRPC address (for the runtime's info).
 	Address string
+	// NRI relays pod and container events to NRI plugins; nil: none
+	// (see nri.go).
+	NRI *nri.NRI
 }
 
 // Service is the CRI runtime service.

@@ -1,0 +1,345 @@
+package nri
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+)
+
+// fakeDomain is a runtime with fixed pods and containers that records
+// what plugins ask of it.
+type fakeDomain struct {
+	mu      sync.Mutex
+	pods    []*api.PodSandbox
+	ctrs    []*api.Container
+	updates []string // container ids
+	failOn  string   // UpdateContainer of this id fails
+	evicted chan string
+}
+
+func (d *fakeDomain) ListPodSandboxes() []*api.PodSandbox { return d.pods }
+func (d *fakeDomain) ListContainers() []*api.Container    { return d.ctrs }
+func (d *fakeDomain) UpdateContainer(_ context.Context, u *api.ContainerUpdate) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if u.GetContainerId() == d.failOn {
+		return errors.New("update refused")
+	}
+	d.updates = append(d.updates, u.GetContainerId())
+	return nil
+}
+func (d *fakeDomain) EvictContainer(_ context.Context, id, _ string) error {
+	d.evicted <- id
+	return nil
+}
+
+func (d *fakeDomain) updated() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.updates)
+}
+
+// recorder is an NRI plugin recording the events it gets, as "Event id".
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+	synced chan []string
+
+	failRun  bool
+	adjust   func(*api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, []*api.ContainerEviction)
+	onUpdate func(*api.LinuxResources) []*api.ContainerUpdate
+}
+
+func (r *recorder) add(ev, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev+" "+id)
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+func (r *recorder) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	var ids []string
+	for _, p := range pods {
+		ids = append(ids, "pod:"+p.GetId())
+	}
+	for _, c := range ctrs {
+		ids = append(ids, "ctr:"+c.GetId())
+	}
+	r.synced <- ids
+	return nil, nil
+}
+
+func (r *recorder) RunPodSandbox(_ context.Context, p *api.PodSandbox) error {
+	r.add("RunPodSandbox", p.GetId())
+	if r.failRun {
+		return errors.New("no such pods here")
+	}
+	return nil
+}
+func (r *recorder) StopPodSandbox(_ context.Context, p *api.PodSandbox) error {
+	r.add("StopPodSandbox", p.GetId())
+	return nil
+}
+func (r *recorder) RemovePodSandbox(_ context.Context, p *api.PodSandbox) error {
+	r.add("RemovePodSandbox", p.GetId())
+	return nil
+}
+func (r *recorder) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	r.add("CreateContainer", c.GetId())
+	if r.adjust != nil {
+		a, u, _ := r.adjust(c)
+		return a, u, nil
+	}
+	return nil, nil, nil
+}
+func (r *recorder) StartContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	r.add("StartContainer", c.GetId())
+	return nil
+}
+func (r *recorder) UpdateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container, res *api.LinuxResources) ([]*api.ContainerUpdate, error) {
+	r.add("UpdateContainer", c.GetId())
+	if r.onUpdate != nil {
+		return r.onUpdate(res), nil
+	}
+	return nil, nil
+}
+func (r *recorder) StopContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) ([]*api.ContainerUpdate, error) {
+	r.add("StopContainer", c.GetId())
+	return nil, nil
+}
+func (r *recorder) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	r.add("RemoveContainer", c.GetId())
+	return nil
+}
+
+// start runs an NRI on a socket in a temporary directory with d as its
+// runtime, and connects p to it; it returns once p is synchronised, with
+// what p's Synchronize got.
+func start(t *testing.T, d Domain, p *recorder) (*NRI, stub.Stub, []string) {
+	t.Helper()
+	// Not t.TempDir: a unix socket path must stay short.
+	dir, err := os.MkdirTemp("", "nri")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg := *DefaultConfig()
+	cfg.SocketPath = filepath.Join(dir, "nri.sock")
+	cfg.PluginPath = filepath.Join(dir, "plugins")
+	cfg.PluginConfigPath = filepath.Join(dir, "conf")
+	n := New(cfg)
+	if err := n.Start(d); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	if !n.Enabled() {
+		t.Fatal("started NRI is not enabled")
+	}
+	p.synced = make(chan []string, 1)
+	s, err := stub.New(p, stub.WithPluginName("recorder"), stub.WithPluginIdx("00"), stub.WithSocketPath(cfg.SocketPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-runErr })
+	select {
+	case ids := <-p.synced:
+		// The plugin gets events once the runtime has added it, after
+		// its Synchronize: the sync block waits for that.
+		n.BlockPluginSync().Unblock()
+		return n, s, ids
+	case err := <-runErr:
+		t.Fatalf("plugin stopped before it was synchronised: %v", err)
+	}
+	return nil, nil, nil
+}
+
+func TestLifecycleEventsOnceAndInOrder(t *testing.T) {
+	d := &fakeDomain{
+		pods:    []*api.PodSandbox{{Id: "p0"}},
+		ctrs:    []*api.Container{{Id: "c0", PodSandboxId: "p0", State: api.ContainerState_CONTAINER_RUNNING}},
+		evicted: make(chan string, 1),
+	}
+	p := &recorder{adjust: func(c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, []*api.ContainerEviction) {
+		a := &api.ContainerAdjustment{}
+		a.AddEnv("ADDED_BY", "recorder")
+		u := &api.ContainerUpdate{ContainerId: "c0"}
+		u.SetLinuxCPUShares(512)
+		return a, []*api.ContainerUpdate{u}, nil
+	}}
+	n, _, synced := start(t, d, p)
+	if want := []string{"pod:p0", "ctr:c0"}; !slices.Equal(synced, want) {
+		t.Fatalf("Synchronize got %v, want %v", synced, want)
+	}
+
+	ctx := context.Background()
+	pod := &api.PodSandbox{Id: "p1", Name: "web"}
+	ctr := &api.Container{Id: "c1", PodSandboxId: "p1", Name: "nginx"}
+	if err := n.RunPodSandbox(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	adj, err := n.CreateContainer(ctx, pod, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := adj.GetEnv(); len(env) != 1 || env[0].GetKey() != "ADDED_BY" || env[0].GetValue() != "recorder" {
+		t.Fatalf("adjustment's env = %v, want ADDED_BY=recorder", env)
+	}
+	if got := d.updated(); !slices.Equal(got, []string{"c0"}) {
+		t.Fatalf("updates carried out: %v, want the plugin's update of c0", got)
+	}
+	for _, step := range []func() error{
+		func() error { return n.StartContainer(ctx, pod, ctr) },
+		func() error { return n.StopContainer(ctx, pod, ctr) },
+		func() error { return n.StopContainer(ctx, pod, ctr) }, // a second stop (the exit) says nothing
+		func() error { return n.RemoveContainer(ctx, pod, ctr) },
+		func() error { return n.RemoveContainer(ctx, pod, ctr) },
+		func() error { return n.StopPodSandbox(ctx, pod) },
+		func() error { return n.StopPodSandbox(ctx, pod) },
+		func() error { return n.RemovePodSandbox(ctx, pod) },
+		func() error { return n.RemovePodSandbox(ctx, pod) },
+		// Never seen: nothing to tell.
+		func() error { return n.StopContainer(ctx, pod, &api.Container{Id: "unknown"}) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		"RunPodSandbox p1", "CreateContainer c1", "StartContainer c1", "StopContainer c1",
+		"RemoveContainer c1", "StopPodSandbox p1", "RemovePodSandbox p1",
+	}
+	if got := p.got(); !slices.Equal(got, want) {
+		t.Fatalf("plugin got\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestRemoveReportsStopFirst(t *testing.T) {
+	p := &recorder{}
+	n, _, _ := start(t, &fakeDomain{}, p)
+	ctx := context.Background()
+	pod := &api.PodSandbox{Id: "p"}
+	ctr := &api.Container{Id: "c", PodSandboxId: "p"}
+	for _, err := range []error{
+		n.RunPodSandbox(ctx, pod),
+		func() error { _, err := n.CreateContainer(ctx, pod, ctr); return err }(),
+		n.RemoveContainer(ctx, pod, ctr),
+		n.RemovePodSandbox(ctx, pod),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"RunPodSandbox p", "CreateContainer c", "StopContainer c", "RemoveContainer c", "StopPodSandbox p", "RemovePodSandbox p"}
+	if got := p.got(); !slices.Equal(got, want) {
+		t.Fatalf("plugin got %v, want %v", got, want)
+	}
+}
+
+func TestPluginErrorFailsRunPodSandbox(t *testing.T) {
+	n, _, _ := start(t, &fakeDomain{}, &recorder{failRun: true})
+	if err := n.RunPodSandbox(context.Background(), &api.PodSandbox{Id: "p"}); err == nil {
+		t.Fatal("RunPodSandbox succeeded though the plugin failed it")
+	}
+}
+
+func TestUpdateContainerReturnsThePluginsResources(t *testing.T) {
+	d := &fakeDomain{}
+	p := &recorder{onUpdate: func(res *api.LinuxResources) []*api.ContainerUpdate {
+		other := &api.ContainerUpdate{ContainerId: "other"}
+		other.SetLinuxCPUShares(2)
+		self := &api.ContainerUpdate{ContainerId: "c"}
+		self.SetLinuxMemoryLimit(res.GetMemory().GetLimit().GetValue() / 2)
+		return []*api.ContainerUpdate{other, self}
+	}}
+	n, _, _ := start(t, d, p)
+	ctx := context.Background()
+	pod, ctr := &api.PodSandbox{Id: "p"}, &api.Container{Id: "c", PodSandboxId: "p"}
+	if _, err := n.CreateContainer(ctx, pod, ctr); err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.UpdateContainer(ctx, pod, ctr, &api.LinuxResources{Memory: &api.LinuxMemory{Limit: api.Int64(1 << 30)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.GetMemory().GetLimit().GetValue(); got != 1<<29 {
+		t.Fatalf("resources to set: memory limit %d, want the plugin's %d", got, 1<<29)
+	}
+	if got := d.updated(); !slices.Equal(got, []string{"other"}) {
+		t.Fatalf("updates carried out: %v, want only the other container's", got)
+	}
+}
+
+func TestUnsolicitedUpdates(t *testing.T) {
+	d := &fakeDomain{failOn: "bad"}
+	n, s, _ := start(t, d, &recorder{})
+	_ = n
+	ok := &api.ContainerUpdate{ContainerId: "good"}
+	ok.SetLinuxCPUShares(10)
+	bad := &api.ContainerUpdate{ContainerId: "bad"}
+	bad.SetLinuxCPUShares(10)
+	failed, err := s.UpdateContainers([]*api.ContainerUpdate{ok, bad})
+	if err == nil && len(failed) == 0 {
+		t.Fatal("a failed update was not reported")
+	}
+	if got := d.updated(); !slices.Equal(got, []string{"good"}) {
+		t.Fatalf("updates carried out: %v, want [good]", got)
+	}
+}
+
+func TestOffIsANoop(t *testing.T) {
+	ctx := context.Background()
+	pod, ctr := &api.PodSandbox{Id: "p"}, &api.Container{Id: "c"}
+	disabled := New(Config{Disable: true})
+	if err := disabled.Start(&fakeDomain{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*NRI{nil, disabled} {
+		if n.Enabled() {
+			t.Fatal("enabled")
+		}
+		n.BlockPluginSync().Unblock()
+		if err := n.RunPodSandbox(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		if adj, err := n.CreateContainer(ctx, pod, ctr); adj != nil || err != nil {
+			t.Fatalf("CreateContainer = %v, %v", adj, err)
+		}
+		if err := n.RemoveContainer(ctx, pod, ctr); err != nil {
+			t.Fatal(err)
+		}
+		n.Stop()
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []Config{
+		{SocketPath: ""},
+		{SocketPath: "/s", PluginRequestTimeout: "soon"},
+		{SocketPath: "/s", PluginRegistrationTimeout: "-1s"},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("default: %v", err)
+	}
+	if err := (Config{DisableConnections: true}).Validate(); err != nil {
+		t.Errorf("no socket, connections disabled: %v", err)
+	}
+}
