@@ -27,10 +27,6 @@ var critestSkips = []struct{ pattern, reason string }{
 	// The digest names the bytes of the image in gcr.io itself, which
 	// a locally built stand-in cannot reproduce.
 	{"public image with digest", "the digest names the real registry's bytes, which a local image cannot have"},
-	// Not this machine's lack but ours, for now: the NRI plugin
-	// (io.containerd.nri.v1.nri) is not built yet. Remove this line
-	// with the plugin.
-	{"NRI", "the daemon has no NRI plugin yet"},
 }
 
 // TestCritest runs critest (cri-tools v1.37.0, bin/cri/critest) in its

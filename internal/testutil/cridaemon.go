@@ -168,7 +168,12 @@ func (d *CRIDaemon) configText() string {
 	fmt.Fprintf(&b, "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = %q\n\n", filepath.Join(d.Paths.Root, "opt"))
 	// NRI: its socket, and no plugins from the host's directories.
 	fmt.Fprintf(&b, "[plugins.\"io.containerd.nri.v1.nri\"]\n  disable = false\n  socket_path = %q\n", d.NRISocket)
-	fmt.Fprintf(&b, "  plugin_path = %q\n  plugin_config_path = %q\n\n", filepath.Join(d.Paths.Root, "nri-plugins"), filepath.Join(d.Paths.Root, "nri-conf"))
+	fmt.Fprintf(&b, "  plugin_path = %q\n  plugin_config_path = %q\n", filepath.Join(d.Paths.Root, "nri-plugins"), filepath.Join(d.Paths.Root, "nri-conf"))
+	// critest's synchronization specs hold a new plugin's Synchronize
+	// for 2s on purpose, which is exactly the default request timeout:
+	// the plugin would be dropped (and the spec skip itself) about half
+	// the time. An operator with slow plugins raises it the same way.
+	fmt.Fprintf(&b, "  plugin_request_timeout = \"10s\"\n\n")
 	fmt.Fprintf(&b, "[%s]\n  sandbox_image = %q\n  restrict_oom_score_adj = true\n", cri, CRIPauseImage)
 	fmt.Fprintf(&b, "  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n")
 	fmt.Fprintf(&b, "[%s.containerd]\n  default_runtime_name = \"runc\"\n", cri)
