@@ -90,6 +90,25 @@ func WithDownloaded(ctx context.Context, f func()) context.Context {
 	return context.WithValue(ctx, downloadedKey{}, f)
 }
 
+// LimitDownload takes one of limit's slots for a layer's fetch (limit nil,
+// or a blob other than a layer: no limit) and returns the context to fetch
+// under and the release to defer. The slot is taken around the copy alone,
+// not around handlers, which may wait on one another (an unpacker's); and
+// it is given back once the bytes are read (WithDownloaded), before the
+// commit's sync, so the next download need not wait for this one's disk.
+// Layers only: manifests and configs are small, and an unpacker's layer
+// fetches wait for their config, which must not wait for them.
+func LimitDownload(ctx context.Context, limit *semaphore.Weighted, desc ocispec.Descriptor) (context.Context, func(), error) {
+	if limit == nil || !images.IsLayerType(desc.MediaType) {
+		return ctx, func() {}, nil
+	}
+	if err := limit.Acquire(ctx, 1); err != nil {
+		return ctx, nil, err
+	}
+	release := sync.OnceFunc(func() { limit.Release(1) })
+	return WithDownloaded(ctx, release), release, nil
+}
+
 type commitOptsKey struct{}
 
 // WithCommitOpts returns a context under which Fetch commits the blobs it

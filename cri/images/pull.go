@@ -239,17 +239,11 @@ func (s *Service) fetchHandler(fetcher remotes.Fetcher, l leases.Lease, name str
 		} else if !errdefs.IsNotFound(err) {
 			return nil, err
 		}
-		// The bound is taken around the copy alone, not around handlers,
-		// since the unpacker's wait for one another; it is released once
-		// the bytes are read, before the commit's sync.
-		if s.downloads != nil && images.IsLayerType(desc.MediaType) {
-			if err := s.downloads.Acquire(ctx, 1); err != nil {
-				return nil, err
-			}
-			release := sync.OnceFunc(func() { s.downloads.Release(1) })
-			defer release()
-			ctx = remotes.WithDownloaded(ctx, release)
+		ctx, release, err := remotes.LimitDownload(ctx, s.downloads, desc)
+		if err != nil {
+			return nil, err
 		}
+		defer release()
 		if commitOpts != nil {
 			ctx = remotes.WithCommitOpts(ctx, commitOpts...)
 		}

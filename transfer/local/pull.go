@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
@@ -89,24 +88,13 @@ func (s *Service) pull(ctx context.Context, src transfer.ImageFetcher, dst trans
 			t.exists(desc)
 			return nil, nil
 		}
-		// The download limit is taken here, around the copy alone, rather
-		// than by Dispatch around handlers that may wait on other things
-		// (an unpacker's), so that it bounds every layer fetch, the walk's
-		// and the unpacker's alike, and cannot deadlock. It bounds layers
-		// only: an unpacker starts a manifest's layer fetches at once,
-		// and those that stream into their applies wait for the config,
-		// which must not then wait for them. Manifests and configs are
-		// small, and bounded in size.
-		if s.downloads != nil && images.IsLayerType(desc.MediaType) {
-			if err := s.downloads.Acquire(ctx, 1); err != nil {
-				return nil, err
-			}
-			// Released once the bytes are read, so that the next
-			// download need not wait for this one's commit to sync.
-			release := sync.OnceFunc(func() { s.downloads.Release(1) })
-			defer release()
-			ctx = remotes.WithDownloaded(ctx, release)
+		// The limit bounds every layer fetch, the walk's and the
+		// unpacker's alike (see remotes.LimitDownload).
+		ctx, release, err := remotes.LimitDownload(ctx, s.downloads, desc)
+		if err != nil {
+			return nil, err
 		}
+		defer release()
 		if commitOpts != nil {
 			ctx = remotes.WithCommitOpts(ctx, commitOpts...)
 		}
