@@ -130,16 +130,13 @@ const memoryUnlimited = 1 << 62
 // Any's type) into CPU and memory usage.
 func fillCgroupStats(out *runtime.ContainerStats, a *anypb.Any, now time.Time) error {
 	ts := now.UnixNano()
-	name := a.GetTypeUrl()
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
+	m1, m2, err := decodeCgroupMetrics(a)
+	if err != nil {
+		return err
 	}
-	switch name {
-	case string(proto.MessageName(&v1.Metrics{})):
-		var m v1.Metrics
-		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
-			return fmt.Errorf("decoding cgroup v1 metrics: %w", err)
-		}
+	switch {
+	case m1 != nil:
+		m := m1
 		if cpu := m.GetCPU().GetUsage(); cpu != nil {
 			out.Cpu = &runtime.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: &runtime.UInt64Value{Value: cpu.GetTotal()}}
 		}
@@ -159,11 +156,8 @@ func fillCgroupStats(out *runtime.ContainerStats, a *anypb.Any, now time.Time) e
 			}
 			out.Memory = mu
 		}
-	case string(proto.MessageName(&v2.Metrics{})):
-		var m v2.Metrics
-		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
-			return fmt.Errorf("decoding cgroup v2 metrics: %w", err)
-		}
+	case m2 != nil:
+		m := m2
 		if cpu := m.GetCPU(); cpu != nil {
 			out.Cpu = &runtime.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: &runtime.UInt64Value{Value: cpu.GetUsageUsec() * 1000}}
 		}
@@ -182,10 +176,32 @@ func fillCgroupStats(out *runtime.ContainerStats, a *anypb.Any, now time.Time) e
 			}
 			out.Memory = mu
 		}
-	default:
-		return fmt.Errorf("unknown metrics type %q: %w", a.GetTypeUrl(), errdefs.ErrNotImplemented)
 	}
 	return nil
+}
+
+// decodeCgroupMetrics decodes the shim's cgroup metrics: one of the two
+// is set, by the Any's type (cgroup v1 or v2).
+func decodeCgroupMetrics(a *anypb.Any) (*v1.Metrics, *v2.Metrics, error) {
+	name := a.GetTypeUrl()
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	switch name {
+	case string(proto.MessageName(&v1.Metrics{})):
+		var m v1.Metrics
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			return nil, nil, fmt.Errorf("decoding cgroup v1 metrics: %w", err)
+		}
+		return &m, nil, nil
+	case string(proto.MessageName(&v2.Metrics{})):
+		var m v2.Metrics
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			return nil, nil, fmt.Errorf("decoding cgroup v2 metrics: %w", err)
+		}
+		return nil, &m, nil
+	}
+	return nil, nil, fmt.Errorf("unknown metrics type %q: %w", a.GetTypeUrl(), errdefs.ErrNotImplemented)
 }
 
 // workingSet is the memory the kubelet evicts by: usage less the inactive
