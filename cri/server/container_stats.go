@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/cri/store"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
@@ -105,9 +106,14 @@ func (s *Service) writableLayerUsage(ctx context.Context, id string) (*runtime.F
 	if err != nil {
 		return nil, err
 	}
+	return s.snapshotUsage(ctx, record)
+}
+
+// snapshotUsage is the disk use of a container record's snapshot.
+func (s *Service) snapshotUsage(ctx context.Context, record containers.Container) (*runtime.FilesystemUsage, error) {
 	sn, ok := s.deps.Snapshotters[record.Snapshotter]
 	if !ok || record.SnapshotKey == "" {
-		return nil, fmt.Errorf("container %s has no snapshot: %w", id, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("container %s has no snapshot: %w", record.ID, errdefs.ErrNotFound)
 	}
 	u, err := sn.Usage(ctx, record.SnapshotKey)
 	if err != nil {
