@@ -218,7 +218,3 @@ func workingSet(usage, inactiveFile uint64) uint64 {
 	}
 	return usage - inactiveFile
 }
-
-// ListMetricDescriptors and ListPodSandboxMetrics (the kubelet's
-// CRI-only metrics) are not offered: their Unimplemented answer makes the
-// kubelet fall back to cAdvisor, as it does with containerd's default.

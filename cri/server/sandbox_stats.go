@@ -127,12 +127,6 @@ func (s *Service) podSandboxStats(ctx context.Context, sb *store.Sandbox) (*runt
 	return out, nil
 }
 
-// ListPodSandboxMetrics (Prometheus-style metrics) is not served, as in
-// containerd without its metrics collector.
-func (s *Service) ListPodSandboxMetrics(ctx context.Context, r *runtime.ListPodSandboxMetricsRequest) (*runtime.ListPodSandboxMetricsResponse, error) {
-	return nil, errdefs.ToGRPC(fmt.Errorf("ListPodSandboxMetrics: %w", errdefs.ErrNotImplemented))
-}
-
 // cgroupUsage is what pod stats need of a cgroup, whichever version.
 type cgroupUsage struct {
 	cpuNanos                         uint64
