@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/cri/store"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
@@ -105,9 +106,14 @@ func (s *Service) writableLayerUsage(ctx context.Context, id string) (*runtime.F
 	if err != nil {
 		return nil, err
 	}
+	return s.snapshotUsage(ctx, record)
+}
+
+// snapshotUsage is the disk use of a container record's snapshot.
+func (s *Service) snapshotUsage(ctx context.Context, record containers.Container) (*runtime.FilesystemUsage, error) {
 	sn, ok := s.deps.Snapshotters[record.Snapshotter]
 	if !ok || record.SnapshotKey == "" {
-		return nil, fmt.Errorf("container %s has no snapshot: %w", id, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("container %s has no snapshot: %w", record.ID, errdefs.ErrNotFound)
 	}
 	u, err := sn.Usage(ctx, record.SnapshotKey)
 	if err != nil {
@@ -130,16 +136,13 @@ const memoryUnlimited = 1 << 62
 // Any's type) into CPU and memory usage.
 func fillCgroupStats(out *runtime.ContainerStats, a *anypb.Any, now time.Time) error {
 	ts := now.UnixNano()
-	name := a.GetTypeUrl()
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
+	m1, m2, err := decodeCgroupMetrics(a)
+	if err != nil {
+		return err
 	}
-	switch name {
-	case string(proto.MessageName(&v1.Metrics{})):
-		var m v1.Metrics
-		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
-			return fmt.Errorf("decoding cgroup v1 metrics: %w", err)
-		}
+	switch {
+	case m1 != nil:
+		m := m1
 		if cpu := m.GetCPU().GetUsage(); cpu != nil {
 			out.Cpu = &runtime.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: &runtime.UInt64Value{Value: cpu.GetTotal()}}
 		}
@@ -159,11 +162,8 @@ func fillCgroupStats(out *runtime.ContainerStats, a *anypb.Any, now time.Time) e
 			}
 			out.Memory = mu
 		}
-	case string(proto.MessageName(&v2.Metrics{})):
-		var m v2.Metrics
-		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
-			return fmt.Errorf("decoding cgroup v2 metrics: %w", err)
-		}
+	case m2 != nil:
+		m := m2
 		if cpu := m.GetCPU(); cpu != nil {
 			out.Cpu = &runtime.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: &runtime.UInt64Value{Value: cpu.GetUsageUsec() * 1000}}
 		}
@@ -182,10 +182,32 @@ func fillCgroupStats(out *runtime.ContainerStats, a *anypb.Any, now time.Time) e
 			}
 			out.Memory = mu
 		}
-	default:
-		return fmt.Errorf("unknown metrics type %q: %w", a.GetTypeUrl(), errdefs.ErrNotImplemented)
 	}
 	return nil
+}
+
+// decodeCgroupMetrics decodes the shim's cgroup metrics: one of the two
+// is set, by the Any's type (cgroup v1 or v2).
+func decodeCgroupMetrics(a *anypb.Any) (*v1.Metrics, *v2.Metrics, error) {
+	name := a.GetTypeUrl()
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	switch name {
+	case string(proto.MessageName(&v1.Metrics{})):
+		var m v1.Metrics
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			return nil, nil, fmt.Errorf("decoding cgroup v1 metrics: %w", err)
+		}
+		return &m, nil, nil
+	case string(proto.MessageName(&v2.Metrics{})):
+		var m v2.Metrics
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			return nil, nil, fmt.Errorf("decoding cgroup v2 metrics: %w", err)
+		}
+		return nil, &m, nil
+	}
+	return nil, nil, fmt.Errorf("unknown metrics type %q: %w", a.GetTypeUrl(), errdefs.ErrNotImplemented)
 }
 
 // workingSet is the memory the kubelet evicts by: usage less the inactive
@@ -196,7 +218,3 @@ func workingSet(usage, inactiveFile uint64) uint64 {
 	}
 	return usage - inactiveFile
 }
-
-// ListMetricDescriptors and ListPodSandboxMetrics (the kubelet's
-// CRI-only metrics) are not offered: their Unimplemented answer makes the
-// kubelet fall back to cAdvisor, as it does with containerd's default.

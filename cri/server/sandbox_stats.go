@@ -127,12 +127,6 @@ func (s *Service) podSandboxStats(ctx context.Context, sb *store.Sandbox) (*runt
 	return out, nil
 }
 
-// ListPodSandboxMetrics (Prometheus-style metrics) is not served, as in
-// containerd without its metrics collector.
-func (s *Service) ListPodSandboxMetrics(ctx context.Context, r *runtime.ListPodSandboxMetricsRequest) (*runtime.ListPodSandboxMetricsResponse, error) {
-	return nil, errdefs.ToGRPC(fmt.Errorf("ListPodSandboxMetrics: %w", errdefs.ErrNotImplemented))
-}
-
 // cgroupUsage is what pod stats need of a cgroup, whichever version.
 type cgroupUsage struct {
 	cpuNanos                         uint64
@@ -177,15 +171,22 @@ func podCgroupUsage(pausePid uint32, hasParent bool) (cgroupUsage, error) {
 	return u, nil
 }
 
-// netDevStats reads a network namespace's interfaces from a
+// netDevCounters are an interface's counters from /proc/<pid>/net/dev.
+type netDevCounters struct {
+	name                                    string
+	rxBytes, rxPackets, rxErrors, rxDropped uint64
+	txBytes, txPackets, txErrors, txDropped uint64
+}
+
+// readNetDev reads a network namespace's interfaces from a
 // /proc/<pid>/net/dev file (the namespace of <pid>), but lo.
-func netDevStats(file string) ([]*runtime.NetworkInterfaceUsage, error) {
+func readNetDev(file string) ([]netDevCounters, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []*runtime.NetworkInterfaceUsage
+	var out []netDevCounters
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		name, counters, ok := strings.Cut(sc.Text(), ":")
@@ -197,17 +198,38 @@ func netDevStats(file string) ([]*runtime.NetworkInterfaceUsage, error) {
 		if name == "lo" || len(fields) < 16 {
 			continue
 		}
-		n := func(i int) *runtime.UInt64Value {
+		n := func(i int) uint64 {
 			v, _ := strconv.ParseUint(fields[i], 10, 64)
-			return &runtime.UInt64Value{Value: v}
+			return v
 		}
 		// Receive: bytes packets errs drop fifo frame compressed
-		// multicast; then transmit: bytes packets errs ...
-		out = append(out, &runtime.NetworkInterfaceUsage{
-			Name: name, RxBytes: n(0), RxErrors: n(2), TxBytes: n(8), TxErrors: n(10),
+		// multicast; then transmit: bytes packets errs drop ...
+		out = append(out, netDevCounters{
+			name:    name,
+			rxBytes: n(0), rxPackets: n(1), rxErrors: n(2), rxDropped: n(3),
+			txBytes: n(8), txPackets: n(9), txErrors: n(10), txDropped: n(11),
 		})
 	}
 	return out, sc.Err()
+}
+
+// netDevStats is readNetDev's interfaces as the CRI's pod stats give them.
+func netDevStats(file string) ([]*runtime.NetworkInterfaceUsage, error) {
+	ifaces, err := readNetDev(file)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*runtime.NetworkInterfaceUsage, 0, len(ifaces))
+	for _, i := range ifaces {
+		out = append(out, &runtime.NetworkInterfaceUsage{
+			Name:     i.name,
+			RxBytes:  &runtime.UInt64Value{Value: i.rxBytes},
+			RxErrors: &runtime.UInt64Value{Value: i.rxErrors},
+			TxBytes:  &runtime.UInt64Value{Value: i.txBytes},
+			TxErrors: &runtime.UInt64Value{Value: i.txErrors},
+		})
+	}
+	return out, nil
 }
 
 // podCPUSamples are the pods' last CPU samples (pod ids are random, so

@@ -30,6 +30,14 @@ func TestNetDevStats(t *testing.T) {
 	if e.RxBytes.Value != 1096 || e.RxErrors.Value != 3 || e.TxBytes.Value != 866 || e.TxErrors.Value != 4 {
 		t.Errorf("eth0 %v", e)
 	}
+	all, err := readNetDev(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := netDevCounters{name: "eth0", rxBytes: 1096, rxPackets: 12, rxErrors: 3, txBytes: 866, txPackets: 9, txErrors: 4}
+	if len(all) != 2 || all[0] != want {
+		t.Errorf("readNetDev %+v, want eth0 %+v first", all, want)
+	}
 }
 
 func TestCPUSamplerNanoCores(t *testing.T) {
