@@ -43,6 +43,15 @@ var (
 	unmountImageVolume = func(dir string) error { return mount.UnmountAll(dir, 0) }
 	// imageVolumeMounted reports whether something is mounted on dir.
 	imageVolumeMounted = func(dir string) (bool, error) {
+		// mountinfo has the resolved path (the state directory may be
+		// under a symbolic link such as /var/run).
+		dir, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return false, nil
+			}
+			return false, err
+		}
 		mps, err := mount.PointsUnder(dir)
 		if err != nil {
 			return false, err

@@ -442,3 +442,19 @@ func TestRecoverImageVolumes(t *testing.T) {
 		t.Errorf("%d volumes mounted after removing everything", n)
 	}
 }
+
+// The real mount check: a mount point by its path or through a symbolic
+// link (mountinfo has resolved paths); a plain or missing directory is
+// not one.
+func TestImageVolumeMounted(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "proc")
+	if err := os.Symlink("/proc", link); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{"/proc": true, link: true, dir: false, filepath.Join(dir, "gone"): false} {
+		if got, err := imageVolumeMounted(path); err != nil || got != want {
+			t.Errorf("%s: %v, %v; want %v", path, got, err, want)
+		}
+	}
+}
