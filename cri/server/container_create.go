@@ -49,6 +49,9 @@ func (s *Service) createContainer(ctx context.Context, r *runtime.CreateContaine
 	case cfg.GetImage().GetImage() == "":
 		return nil, grpcError(fmt.Errorf("container config: image is required: %w", errdefs.ErrInvalidArgument))
 	}
+	if err := validateImageMounts(cfg.GetMounts()); err != nil {
+		return nil, grpcError(err)
+	}
 	stopSignal, err := criStopSignal(cfg.GetStopSignal())
 	if err != nil {
 		return nil, grpcError(err)
@@ -118,6 +121,20 @@ func (s *Service) createContainer(ctx context.Context, r *runtime.CreateContaine
 			}
 		}
 	}()
+
+	// Image volumes: from here on cfg has their host paths.
+	vols, err := s.mountImageVolumes(lctx, id, cfg, imgs, sn, snName)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := s.removeImageVolumes(context.WithoutCancel(ctx), id, cfg, sn); err != nil {
+				log.G(ctx).WithError(err).WithField("id", id).Warn("removing the image volumes of a failed create")
+			}
+		}
+	}()
+	cfg = vols.config
 
 	sbStatus := sb.Status()
 	paths := s.sandboxPaths(&sb.Metadata)
@@ -204,6 +221,9 @@ func (s *Service) createContainer(ctx context.Context, r *runtime.CreateContaine
 		labels[k] = v
 	}
 	for k, v := range cfg.GetLabels() {
+		labels[k] = v
+	}
+	for k, v := range vols.labels {
 		labels[k] = v
 	}
 	labels[store.KindLabel] = store.KindContainer

@@ -39,6 +39,7 @@ func (s *Service) recoverContainers(ctx context.Context) error {
 			log.G(ctx).WithError(err).WithField("id", rec.ID).Error("CRI: cannot recover container")
 		}
 	}
+	s.recoverImageVolumes(ctx)
 	return nil
 }
 

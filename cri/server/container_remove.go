@@ -10,6 +10,7 @@ import (
 	"github.com/llitfkitfk/containerd/cri/store"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/snapshots"
 )
 
 // RemoveContainer removes a container, stopping it first if it runs; a
@@ -63,6 +64,18 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 		return fmt.Errorf("deleting the task of container %s: %w", id, err)
 	}
 	record, err := s.deps.Containers.Get(ctx, id)
+	if err == nil || errdefs.IsNotFound(err) {
+		// Unmounted before the record goes, so that a failure leaves
+		// the container to remove again.
+		var sn snapshots.Snapshotter
+		if err == nil {
+			sn = s.deps.Snapshotters[record.Snapshotter]
+		}
+		if err := s.removeImageVolumes(ctx, id, c.Metadata.Config, sn); err != nil {
+			undo()
+			return err
+		}
+	}
 	switch {
 	case err == nil:
 		if err := s.deps.Containers.Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {

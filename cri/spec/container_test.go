@@ -312,11 +312,35 @@ func TestContainerMounts(t *testing.T) {
 	}
 
 	t.Run("image volume", func(t *testing.T) {
+		// The runtime service mounts the image and sets host_path; an
+		// image volume without one was not prepared.
 		in := testContainer(t)
 		in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/img", Image: &runtime.ImageSpec{Image: "busybox"}, Readonly: true}}
-		_, err := Container(context.Background(), in)
-		if !errors.Is(err, errdefs.ErrNotImplemented) {
-			t.Fatalf("err %v, want not implemented", err)
+		if _, err := Container(context.Background(), in); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			t.Fatalf("unprepared: err %v, want failed precondition", err)
+		}
+		dir := t.TempDir()
+		in.Config.Mounts[0].HostPath = dir
+		in.Config.Mounts[0].Readonly = false
+		if _, err := Container(context.Background(), in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Fatalf("writable: err %v, want invalid argument", err)
+		}
+		in.Config.Mounts[0].HostPath = filepath.Join(dir, "gone")
+		in.Config.Mounts[0].Readonly = true
+		if _, err := Container(context.Background(), in); err == nil {
+			t.Fatal("missing host path accepted")
+		}
+		if _, err := os.Stat(filepath.Join(dir, "gone")); err == nil {
+			t.Error("a missing image volume's host path was made")
+		}
+		in.Config.Mounts[0].HostPath = dir
+		s, err := Container(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := findMount(s, "/img")
+		if m == nil || m.Source != dir || m.Type != "bind" || !slices.Contains(m.Options, "ro") || slices.Contains(m.Options, "rw") {
+			t.Fatalf("mount %+v", m)
 		}
 	})
 

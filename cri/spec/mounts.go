@@ -272,10 +272,17 @@ func withCRIMounts(config *runtime.ContainerConfig, extra []*runtime.Mount, rro,
 // ociMount converts one CRI mount to a bind mount.
 func ociMount(m *runtime.Mount, s *specs.Spec, rro bool) (specs.Mount, error) {
 	dst, src := m.GetContainerPath(), m.GetHostPath()
-	if m.GetImage().GetImage() != "" {
-		// Unimplemented is what critest (and kubelet) take for "no
-		// image volume support".
-		return specs.Mount{}, fmt.Errorf("mount %s: image volumes (%s) are not supported: %w", dst, m.GetImage().GetImage(), errdefs.ErrNotImplemented)
+	image := m.GetImage() != nil
+	if image {
+		// An image volume: the runtime service has mounted the image on
+		// the host and set host_path to it (or to its sub-path); from
+		// here on it is a read-only bind mount.
+		if src == "" {
+			return specs.Mount{}, fmt.Errorf("mount %s: image volume %q is not mounted on the host: %w", dst, m.GetImage().GetImage(), errdefs.ErrFailedPrecondition)
+		}
+		if !m.GetReadonly() {
+			return specs.Mount{}, fmt.Errorf("mount %s: image volume %q must be read-only: %w", dst, m.GetImage().GetImage(), errdefs.ErrInvalidArgument)
+		}
 	}
 	if !filepath.IsAbs(dst) {
 		return specs.Mount{}, fmt.Errorf("mount %q -> %q: container path must be absolute: %w", src, dst, errdefs.ErrInvalidArgument)
@@ -284,7 +291,7 @@ func ociMount(m *runtime.Mount, s *specs.Spec, rro bool) (specs.Mount, error) {
 		return specs.Mount{}, fmt.Errorf("mount %q -> %q: host path must be absolute: %w", src, dst, errdefs.ErrInvalidArgument)
 	}
 	if _, err := os.Stat(src); err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
+		if image || !errors.Is(err, os.ErrNotExist) {
 			return specs.Mount{}, fmt.Errorf("mount %s: %w", src, err)
 		}
 		if err := os.MkdirAll(src, 0o755); err != nil {
