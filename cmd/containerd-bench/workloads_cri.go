@@ -44,9 +44,9 @@ var (
 
 var criWorkload = &workload{
 	name:  "cri",
-	about: "a pod of one busybox container through the CRI's gRPC API, each call timed (theirs: containerd 2.x), rounds alternating",
+	about: "a pod of one busybox container through the CRI's gRPC API, each call timed (theirs: containerd 2.x), pods alternating between the daemons",
 	params: func(o options) string {
-		return fmt.Sprintf("%d rounds of %d pods each", o.rounds, *criPods)
+		return fmt.Sprintf("%d pods each (-rounds × -cri-pods); p50 and p90 over all pods", o.rounds*(*criPods))
 	},
 	compare: compareCRI,
 }
@@ -147,32 +147,42 @@ func compareCRI(ctx context.Context, b *bench) ([]row, error) {
 	}
 	syscall.Sync()
 
-	for i := range b.opts.rounds {
-		order := flavors
-		if i%2 == 1 {
-			order = []*flavor{theirs, ours}
+	// The machine's pace drifts within seconds by more than the daemons
+	// differ (other work shares its cores), so the pods alternate between
+	// the daemons one by one, each pair led by the other daemon in turn;
+	// after each round both must have nothing left.
+	cpu0 := map[*flavor]time.Duration{}
+	for _, f := range flavors {
+		if cpu0[f], err = processCPU(running[f].cmd.Process.Pid); err != nil {
+			return nil, err
 		}
-		for _, f := range order {
-			cd := running[f]
-			c0, err := processCPU(cd.cmd.Process.Pid)
-			if err != nil {
-				return nil, err
+	}
+	for i := range b.opts.rounds {
+		for j := range *criPods {
+			order := flavors
+			if (i*(*criPods)+j)%2 == 1 {
+				order = []*flavor{theirs, ours}
 			}
-			for j := range *criPods {
+			for _, f := range order {
+				cd := running[f]
 				if err := cd.pod(ctx, fmt.Sprintf("r%d-p%d", i, j), true); err != nil {
 					return nil, fmt.Errorf("%s, round %d, pod %d: %w\n--- end of its log ---\n%s", f.name, i+1, j+1, err, cd.tail())
 				}
+				cd.pods++
 			}
-			c1, err := processCPU(cd.cmd.Process.Pid)
-			if err != nil {
-				return nil, err
-			}
-			cd.cpu += c1 - c0
-			cd.pods += *criPods
-			if err := cd.checkClean(ctx); err != nil {
+		}
+		for _, f := range flavors {
+			if err := running[f].checkClean(ctx); err != nil {
 				return nil, fmt.Errorf("%s, round %d: %w", f.name, i+1, err)
 			}
 		}
+	}
+	for _, f := range flavors {
+		c, err := processCPU(running[f].cmd.Process.Pid)
+		if err != nil {
+			return nil, err
+		}
+		running[f].cpu = c - cpu0[f]
 	}
 	return pair(running[ours].metrics(), running[theirs].metrics())
 }
