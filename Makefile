@@ -105,7 +105,7 @@ critest: cri-deps build
 cri-integration: cri-deps build
 	$(CRI_TEST) -run '^TestCrictl'
 
-bench: test-deps build
+bench: cri-deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/containerd-bench -ours $(CURDIR)/bin/containerd
 

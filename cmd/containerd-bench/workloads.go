@@ -39,7 +39,7 @@ var workloads = append([]*workload{
 	versionWorkload,
 	contentWriteWorkload,
 	imageListWorkload,
-}, append(unpackWorkloads, append(runWorkloads, shimWorkload, ctrWorkload)...)...)
+}, append(unpackWorkloads, append(runWorkloads, shimWorkload, ctrWorkload, criWorkload)...)...)
 
 // A metric is one measured value of one daemon.
 type metric struct {

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,8 +61,26 @@ func (f *fakeContainers) Create(ctx context.Context, c containers.Container) (co
 	return c, nil
 }
 
+// Update replaces the extensions named by "extensions.<name>" fieldpaths,
+// the only update the sandbox code makes.
 func (f *fakeContainers) Update(ctx context.Context, c containers.Container, fieldpaths ...string) (containers.Container, error) {
-	return c, errdefs.ErrNotImplemented
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rec, ok := f.recs[c.ID]
+	if !ok {
+		return c, fmt.Errorf("container %s: %w", c.ID, errdefs.ErrNotFound)
+	}
+	ext := maps.Clone(rec.Extensions)
+	for _, p := range fieldpaths {
+		name, ok := strings.CutPrefix(p, "extensions.")
+		if !ok {
+			return c, fmt.Errorf("fieldpath %q: %w", p, errdefs.ErrNotImplemented)
+		}
+		ext[name] = c.Extensions[name]
+	}
+	rec.Extensions, rec.UpdatedAt = ext, time.Now()
+	f.recs[c.ID] = rec
+	return rec, nil
 }
 
 func (f *fakeContainers) Delete(ctx context.Context, id string) error {

@@ -11,6 +11,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/llitfkitfk/containerd/cri/store"
 	"github.com/llitfkitfk/containerd/internal/privaterun"
 )
 
@@ -95,6 +96,16 @@ func TestPodNetworkSandbox(t *testing.T) {
 	st, err := e.s.PodSandboxStatus(e.ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: id})
 	if err != nil || st.GetStatus().GetNetwork().GetIp() != "10.88.0.7" || st.GetStatus().GetNetwork().GetAdditionalIps()[0].GetIp() != "fd00::7" {
 		t.Fatalf("status %v, %v", st, err)
+	}
+	// The network is set up while the pause task starts, after the
+	// record is made: the record's metadata, which a restart recovers
+	// the pod from, must still name its IP.
+	rec, err := e.cs.Get(e.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md, err := store.UnmarshalSandboxMetadata(rec.Extensions[store.SandboxMetadataExtension].GetValue()); err != nil || md.IP != "10.88.0.7" || md.NetNSPath != nsPath {
+		t.Errorf("record's metadata %+v, %v: want the pod's IP and netns", md, err)
 	}
 
 	if _, err := e.s.StopPodSandbox(e.ctx, &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {

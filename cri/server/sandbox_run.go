@@ -17,6 +17,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/llitfkitfk/containerd/containers"
+	"github.com/llitfkitfk/containerd/cri/cni"
 	"github.com/llitfkitfk/containerd/cri/images"
 	"github.com/llitfkitfk/containerd/cri/netns"
 	"github.com/llitfkitfk/containerd/cri/spec"
@@ -191,8 +192,21 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 
 	md := store.SandboxMetadata{ID: id, Name: name, Config: cfg, RuntimeHandler: handler}
 
-	// The network first: the hosts file names the pod's IP.
-	if !hostNetwork(cfg) {
+	// The pod's network is set up while its pause container starts: the
+	// CNI plugins (one process each) and the shim and runc take hundreds
+	// of milliseconds apiece, and neither needs the other. The pause
+	// process only holds the network namespace, which exists before
+	// either begins; what names the pod's IP (the hosts file, which only
+	// workload containers mount, and the metadata) is written once both
+	// are done, before the sandbox is listed.
+	netSetUp := make(chan struct{}) // closed once the plugins are done
+	var (
+		netRes *cni.Result
+		netErr error
+	)
+	if hostNetwork(cfg) {
+		close(netSetUp)
+	} else {
 		pn, err := s.podNet()
 		if err != nil {
 			return "", err
@@ -203,16 +217,17 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 		}
 		undo.push(func(context.Context) error { return ns.Remove() })
 		md.NetNSPath = ns.Path()
-		// CNI DEL even when ADD failed halfway: plugins release what
-		// they got (addresses, port mappings).
+		// CNI DEL even when ADD failed halfway, so that plugins release
+		// what they got (addresses, port mappings); but never while ADD
+		// runs.
 		undo.push(func(ctx context.Context) error {
+			<-netSetUp
 			return pn.Remove(ctx, id, ns.Path(), cfg, handler)
 		})
-		res, err := pn.Setup(ctx, id, ns.Path(), cfg, handler)
-		if err != nil {
-			return "", fmt.Errorf("network of sandbox %s: %w", id, err)
-		}
-		md.IP, md.AdditionalIPs, md.CNIResult = res.IP, res.AdditionalIPs, res.JSON
+		go func() {
+			defer close(netSetUp)
+			netRes, netErr = pn.Setup(ctx, id, ns.Path(), cfg, handler)
+		}()
 	}
 
 	paths := s.sandboxPaths(&md)
@@ -314,6 +329,28 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 	if err != nil {
 		return "", fmt.Errorf("start of sandbox %s: %w", id, err)
 	}
+	<-netSetUp
+	if netErr != nil {
+		return "", fmt.Errorf("network of sandbox %s: %w", id, netErr)
+	}
+	if netRes != nil {
+		md.IP, md.AdditionalIPs, md.CNIResult = netRes.IP, netRes.AdditionalIPs, netRes.JSON
+	}
+	if err := writeHostsFile(&md, paths); err != nil {
+		return "", fmt.Errorf("files of sandbox %s: %w", id, err)
+	}
+	if md.NetNSPath != "" {
+		// The record was made before the pod's IP was known.
+		if mdJSON, err = store.MarshalSandboxMetadata(md); err != nil {
+			return "", err
+		}
+		rec.Extensions = map[string]*anypb.Any{
+			store.SandboxMetadataExtension: {TypeUrl: SandboxMetadataTypeURL, Value: mdJSON},
+		}
+		if _, err := s.deps.Containers.Update(ctx, rec, "extensions."+store.SandboxMetadataExtension); err != nil {
+			return "", fmt.Errorf("container record of sandbox %s: %w", id, err)
+		}
+	}
 
 	sb := store.NewSandbox(md, store.SandboxStatus{State: store.SandboxReady, Pid: pid, CreatedAt: rec.CreatedAt})
 	defer s.nriBlockSync().Unblock() // nri-hooks
@@ -333,9 +370,9 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 	return id, nil
 }
 
-// writeSandboxFiles makes the files the pod's containers share: hostname,
-// hosts, resolv.conf and, unless the pod uses the host's IPC, a tmpfs for
-// /dev/shm.
+// writeSandboxFiles makes the files the pod's containers share, but for
+// the hosts file (writeHostsFile): hostname, resolv.conf and, unless the
+// pod uses the host's IPC, a tmpfs for /dev/shm.
 func (s *Service) writeSandboxFiles(md *store.SandboxMetadata, p SandboxPaths) error {
 	cfg := md.Config
 	if err := os.MkdirAll(filepath.Dir(p.Hostname), 0o755); err != nil {
@@ -349,13 +386,6 @@ func (s *Service) writeSandboxFiles(md *store.SandboxMetadata, p SandboxPaths) e
 		}
 	}
 	if err := os.WriteFile(p.Hostname, []byte(hostname+"\n"), 0o644); err != nil {
-		return err
-	}
-	if hostNetwork(cfg) {
-		if err := copyFile("/etc/hosts", p.Hosts); err != nil {
-			return fmt.Errorf("host's hosts file: %w", err)
-		}
-	} else if err := os.WriteFile(p.Hosts, []byte(hostsFile(hostname, md.IP, md.AdditionalIPs)), 0o644); err != nil {
 		return err
 	}
 	if dns := cfg.GetDnsConfig(); dns != nil {
@@ -376,6 +406,25 @@ func (s *Service) writeSandboxFiles(md *store.SandboxMetadata, p SandboxPaths) e
 		return fmt.Errorf("mount /dev/shm tmpfs on %s: %w", p.Shm, err)
 	}
 	return nil
+}
+
+// writeHostsFile writes the pod's hosts file, which names its IP: the
+// host's for a pod on the host's network.
+func writeHostsFile(md *store.SandboxMetadata, p SandboxPaths) error {
+	if hostNetwork(md.Config) {
+		if err := copyFile("/etc/hosts", p.Hosts); err != nil {
+			return fmt.Errorf("host's hosts file: %w", err)
+		}
+		return nil
+	}
+	hostname := md.Config.GetHostname()
+	if hostname == "" {
+		var err error
+		if hostname, err = os.Hostname(); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(p.Hosts, []byte(hostsFile(hostname, md.IP, md.AdditionalIPs)), 0o644)
 }
 
 // unmountSandboxShm unmounts the pod's /dev/shm; done already is fine.
