@@ -58,6 +58,13 @@ type CreateOpts struct {
 	// Runtime is the runtime's name, e.g. "io.containerd.runc.v2", or the
 	// absolute path of a shim binary.
 	Runtime string
+	// Group, if set, names a task of the same namespace whose shim serves
+	// this one too (a pod's sandbox task): the runtime connects to that
+	// shim rather than run the shim binary's start, which would only find
+	// the same shim. Only for shims that group tasks so: the runc shims
+	// group a pod's containers by the io.kubernetes.cri.sandbox-id
+	// annotation.
+	Group string
 }
 
 // Exit is how a process ended.

@@ -7,6 +7,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/llitfkitfk/containerd/cri/config"
 	"github.com/llitfkitfk/containerd/cri/store"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/log"
@@ -81,7 +82,13 @@ func (s *Service) StartContainer(ctx context.Context, r *runtime.StartContainerR
 		return nil, err
 	}
 
-	task, err := s.deps.Tasks.Create(ctx, id, tasks.CreateOpts{IO: cio.IO(), RuntimePath: rt.Path})
+	topts := tasks.CreateOpts{IO: cio.IO(), RuntimePath: rt.Path}
+	if rt.Type == config.DefaultRuntimeType && rt.Path == "" {
+		// The runc shims serve a pod's containers from its sandbox's
+		// shim: join it without running the shim's start.
+		topts.Group = sb.Metadata.ID
+	}
+	task, err := s.deps.Tasks.Create(ctx, id, topts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the task of container %s: %w", id, err)
 	}

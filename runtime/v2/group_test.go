@@ -404,3 +404,60 @@ func TestLegacyFailureIsNoRefusal(t *testing.T) {
 		t.Errorf("remembered %v after a failed start", p)
 	}
 }
+
+// TestJoinGroup: a task created with its group's task named (as the CRI
+// names a pod's sandbox) is served by that task's shim without the shim
+// binary's start being run for it, and is taken back after a restart like
+// any task of the group; a group whose task is not there is left to the
+// shim's start.
+func TestJoinGroup(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	fe := newFakeEnv(t)
+	m := fe.manager()
+	ctx := testContext()
+	sandbox := fe.create(m, fakeBoot, "pod", "pod")
+	opts := fe.opts(fakeBoot, "b", "pod")
+	opts.Group = "pod"
+	task, err := m.Create(ctx, "b", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := task.(*shimTask)
+	if b.shimPid != sandbox.shimPid || b.endpoint.Address != sandbox.endpoint.Address {
+		t.Fatalf("b on shim %d at %s, want the sandbox's %d at %s", b.shimPid, b.endpoint.Address, sandbox.shimPid, sandbox.endpoint.Address)
+	}
+	for _, c := range fe.calls() {
+		if strings.HasSuffix(strings.SplitN(c, "_"+opt, 2)[0], "_b") {
+			t.Errorf("the shim binary was run for b: %q", fe.calls())
+		}
+	}
+	if _, err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A group whose task is not listed: the shim's start decides.
+	opts = fe.opts(fakeBoot, "c", "gone")
+	opts.Group = "gone"
+	if _, err := m.Create(ctx, "c", opts); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(fe.calls(), "start_bootstrap_c_"+opt) {
+		t.Errorf("no start for c in %q", fe.calls())
+	}
+
+	m.Close()
+	m2 := fe.manager() // loads the tasks of the bundles
+	got, err := m2.Get(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.(*shimTask).shimPid != sandbox.shimPid {
+		t.Errorf("b after the restart on shim %d, want %d", got.(*shimTask).shimPid, sandbox.shimPid)
+	}
+	if st, err := got.State(ctx); err != nil || st.Status != runtime.RunningStatus {
+		t.Errorf("b after the restart: %+v, %v", st, err)
+	}
+}

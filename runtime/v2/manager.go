@@ -166,7 +166,10 @@ func (m *TaskManager) Create(ctx context.Context, id string, opts runtime.Create
 		return nil, err
 	}
 	bin := m.binary(b, path)
-	s, err := m.startShim(ctx, bin, shimOptions(opts))
+	s := m.joinGroup(ctx, ns, bin, opts.Group)
+	if s == nil {
+		s, err = m.startShim(ctx, bin, shimOptions(opts))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start shim for task %s: %w", id, err)
 	}
@@ -376,6 +379,37 @@ func (m *TaskManager) startShim(ctx context.Context, bin *shimBinary, opts *anyp
 	}
 	return m.connect(ctx, bin, ep, logs)
 }
+
+// joinGroup connects the task to the shim of its group's task, when that
+// task is listed and run by the same shim binary: what the binary's start
+// command would do for it (write the group's address into the bundle and
+// answer it), without the exec, which is a good part of a pod container's
+// start. nil when there is nothing to join or the shim does not answer;
+// the shim's start then decides.
+func (m *TaskManager) joinGroup(ctx context.Context, ns string, bin *shimBinary, group string) *shimTask {
+	if group == "" || group == bin.bundle.id {
+		return nil
+	}
+	leader := m.tasks.listed(ns, group)
+	if leader == nil || leader.binary.path != bin.path {
+		return nil
+	}
+	if err := writeEndpoint(bin.bundle, leader.endpoint); err != nil {
+		log.G(ctx).WithError(err).WithField("id", bin.bundle.id).Debug("joining the group's shim")
+		return nil
+	}
+	// The group's shim logs into its first task's bundle.
+	s, err := m.connect(ctx, bin, leader.endpoint, nopCloser{})
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("id", bin.bundle.id).Debug("joining the group's shim")
+		return nil
+	}
+	return s
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
 
 // protocolKey names one shim binary as it is on disk: a binary replaced
 // by another generation is detected anew.

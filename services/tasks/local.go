@@ -87,6 +87,8 @@ type CreateOpts struct {
 	// RuntimePath, if set, is the shim binary to run instead of the one
 	// the container's runtime names.
 	RuntimePath string
+	// Group names the task whose shim serves this one (runtime.CreateOpts).
+	Group string
 	// Checkpoint and TaskAPIAddress are not supported: restoring from a
 	// checkpoint, and tasks on a sandbox's task API.
 	Checkpoint     *ocispec.Descriptor
@@ -118,6 +120,7 @@ func (l *Local) Create(ctx context.Context, containerID string, opts CreateOpts)
 		RuntimeOptions: c.Runtime.Options,
 		TaskOptions:    opts.Options,
 		Runtime:        c.Runtime.Name,
+		Group:          opts.Group,
 	}
 	if opts.RuntimePath != "" {
 		ropts.Runtime = opts.RuntimePath
