@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,8 +20,17 @@ import (
 // network namespace made in it) until the pause container has joined
 // it. It is stopped before it runs anything: it is traced, and a traced
 // process stops at its exec.
+//
+// Its parent is one OS thread, locked for the holder's life: the kernel
+// ties both the tracing and the parent-death signal to the thread that
+// forked, and a Go thread may end (a goroutine that exits locked ends
+// its thread, as netns.New's do). The holder would then be killed early,
+// or, untraced, run the daemon's binary.
 type usernsHolder struct {
-	cmd *exec.Cmd
+	pid      int
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
 // path is the user namespace for the pause container's spec, "" for
@@ -28,7 +39,7 @@ func (h *usernsHolder) path() string {
 	if h == nil {
 		return ""
 	}
-	return fmt.Sprintf("/proc/%d/ns/user", h.cmd.Process.Pid)
+	return fmt.Sprintf("/proc/%d/ns/user", h.pid)
 }
 
 // Close ends the holder; the namespaces live on in the pause container
@@ -37,27 +48,44 @@ func (h *usernsHolder) Close() {
 	if h == nil {
 		return
 	}
-	_ = h.cmd.Process.Kill()
-	_ = h.cmd.Wait()
+	h.stopOnce.Do(func() { close(h.stop) })
+	<-h.done
 }
 
 // newUsernsHolder starts a holder in a new user namespace with m's
 // mappings and a new network namespace owned by it.
 func newUsernsHolder(m *podIDMap) (*usernsHolder, error) {
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"cri-userns-holder"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: int(m.uid.GetContainerId()), HostID: int(m.uid.GetHostId()), Size: int(m.uid.GetLength())}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: int(m.gid.GetContainerId()), HostID: int(m.gid.GetHostId()), Size: int(m.gid.GetLength())}},
-		// Stopped at exec: the daemon's binary never runs in it.
-		Ptrace:    true,
-		Pdeathsig: syscall.SIGKILL,
+	h := &usernsHolder{stop: make(chan struct{}), done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		defer close(h.done)
+		goruntime.LockOSThread()
+		defer goruntime.UnlockOSThread()
+		cmd := exec.Command("/proc/self/exe")
+		cmd.Args = []string{"cri-userns-holder"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: int(m.uid.GetContainerId()), HostID: int(m.uid.GetHostId()), Size: int(m.uid.GetLength())}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: int(m.gid.GetContainerId()), HostID: int(m.gid.GetHostId()), Size: int(m.gid.GetLength())}},
+			// Stopped at exec: the daemon's binary never runs in it.
+			Ptrace:    true,
+			Pdeathsig: syscall.SIGKILL,
+		}
+		if err := cmd.Start(); err != nil {
+			started <- fmt.Errorf("user namespace for the pod: %w", err)
+			return
+		}
+		h.pid = cmd.Process.Pid
+		started <- nil
+		<-h.stop
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		<-h.done
+		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("user namespace for the pod: %w", err)
-	}
-	return &usernsHolder{cmd: cmd}, nil
+	return h, nil
 }
 
 // newPodNetNS makes a pod's network namespace. A pod with a user
@@ -74,7 +102,7 @@ func newPodNetNS(dir string, m *podIDMap) (*netns.NetNS, *usernsHolder, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ns, err := mountNetNSOf(dir, h.cmd.Process.Pid)
+	ns, err := mountNetNSOf(dir, h.pid)
 	if err != nil {
 		h.Close()
 		return nil, nil, err

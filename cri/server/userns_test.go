@@ -265,7 +265,7 @@ func TestUsernsHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	pid := h.cmd.Process.Pid
+	pid := h.pid
 	uidMap, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "uid_map"))
 	if err != nil {
 		t.Fatal(err)
