@@ -110,7 +110,7 @@ func (s *Service) createContainer(ctx context.Context, r *runtime.CreateContaine
 	}()
 	lctx := leases.WithLease(ctx, lease.ID)
 
-	mounts, err := sn.Prepare(lctx, id, img.ChainID.String())
+	mounts, err := prepareRootfs(lctx, sn, id, img.ChainID.String(), podUserns(sbCfg))
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("preparing the root filesystem of container %s: %w", id, err))
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/cri/cni"
 	"github.com/llitfkitfk/containerd/cri/images"
-	"github.com/llitfkitfk/containerd/cri/netns"
 	"github.com/llitfkitfk/containerd/cri/spec"
 	"github.com/llitfkitfk/containerd/cri/store"
 	"github.com/llitfkitfk/containerd/errdefs"
@@ -204,6 +203,10 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 		netRes *cni.Result
 		netErr error
 	)
+	// A pod with a user namespace gets its network namespace made in
+	// it, held until its pause container has joined.
+	var userns *usernsHolder
+	defer func() { userns.Close() }()
 	if hostNetwork(cfg) {
 		close(netSetUp)
 	} else {
@@ -211,7 +214,8 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 		if err != nil {
 			return "", err
 		}
-		ns, err := netns.New(s.netNSDir())
+		ns, h, err := newPodNetNS(s.netNSDir(), podUserns(cfg))
+		userns = h
 		if err != nil {
 			return "", fmt.Errorf("network namespace of sandbox %s: %w", id, err)
 		}
@@ -245,6 +249,7 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 		Config:       cfg,
 		Image:        img.Spec.Config,
 		NetNSPath:    md.NetNSPath,
+		UserNSPath:   userns.path(),
 		HostnamePath: paths.Hostname,
 		HostsPath:    paths.Hosts,
 		ResolvPath:   paths.Resolv,
@@ -279,7 +284,7 @@ func (s *Service) runSandbox(ctx context.Context, r *runtime.RunPodSandboxReques
 		defer s.deps.Leases.Delete(context.WithoutCancel(ctx), l)
 		ctx = leases.WithLease(ctx, l.ID)
 	}
-	if _, err := sn.Prepare(ctx, id, img.ChainID.String()); err != nil {
+	if _, err := prepareRootfs(ctx, sn, id, img.ChainID.String(), podUserns(cfg)); err != nil {
 		return "", fmt.Errorf("snapshot of sandbox %s on %s: %w", id, img.ChainID, err)
 	}
 	undo.push(func(ctx context.Context) error { return ignoreNotFound(sn.Remove(ctx, id)) })

@@ -55,8 +55,14 @@ func (s *Service) Status(ctx context.Context, r *runtime.StatusRequest) (*runtim
 			{Type: runtime.RuntimeReady, Status: true},
 			netCond,
 		}},
-		RuntimeHandlers: s.runtimeHandlers(),
-		Features:        &runtime.RuntimeFeatures{},
+		RuntimeHandlers: s.runtimeHandlers(ctx),
+		// The spec applies SupplementalGroupsPolicy (Merge, Strict), and
+		// a pod with a user namespace may use the host's network (/sys
+		// is then bind mounted read-only).
+		Features: &runtime.RuntimeFeatures{
+			SupplementalGroupsPolicy:  true,
+			UserNamespacesHostNetwork: true,
+		},
 	}
 	if r.GetVerbose() {
 		cfg, err := json.Marshal(s.config)
@@ -76,8 +82,9 @@ func (s *Service) Status(ctx context.Context, r *runtime.StatusRequest) (*runtim
 
 // runtimeHandlers are the configured runtimes, the default one also under
 // the name "" as containerd lists it. Recursive read-only mounts go with
-// the kernel; user namespaces for pods are not offered.
-func (s *Service) runtimeHandlers() []*runtime.RuntimeHandler {
+// the kernel; user namespaces for pods with the kernel and the runtime
+// binary (idmapped mounts in both).
+func (s *Service) runtimeHandlers(ctx context.Context) []*runtime.RuntimeHandler {
 	names := []string{""}
 	for name := range s.config.Containerd.Runtimes {
 		names = append(names, name)
@@ -85,7 +92,14 @@ func (s *Service) runtimeHandlers() []*runtime.RuntimeHandler {
 	sort.Strings(names)
 	out := make([]*runtime.RuntimeHandler, 0, len(names))
 	for _, n := range names {
-		out = append(out, &runtime.RuntimeHandler{Name: n, Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: recursiveReadOnlySupported()}})
+		userns := false
+		if rt, err := s.config.RuntimeFor(n); err == nil {
+			userns = defaultUsernsProbe.supported(ctx, rt)
+		}
+		out = append(out, &runtime.RuntimeHandler{Name: n, Features: &runtime.RuntimeHandlerFeatures{
+			RecursiveReadOnlyMounts: recursiveReadOnlySupported(),
+			UserNamespaces:          userns,
+		}})
 	}
 	return out
 }

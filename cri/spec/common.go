@@ -123,7 +123,7 @@ func passthroughAnnotations(annotations map[string]string, patterns []string) ma
 // parseUserns checks a pod's or container's user namespace options and
 // returns its id mappings: mode NODE has none, mode POD exactly one uid
 // and one gid mapping (what containerd supports: the snapshot is
-// remapped with one range).
+// remapped with one range), which must map container id 0.
 func parseUserns(u *runtime.UserNamespace) (uids, gids []specs.LinuxIDMapping, err error) {
 	if u == nil {
 		return nil, nil, nil
@@ -141,6 +141,16 @@ func parseUserns(u *runtime.UserNamespace) (uids, gids []specs.LinuxIDMapping, e
 		}
 		if m.Length < 1 {
 			return nil, fmt.Errorf("user namespace %s mapping: invalid length %d: %w", what, m.Length, errdefs.ErrInvalidArgument)
+		}
+		// The kernel refuses ranges past the largest id (4294967295 is
+		// not an id).
+		if uint64(m.ContainerId)+uint64(m.Length) > 1<<32-1 || uint64(m.HostId)+uint64(m.Length) > 1<<32-1 {
+			return nil, fmt.Errorf("user namespace %s mapping %d:%d:%d: the range runs past the largest id: %w", what, m.ContainerId, m.HostId, m.Length, errdefs.ErrInvalidArgument)
+		}
+		// The runtime starts the container's process as root of the
+		// namespace: a namespace without a root cannot run it.
+		if m.ContainerId != 0 {
+			return nil, fmt.Errorf("user namespace %s mapping %d:%d:%d does not map container id 0: %w", what, m.ContainerId, m.HostId, m.Length, errdefs.ErrInvalidArgument)
 		}
 		return []specs.LinuxIDMapping{{ContainerID: m.ContainerId, HostID: m.HostId, Size: m.Length}}, nil
 	}

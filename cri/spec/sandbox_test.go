@@ -345,6 +345,32 @@ func TestSandboxErrors(t *testing.T) {
 		"userns bad mode": func(in *SandboxInput) {
 			in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_TARGET}
 		},
+		"userns more than one mapping": func(in *SandboxInput) {
+			two := []*runtime.IDMapping{{HostId: 1000, Length: 100000}, {HostId: 2000, Length: 100000}}
+			in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: two, Gids: two}
+		},
+		"userns container id 0 not mapped": func(in *SandboxInput) {
+			m := []*runtime.IDMapping{{ContainerId: 1, HostId: 1000, Length: 100000}}
+			in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}
+		},
+		"userns gid 0 not mapped": func(in *SandboxInput) {
+			in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{
+				Mode: runtime.NamespaceMode_POD,
+				Uids: []*runtime.IDMapping{{HostId: 1000, Length: 100000}},
+				Gids: []*runtime.IDMapping{{ContainerId: 5, HostId: 1000, Length: 100000}},
+			}
+		},
+		"userns range past the largest id": func(in *SandboxInput) {
+			m := []*runtime.IDMapping{{HostId: 1<<32 - 10, Length: 100}}
+			in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}
+		},
+		"userns CONTAINER": func(in *SandboxInput) {
+			in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}
+		},
+		"userns NODE with mappings": func(in *SandboxInput) {
+			m := []*runtime.IDMapping{{HostId: 1000, Length: 10}}
+			in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_NODE, Uids: m, Gids: m}
+		},
 		"bad mapping length": func(in *SandboxInput) {
 			in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{
 				Mode: runtime.NamespaceMode_POD,

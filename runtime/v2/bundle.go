@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -74,6 +75,9 @@ func newBundle(root, state, ns, id string, spec []byte) (_ *bundle, err error) {
 	if err := os.Mkdir(filepath.Join(b.path, "rootfs"), 0o711); err != nil {
 		return nil, fmt.Errorf("create bundle rootfs: %w", err)
 	}
+	if err := openBundleToUserns(b.path, spec); err != nil {
+		return nil, fmt.Errorf("bundle for a user namespace: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(b.work), 0o711); err != nil {
 		return nil, fmt.Errorf("create work parent: %w", err)
 	}
@@ -92,6 +96,40 @@ func newBundle(root, state, ns, id string, spec []byte) (_ *bundle, err error) {
 		return nil, fmt.Errorf("write spec: %w", err)
 	}
 	return b, nil
+}
+
+// openBundleToUserns lets a container in a user namespace reach its
+// rootfs: the runtime sets the rootfs up as the namespace's root, which is
+// the host gid that container gid 0 maps to, so the bundle is group owned
+// by that gid and searchable by it (0o710) rather than private to host
+// root. Without mappings the bundle stays 0o700.
+func openBundleToUserns(path string, spec []byte) error {
+	var s struct {
+		Linux *struct {
+			GIDMappings []struct {
+				ContainerID uint32 `json:"containerID"`
+				HostID      uint32 `json:"hostID"`
+			} `json:"gidMappings"`
+		} `json:"linux"`
+	}
+	if len(spec) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(spec, &s); err != nil {
+		return fmt.Errorf("parse spec: %w", err)
+	}
+	if s.Linux == nil {
+		return nil
+	}
+	for _, m := range s.Linux.GIDMappings {
+		if m.ContainerID == 0 && m.HostID != 0 {
+			if err := os.Chown(path, -1, int(m.HostID)); err != nil {
+				return err
+			}
+			return os.Chmod(path, 0o710)
+		}
+	}
+	return nil
 }
 
 // file returns the path of name in the bundle.
