@@ -40,7 +40,10 @@ func (s *Service) monitorEvents(ctx context.Context) {
 		sctx, cancel := context.WithCancel(ctx)
 		ch, errs := s.deps.Events.Subscribe(sctx,
 			`topic=="`+rt.TaskExitEventTopic+`",namespace=="`+config.Namespace+`"`,
-			`topic=="`+rt.TaskOOMEventTopic+`",namespace=="`+config.Namespace+`"`)
+			`topic=="`+rt.TaskOOMEventTopic+`",namespace=="`+config.Namespace+`"`,
+			// Images other clients add to or remove from the namespace
+			// (`ctr -n k8s.io images import`, say) are the kubelet's too.
+			`topic~="^/images/",namespace=="`+config.Namespace+`"`)
 		s.reconcileExits(ctx)
 		err := s.handleEvents(ctx, ch, errs)
 		cancel()
@@ -107,6 +110,12 @@ func (s *Service) handleEvent(ctx context.Context, env *events.Envelope) {
 		if sb, err := s.sandboxes.Get(e.GetContainerId()); err == nil && sb.Metadata.ID == e.GetContainerId() {
 			s.handleSandboxExit(ctx, sb.Metadata.ID, e.GetExitStatus(), exitedAt.UnixNano())
 		}
+	case *eventsapi.ImageCreate:
+		s.imageChanged(ctx, e.GetName())
+	case *eventsapi.ImageUpdate:
+		s.imageChanged(ctx, e.GetName())
+	case *eventsapi.ImageDelete:
+		s.imageChanged(ctx, e.GetName())
 	case *eventsapi.TaskOOM:
 		c, err := s.containers.Get(e.GetContainerId())
 		if err != nil || c.Metadata.ID != e.GetContainerId() {
@@ -122,6 +131,13 @@ func (s *Service) handleEvent(ctx context.Context, env *events.Envelope) {
 		if err != nil {
 			log.G(ctx).WithError(err).WithField("id", c.Metadata.ID).Warn("CRI: recording an OOM")
 		}
+	}
+}
+
+// imageChanged brings the image service's view of name up to date.
+func (s *Service) imageChanged(ctx context.Context, name string) {
+	if err := s.deps.Images.Update(ctx, name); err != nil {
+		log.G(ctx).WithError(err).WithField("image", name).Warn("CRI: following an image event")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -390,6 +391,41 @@ func TestCrictlImages(t *testing.T) {
 	if _, _, code, _ := d.Crictl("inspecti", "busybox"); code == 0 {
 		t.Errorf("crictl inspecti busybox succeeds after rmi")
 	}
+
+	// An image another client puts in the k8s.io namespace (an operator's
+	// `ctr -n k8s.io images import` on an air-gapped node) is the
+	// kubelet's at once, and gone once that client removes it.
+	img2, err := testutil.BusyboxImage(testutil.Layer{"imported": "yes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "imported.tar")
+	const imported = "example.com/imported/busybox:1"
+	if err := img2.WriteLayout(archive, imported); err != nil {
+		t.Fatal(err)
+	}
+	ctr := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(repoRoot, "bin", "ctr"), append([]string{"-a", d.Paths.Address, "-n", "k8s.io"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ctr %v: %v\n%s", args, err, out)
+		}
+	}
+	ctr("images", "import", archive)
+	eventually(t, "the imported image in crictl images", func() error {
+		if out, _, _, _ := d.Crictl("images", imported); !strings.Contains(out, "example.com/imported/busybox") {
+			return fmt.Errorf("crictl images:\n%s", out)
+		}
+		return nil
+	})
+	ctr("images", "rm", imported)
+	eventually(t, "the removed image gone from crictl", func() error {
+		if _, _, code, _ := d.Crictl("inspecti", imported); code == 0 {
+			return fmt.Errorf("crictl inspecti %s succeeds", imported)
+		}
+		return nil
+	})
+
 	if _, stderr, code, _ := d.Crictl("pull", "registry.k8s.io/no-such-image:1"); code == 0 {
 		t.Errorf("pull of an image no registry has succeeds")
 	} else if !strings.Contains(stderr, "no-such-image") {
