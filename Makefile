@@ -103,8 +103,8 @@ cri-integration: cri-deps build
 # A real kubelet (k8s.io/kubernetes v1.37.2, built into bin/cri/kubelet by
 # script/cri-kubelet.sh, part of cri-deps: about six minutes the first
 # time) in standalone mode runs a static pod on the daemon; the test also
-# runs with the other integration tests of `make test`. It takes about two
-# minutes, most of it the kubelet's one-minute container GC period.
+# runs with the other integration tests of `make test`. It takes about 75
+# seconds, most of it the kubelet's one-minute container GC period.
 cri-kubelet: cri-deps build
 	$(CRI_TEST) -run '^TestKubeletStaticPod$$'
 
