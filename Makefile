@@ -11,7 +11,7 @@ LDFLAGS   := -X $(PKG)/version.Version=$(VERSION) -X $(PKG)/version.Revision=$(R
 RUN_ARGS  ?=
 
 .PHONY: all build binaries test test-deps unit integration bench install protos check-protos clean run fuzz \
-	cri-deps critest cri-integration
+	cri-deps critest cri-integration cri-kubelet
 
 all: build
 
@@ -100,10 +100,18 @@ CRI_TEST    = CRI_DAEMON=$(CRI_DAEMON) CONTAINERD_BINARY=$(CURDIR)/bin/container
 	$(GO) test -count=1 -tags integration -v -timeout 30m ./integration/cri/
 cri-deps: test-deps
 	@script/cri-deps.sh
+	@script/cri-kubelet.sh
 critest: cri-deps build
 	CRI_CRITEST=1 CRITEST_PARALLEL=$(CRITEST_PARALLEL) $(CRI_TEST) -run '^TestCritest$$'
 cri-integration: cri-deps build
 	$(CRI_TEST) -run '^TestCrictl'
+# A real kubelet (k8s.io/kubernetes v1.37.2, built into bin/cri/kubelet by
+# script/cri-kubelet.sh, part of cri-deps: about six minutes the first
+# time) in standalone mode runs a static pod on the daemon; the test also
+# runs with the other integration tests of `make test`. It takes about 75
+# seconds, most of it the kubelet's one-minute container GC period.
+cri-kubelet: cri-deps build
+	$(CRI_TEST) -run '^TestKubeletStaticPod$$'
 
 bench: cri-deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
