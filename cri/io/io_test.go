@@ -263,8 +263,23 @@ func TestSlowClientDoesNotBlockLogOrOthers(t *testing.T) {
 	// the copy up, these writes would never finish (the pipe fills).
 	line := strings.Repeat("x", 1023) + "\n"
 	const lines = 3 * maxClientBacklog / 1024
-	for range lines {
+	// The other client is paced: it is fast, but on a loaded machine its
+	// goroutine may not run for a while, and a client that falls a
+	// backlog behind is dropped whoever it is. Every quarter backlog the
+	// writer lets it catch up; the slow one never does.
+	const pace = maxClientBacklog / 1024 / 4
+	for i := range lines {
 		write(t, stdout, line)
+		if (i+1)%pace == 0 {
+			want := len("first\n") + (i+1)*len(line)
+			deadline := time.Now().Add(10 * time.Second)
+			for len(good.String()) < want {
+				if time.Now().After(deadline) {
+					t.Fatalf("the other client has %d bytes after %d lines, want %d", len(good.String()), i+1, want)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
 	}
 	stdout.Close()
 	c.Wait()

@@ -83,8 +83,8 @@ func TestEventMonitor(t *testing.T) {
 	}()
 
 	sub := <-fe.subs
-	if len(sub.filters) != 2 {
-		t.Fatalf("filters %v", sub.filters)
+	if len(sub.filters) != 3 {
+		t.Fatalf("filters %v, want task exits, OOMs and image events of k8s.io", sub.filters)
 	}
 	exitOf := func(c *store.Container, id string, code uint32) *events.Envelope {
 		return envelope(t, "k8s.io", "/tasks/exit", &eventsapi.TaskExit{
