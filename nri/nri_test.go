@@ -11,6 +11,8 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
+
+	"github.com/llitfkitfk/containerd/internal/testutil/nritest"
 )
 
 // fakeDomain is a runtime with fixed pods and containers that records
@@ -46,88 +48,10 @@ func (d *fakeDomain) updated() []string {
 	return slices.Clone(d.updates)
 }
 
-// recorder is an NRI plugin recording the events it gets, as "Event id".
-type recorder struct {
-	mu     sync.Mutex
-	events []string
-	synced chan []string
-
-	failRun  bool
-	adjust   func(*api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, []*api.ContainerEviction)
-	onUpdate func(*api.LinuxResources) []*api.ContainerUpdate
-}
-
-func (r *recorder) add(ev, id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, ev+" "+id)
-}
-
-func (r *recorder) got() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
-}
-
-func (r *recorder) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
-	var ids []string
-	for _, p := range pods {
-		ids = append(ids, "pod:"+p.GetId())
-	}
-	for _, c := range ctrs {
-		ids = append(ids, "ctr:"+c.GetId())
-	}
-	r.synced <- ids
-	return nil, nil
-}
-
-func (r *recorder) RunPodSandbox(_ context.Context, p *api.PodSandbox) error {
-	r.add("RunPodSandbox", p.GetId())
-	if r.failRun {
-		return errors.New("no such pods here")
-	}
-	return nil
-}
-func (r *recorder) StopPodSandbox(_ context.Context, p *api.PodSandbox) error {
-	r.add("StopPodSandbox", p.GetId())
-	return nil
-}
-func (r *recorder) RemovePodSandbox(_ context.Context, p *api.PodSandbox) error {
-	r.add("RemovePodSandbox", p.GetId())
-	return nil
-}
-func (r *recorder) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
-	r.add("CreateContainer", c.GetId())
-	if r.adjust != nil {
-		a, u, _ := r.adjust(c)
-		return a, u, nil
-	}
-	return nil, nil, nil
-}
-func (r *recorder) StartContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
-	r.add("StartContainer", c.GetId())
-	return nil
-}
-func (r *recorder) UpdateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container, res *api.LinuxResources) ([]*api.ContainerUpdate, error) {
-	r.add("UpdateContainer", c.GetId())
-	if r.onUpdate != nil {
-		return r.onUpdate(res), nil
-	}
-	return nil, nil
-}
-func (r *recorder) StopContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) ([]*api.ContainerUpdate, error) {
-	r.add("StopContainer", c.GetId())
-	return nil, nil
-}
-func (r *recorder) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
-	r.add("RemoveContainer", c.GetId())
-	return nil
-}
-
 // start runs an NRI on a socket in a temporary directory with d as its
 // runtime, and connects p to it; it returns once p is synchronised, with
-// what p's Synchronize got.
-func start(t *testing.T, d Domain, p *recorder) (*NRI, stub.Stub, []string) {
+// p's stub and what p's Synchronize got.
+func start(t *testing.T, d Domain, p *nritest.Plugin) (*NRI, stub.Stub, []string) {
 	t.Helper()
 	// Not t.TempDir: a unix socket path must stay short.
 	dir, err := os.MkdirTemp("", "nri")
@@ -147,25 +71,9 @@ func start(t *testing.T, d Domain, p *recorder) (*NRI, stub.Stub, []string) {
 	if !n.Enabled() {
 		t.Fatal("started NRI is not enabled")
 	}
-	p.synced = make(chan []string, 1)
-	s, err := stub.New(p, stub.WithPluginName("recorder"), stub.WithPluginIdx("00"), stub.WithSocketPath(cfg.SocketPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-runErr })
-	select {
-	case ids := <-p.synced:
-		// The plugin gets events once the runtime has added it, after
-		// its Synchronize: the sync block waits for that.
-		n.BlockPluginSync().Unblock()
-		return n, s, ids
-	case err := <-runErr:
-		t.Fatalf("plugin stopped before it was synchronised: %v", err)
-	}
-	return nil, nil, nil
+	s, synced := p.Run(t, cfg.SocketPath, "recorder")
+	n.BlockPluginSync().Unblock()
+	return n, s, synced
 }
 
 func TestLifecycleEventsOnceAndInOrder(t *testing.T) {
@@ -174,12 +82,12 @@ func TestLifecycleEventsOnceAndInOrder(t *testing.T) {
 		ctrs:    []*api.Container{{Id: "c0", PodSandboxId: "p0", State: api.ContainerState_CONTAINER_RUNNING}},
 		evicted: make(chan string, 1),
 	}
-	p := &recorder{adjust: func(c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, []*api.ContainerEviction) {
+	p := &nritest.Plugin{Adjust: func(c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate) {
 		a := &api.ContainerAdjustment{}
 		a.AddEnv("ADDED_BY", "recorder")
 		u := &api.ContainerUpdate{ContainerId: "c0"}
 		u.SetLinuxCPUShares(512)
-		return a, []*api.ContainerUpdate{u}, nil
+		return a, []*api.ContainerUpdate{u}
 	}}
 	n, _, synced := start(t, d, p)
 	if want := []string{"pod:p0", "ctr:c0"}; !slices.Equal(synced, want) {
@@ -223,13 +131,13 @@ func TestLifecycleEventsOnceAndInOrder(t *testing.T) {
 		"RunPodSandbox p1", "CreateContainer c1", "StartContainer c1", "StopContainer c1",
 		"RemoveContainer c1", "StopPodSandbox p1", "RemovePodSandbox p1",
 	}
-	if got := p.got(); !slices.Equal(got, want) {
+	if got := p.Events(); !slices.Equal(got, want) {
 		t.Fatalf("plugin got\n%v\nwant\n%v", got, want)
 	}
 }
 
 func TestRemoveReportsStopFirst(t *testing.T) {
-	p := &recorder{}
+	p := &nritest.Plugin{}
 	n, _, _ := start(t, &fakeDomain{}, p)
 	ctx := context.Background()
 	pod := &api.PodSandbox{Id: "p"}
@@ -245,13 +153,13 @@ func TestRemoveReportsStopFirst(t *testing.T) {
 		}
 	}
 	want := []string{"RunPodSandbox p", "CreateContainer c", "StopContainer c", "RemoveContainer c", "StopPodSandbox p", "RemovePodSandbox p"}
-	if got := p.got(); !slices.Equal(got, want) {
+	if got := p.Events(); !slices.Equal(got, want) {
 		t.Fatalf("plugin got %v, want %v", got, want)
 	}
 }
 
 func TestPluginErrorFailsRunPodSandbox(t *testing.T) {
-	n, _, _ := start(t, &fakeDomain{}, &recorder{failRun: true})
+	n, _, _ := start(t, &fakeDomain{}, &nritest.Plugin{FailRun: true})
 	if err := n.RunPodSandbox(context.Background(), &api.PodSandbox{Id: "p"}); err == nil {
 		t.Fatal("RunPodSandbox succeeded though the plugin failed it")
 	}
@@ -259,7 +167,7 @@ func TestPluginErrorFailsRunPodSandbox(t *testing.T) {
 
 func TestUpdateContainerReturnsThePluginsResources(t *testing.T) {
 	d := &fakeDomain{}
-	p := &recorder{onUpdate: func(res *api.LinuxResources) []*api.ContainerUpdate {
+	p := &nritest.Plugin{OnUpdate: func(res *api.LinuxResources) []*api.ContainerUpdate {
 		other := &api.ContainerUpdate{ContainerId: "other"}
 		other.SetLinuxCPUShares(2)
 		self := &api.ContainerUpdate{ContainerId: "c"}
@@ -286,7 +194,7 @@ func TestUpdateContainerReturnsThePluginsResources(t *testing.T) {
 
 func TestUnsolicitedUpdates(t *testing.T) {
 	d := &fakeDomain{failOn: "bad"}
-	n, s, _ := start(t, d, &recorder{})
+	n, s, _ := start(t, d, &nritest.Plugin{})
 	_ = n
 	ok := &api.ContainerUpdate{ContainerId: "good"}
 	ok.SetLinuxCPUShares(10)

@@ -3,101 +3,35 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
-	"github.com/containerd/nri/pkg/stub"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/llitfkitfk/containerd/cri/store"
+	"github.com/llitfkitfk/containerd/internal/testutil/nritest"
 	"github.com/llitfkitfk/containerd/nri"
 )
 
-// nriPlugin is an NRI plugin recording the events it gets ("Event id"),
-// adding an environment variable and an annotation to every container,
-// and failing what it is told to.
-type nriPlugin struct {
-	mu       sync.Mutex
-	events   []string
-	ch       chan string
-	synced   chan struct{}
-	failRun  bool
-	failCtr  bool
-	syncPods []string
-	syncCtrs []string
+// testPlugin is the NRI plugin of these tests: events keyed by name, and
+// an environment variable and an annotation added to every container.
+func testPlugin() *nritest.Plugin {
+	return &nritest.Plugin{ByName: true, Adjust: func(c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate) {
+		a := &api.ContainerAdjustment{}
+		a.AddEnv("FROM_NRI", "yes")
+		a.AddAnnotation("nri.test/seen", c.GetName())
+		return a, nil
+	}}
 }
 
-func (p *nriPlugin) add(ev, id string) {
-	p.mu.Lock()
-	p.events = append(p.events, ev+" "+id)
-	p.mu.Unlock()
-	p.ch <- ev + " " + id
-}
-
-func (p *nriPlugin) got() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.events)
-}
-
-func (p *nriPlugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
-	for _, x := range pods {
-		p.syncPods = append(p.syncPods, x.GetId())
-	}
-	for _, x := range ctrs {
-		p.syncCtrs = append(p.syncCtrs, x.GetId())
-	}
-	close(p.synced)
-	return nil, nil
-}
-
-func (p *nriPlugin) RunPodSandbox(_ context.Context, x *api.PodSandbox) error {
-	p.add("RunPodSandbox", x.GetName())
-	if p.failRun {
-		return errors.New("refused")
-	}
-	return nil
-}
-func (p *nriPlugin) StopPodSandbox(_ context.Context, x *api.PodSandbox) error {
-	p.add("StopPodSandbox", x.GetName())
-	return nil
-}
-func (p *nriPlugin) RemovePodSandbox(_ context.Context, x *api.PodSandbox) error {
-	p.add("RemovePodSandbox", x.GetName())
-	return nil
-}
-func (p *nriPlugin) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
-	p.add("CreateContainer", c.GetName())
-	if p.failCtr {
-		return nil, nil, errors.New("refused")
-	}
-	a := &api.ContainerAdjustment{}
-	a.AddEnv("FROM_NRI", "yes")
-	a.AddAnnotation("nri.test/seen", c.GetName())
-	return a, nil, nil
-}
-func (p *nriPlugin) StartContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
-	p.add("StartContainer", c.GetName())
-	return nil
-}
-func (p *nriPlugin) StopContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) ([]*api.ContainerUpdate, error) {
-	p.add("StopContainer", c.GetName())
-	return nil, nil
-}
-func (p *nriPlugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
-	p.add("RemoveContainer", c.GetName())
-	return nil
-}
-
-// withNRI starts an NRI for the service with p connected to it.
-func withNRI(t *testing.T, s *Service, p *nriPlugin) {
+// withNRI starts an NRI for the service with p connected to it, and
+// returns what p's Synchronize got.
+func withNRI(t *testing.T, s *Service, p *nritest.Plugin) []string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "nri") // short: a unix socket path
 	if err != nil {
@@ -113,51 +47,16 @@ func withNRI(t *testing.T, s *Service, p *nriPlugin) {
 	if !s.deps.NRI.Enabled() {
 		t.Fatal("NRI did not start")
 	}
-	p.ch = make(chan string, 64)
-	p.synced = make(chan struct{})
-	st, err := stub.New(p, stub.WithPluginName("test"), stub.WithPluginIdx("00"), stub.WithSocketPath(cfg.SocketPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-p.synced:
-		// It gets events once the runtime has added it, after its
-		// Synchronize: the sync block waits for that.
-		s.nriBlockSync().Unblock()
-	case err := <-done:
-		t.Fatalf("plugin stopped: %v", err)
-	}
-}
-
-// wait returns once the plugin got ev (it may come in the background).
-func (p *nriPlugin) wait(t *testing.T, ev string) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	if slices.Contains(p.got(), ev) {
-		return
-	}
-	for {
-		select {
-		case got := <-p.ch:
-			if got == ev {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("plugin never got %q; got %v", ev, p.got())
-		}
-	}
+	_, synced := p.Run(t, cfg.SocketPath, "test")
+	s.nriBlockSync().Unblock()
+	return synced
 }
 
 func TestNRIContainerLifecycle(t *testing.T) {
 	e := newCtrEnv(t)
-	p := &nriPlugin{}
-	withNRI(t, e.s, p)
-	if !slices.Equal(p.syncPods, []string{e.sandbox}) || len(p.syncCtrs) != 0 {
-		t.Fatalf("Synchronize got pods %v containers %v, want the pod %s", p.syncPods, p.syncCtrs, e.sandbox)
+	p := testPlugin()
+	if synced := withNRI(t, e.s, p); !slices.Equal(synced, []string{"pod:" + e.sandbox}) {
+		t.Fatalf("Synchronize got %v, want the pod %s alone", synced, e.sandbox)
 	}
 
 	id, err := e.create("app")
@@ -192,7 +91,7 @@ func TestNRIContainerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"CreateContainer app", "StartContainer app", "StopContainer app", "RemoveContainer app", "StopPodSandbox pod", "RemovePodSandbox pod"}
-	if got := p.got(); !slices.Equal(got, want) {
+	if got := p.Events(); !slices.Equal(got, want) {
 		t.Fatalf("plugin got\n%v\nwant\n%v", got, want)
 	}
 }
@@ -200,7 +99,7 @@ func TestNRIContainerLifecycle(t *testing.T) {
 // A container that exits on its own is reported stopped, once.
 func TestNRIContainerExit(t *testing.T) {
 	e := newCtrEnv(t)
-	p := &nriPlugin{}
+	p := testPlugin()
 	withNRI(t, e.s, p)
 	id, err := e.create("app")
 	if err != nil {
@@ -212,12 +111,12 @@ func TestNRIContainerExit(t *testing.T) {
 	c, _ := e.s.containers.Get(id)
 	e.rt.tasks[id].exitWith(1)
 	e.s.handleContainerExit(e.ctx, c, 1, time.Now(), "")
-	p.wait(t, "StopContainer app")
+	p.Wait(t, "StopContainer app")
 	if _, err := e.s.RemoveContainer(e.ctx, &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"CreateContainer app", "StartContainer app", "StopContainer app", "RemoveContainer app"}
-	if got := p.got(); !slices.Equal(got, want) {
+	if got := p.Events(); !slices.Equal(got, want) {
 		t.Fatalf("plugin got\n%v\nwant\n%v", got, want)
 	}
 }
@@ -225,7 +124,8 @@ func TestNRIContainerExit(t *testing.T) {
 // A plugin failing CreateContainer fails it and leaves nothing behind.
 func TestNRICreateContainerRefused(t *testing.T) {
 	e := newCtrEnv(t)
-	p := &nriPlugin{failCtr: true}
+	p := testPlugin()
+	p.FailCreate = true
 	withNRI(t, e.s, p)
 	records := e.cs.count()
 	if _, err := e.create("app"); err == nil {
@@ -237,7 +137,7 @@ func TestNRICreateContainerRefused(t *testing.T) {
 	if n := e.cs.count(); n != records {
 		t.Errorf("records: %d, want %d", n, records)
 	}
-	p.failCtr = false
+	p.FailCreate = false
 	if _, err := e.create("app"); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
@@ -246,7 +146,8 @@ func TestNRICreateContainerRefused(t *testing.T) {
 // A plugin failing RunPodSandbox fails it; the pod is not in the store.
 func TestNRIRunPodSandboxRefused(t *testing.T) {
 	e := newSandboxEnv(t)
-	p := &nriPlugin{failRun: true}
+	p := testPlugin()
+	p.FailRun = true
 	withNRI(t, e.s, p)
 	if _, err := e.run(hostPod("pod"), ""); err == nil {
 		t.Fatal("RunPodSandbox succeeded though the plugin refused it")
@@ -254,7 +155,7 @@ func TestNRIRunPodSandboxRefused(t *testing.T) {
 	if n := len(e.s.sandboxes.List()); n != 0 {
 		t.Fatalf("%d sandboxes in the store", n)
 	}
-	if got, want := p.got(), []string{"RunPodSandbox pod", "StopPodSandbox pod", "RemovePodSandbox pod"}; !slices.Equal(got, want) {
+	if got, want := p.Events(), []string{"RunPodSandbox pod", "StopPodSandbox pod", "RemovePodSandbox pod"}; !slices.Equal(got, want) {
 		t.Fatalf("plugin got %v, want %v", got, want)
 	}
 }
