@@ -1,18 +1,24 @@
 package nri
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
+	nrilog "github.com/containerd/nri/pkg/log"
 	"github.com/containerd/nri/pkg/stub"
+	"github.com/sirupsen/logrus"
 
 	"github.com/llitfkitfk/containerd/internal/testutil/nritest"
+	"github.com/llitfkitfk/containerd/log"
 )
 
 // fakeDomain is a runtime with fixed pods and containers that records
@@ -249,5 +255,23 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (Config{DisableConnections: true}).Validate(); err != nil {
 		t.Errorf("no socket, connections disabled: %v", err)
+	}
+}
+
+// The library's logging goes through the daemon's logger as module nri;
+// its report that WASM plugins are not built in is not an error.
+func TestLibraryLogging(t *testing.T) {
+	var buf bytes.Buffer
+	l := logrus.New()
+	l.SetOutput(&buf)
+	l.SetLevel(logrus.InfoLevel)
+	ctx := log.WithLogger(context.Background(), logrus.NewEntry(l))
+	nrilog.Errorf(ctx, "failed to initialize WASM support: %v", adaptation.ErrWasmDisabled)
+	if buf.Len() != 0 {
+		t.Errorf("WASM left out logged at info or above: %s", buf.String())
+	}
+	nrilog.Errorf(ctx, "plugin %s failed: %v", "x", errors.New("boom"))
+	if out := buf.String(); !strings.Contains(out, "level=error") || !strings.Contains(out, "module=containerd/nri") || !strings.Contains(out, "boom") {
+		t.Errorf("an error logged as %q", out)
 	}
 }
