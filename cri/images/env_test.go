@@ -1,29 +1,23 @@
 package images
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
-	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/llitfkitfk/containerd/archive"
 	"github.com/llitfkitfk/containerd/content"
 	contentlocal "github.com/llitfkitfk/containerd/content/local"
 	"github.com/llitfkitfk/containerd/cri/config"
-	"github.com/llitfkitfk/containerd/diff"
 	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/metadata"
-	"github.com/llitfkitfk/containerd/mount"
 	"github.com/llitfkitfk/containerd/namespaces"
 	"github.com/llitfkitfk/containerd/snapshots"
 	"github.com/llitfkitfk/containerd/snapshots/naive"
@@ -91,7 +85,7 @@ func (e *env) newService() *Service {
 		Images:       e.is,
 		Snapshotters: map[string]snapshots.Snapshotter{"naive": e.sn, "alt": e.db.Snapshotter("alt")},
 		Leases:       e.leases,
-		Applier:      dirApplier{e.cs},
+		Applier:      testutil.DirApplier{CS: e.cs},
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -183,30 +177,4 @@ func configOf(t *testing.T, img testutil.Image) ocispec.Manifest {
 		t.Fatal(err)
 	}
 	return m
-}
-
-// dirApplier applies gzip layers straight into a bind mount's source
-// directory, so that the tests mount nothing on the host.
-type dirApplier struct{ cs content.Provider }
-
-func (a dirApplier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []mount.Mount, opts ...diff.ApplyOpt) (ocispec.Descriptor, error) {
-	if len(mounts) != 1 || mounts[0].Type != "bind" {
-		return ocispec.Descriptor{}, fmt.Errorf("dirApplier: want one bind mount, got %v", mounts)
-	}
-	ra, err := a.cs.ReaderAt(ctx, desc)
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	defer ra.Close()
-	zr, err := gzip.NewReader(content.NewReader(ra))
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	dg := digest.Canonical.Digester()
-	n, err := archive.Apply(ctx, mounts[0].Source, io.TeeReader(zr, dg.Hash()))
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	io.Copy(dg.Hash(), zr) // the tar's trailing padding
-	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: dg.Digest(), Size: n}, nil
 }

@@ -19,15 +19,13 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/llitfkitfk/containerd/archive"
 	"github.com/llitfkitfk/containerd/content"
 	contentlocal "github.com/llitfkitfk/containerd/content/local"
-	"github.com/llitfkitfk/containerd/diff"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/metadata"
-	"github.com/llitfkitfk/containerd/mount"
 	"github.com/llitfkitfk/containerd/namespaces"
 	"github.com/llitfkitfk/containerd/remotes"
 	"github.com/llitfkitfk/containerd/snapshots"
@@ -75,7 +73,7 @@ func newEnv(t *testing.T) *env {
 			Platform:       platforms.OnlyOS(platforms.DefaultSpec()),
 			SnapshotterKey: "naive",
 			Snapshotter:    e.sn,
-			Applier:        dirApplier{e.cs},
+			Applier:        testutil.DirApplier{CS: e.cs},
 		}},
 	})
 	return e
@@ -91,32 +89,6 @@ func (e *env) noLeases(t *testing.T) {
 	if len(ls) != 0 {
 		t.Errorf("leases left behind: %v", ls)
 	}
-}
-
-// dirApplier applies gzip layers straight into a bind mount's source
-// directory, so that unpack tests mount nothing on the host.
-type dirApplier struct{ cs content.Provider }
-
-func (a dirApplier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []mount.Mount, opts ...diff.ApplyOpt) (ocispec.Descriptor, error) {
-	if len(mounts) != 1 || mounts[0].Type != "bind" {
-		return ocispec.Descriptor{}, fmt.Errorf("dirApplier: want one bind mount, got %v", mounts)
-	}
-	ra, err := a.cs.ReaderAt(ctx, desc)
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	defer ra.Close()
-	zr, err := gzip.NewReader(content.NewReader(ra))
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	dg := digest.Canonical.Digester()
-	n, err := archive.Apply(ctx, mounts[0].Source, io.TeeReader(zr, dg.Hash()))
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	io.Copy(dg.Hash(), zr) // the tar's trailing padding
-	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: dg.Digest(), Size: n}, nil
 }
 
 // testImage is an image's blobs and the descriptors of its parts.

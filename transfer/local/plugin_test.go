@@ -7,6 +7,7 @@ import (
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/plugin"
 	"github.com/llitfkitfk/containerd/services"
 	"github.com/llitfkitfk/containerd/snapshots"
@@ -34,12 +35,12 @@ func initWith(t *testing.T, e *env, c *PluginConfig) (*Service, *plugin.Plugin) 
 		}})
 	}
 	instance(plugin.SnapshotPlugin, "naive", e.sn, "rebase")
-	instance(plugin.DiffPlugin, "dir", dirApplier{e.cs})
+	instance(plugin.DiffPlugin, "dir", testutil.DirApplier{CS: e.cs})
 	instance(plugin.ServicePlugin, services.ContentService, e.cs)
 	instance(plugin.ServicePlugin, services.ImagesService, e.is)
 	instance(plugin.ServicePlugin, services.LeasesService, e.leases)
 	instance(plugin.ServicePlugin, services.SnapshotsService, map[string]snapshots.Snapshotter{"naive": e.sn})
-	instance(plugin.ServicePlugin, services.DiffService, dirApplier{e.cs})
+	instance(plugin.ServicePlugin, services.DiffService, testutil.DirApplier{CS: e.cs})
 
 	p := load(&plugin.Registration{Type: plugin.TransferPlugin, ID: "local", Config: c, InitFn: initPlugin})
 	inst, err := p.Instance()
