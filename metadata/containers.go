@@ -134,16 +134,17 @@ func (s *containerStore) Update(ctx context.Context, c containers.Container, fie
 			return err
 		}
 		updated = current
-		if len(fieldpaths) == 0 {
+		paths := fieldpaths
+		if len(paths) == 0 {
 			if c.Snapshotter != current.Snapshotter {
 				return fmt.Errorf("container %q: snapshotter is immutable: %w", c.ID, errdefs.ErrInvalidArgument)
 			}
 			if c.Runtime.Name != current.Runtime.Name {
 				return fmt.Errorf("container %q: runtime name is immutable: %w", c.ID, errdefs.ErrInvalidArgument)
 			}
-			fieldpaths = []string{"labels", "spec", "extensions", "image", "snapshotkey"}
+			paths = []string{"labels", "spec", "extensions", "image", "snapshotkey"}
 		}
-		for _, path := range fieldpaths {
+		for _, path := range paths {
 			switch {
 			case path == "image":
 				updated.Image = c.Image

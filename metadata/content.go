@@ -71,17 +71,18 @@ func (cs *contentStore) Update(ctx context.Context, info content.Info, fieldpath
 	cs.l.RLock()
 	defer cs.l.RUnlock()
 
-	updated := content.Info{Digest: info.Digest}
+	if len(fieldpaths) == 0 {
+		fieldpaths = []string{"labels"}
+	}
+	var updated content.Info
 	err = cs.db.Update(func(tx *bolt.Tx) error {
+		updated = content.Info{Digest: info.Digest}
 		bkt := getBlobBucket(tx, ns, info.Digest)
 		if bkt == nil {
 			return fmt.Errorf("content %v: %w", info.Digest, errdefs.ErrNotFound)
 		}
 		if err := readInfo(&updated, bkt); err != nil {
 			return err
-		}
-		if len(fieldpaths) == 0 {
-			fieldpaths = []string{"labels"}
 		}
 		for _, path := range fieldpaths {
 			if !applyMapPath(&updated.Labels, info.Labels, path, "labels") {
@@ -269,7 +270,7 @@ func (cs *contentStore) Abort(ctx context.Context, ref string) error {
 	cs.l.RLock()
 	defer cs.l.RUnlock()
 
-	return cs.db.Update(func(tx *bolt.Tx) error {
+	return cs.db.updateAlone(func(tx *bolt.Tx) error {
 		bkt := getIngestBucket(tx, ns, ref)
 		if bkt == nil {
 			return fmt.Errorf("ingest %q: %w", ref, errdefs.ErrNotFound)
@@ -323,13 +324,12 @@ func (cs *contentStore) Writer(ctx context.Context, opts ...content.WriterOpt) (
 	defer cs.l.RUnlock()
 
 	var (
-		w      content.Writer
-		exists bool
-		bref   string
-		desc   = wopts.Desc
+		exists, shared bool
+		bref           string
+		desc           = wopts.Desc
 	)
 	err = cs.db.Update(func(tx *bolt.Tx) error {
-		shared := false
+		exists, shared, desc = false, false, wopts.Desc
 		if desc.Digest != "" {
 			if getBlobBucket(tx, ns, desc.Digest) != nil {
 				// Commit the lease before reporting AlreadyExists, so
@@ -369,24 +369,28 @@ func (cs *contentStore) Writer(ctx context.Context, opts ...content.WriterOpt) (
 		if err := bkt.Delete(bucketKeyExpected); err != nil {
 			return fmt.Errorf("ingest %q: clear expected: %w", wopts.Ref, err)
 		}
-		// The backing store is not told the digest: it is this
-		// namespace's commit that must check it, not another's blob.
-		bdesc := desc
-		bdesc.Digest = ""
-		w, err = cs.backing.Writer(ctx, content.WithRef(bref), content.WithDescriptor(bdesc))
-		if err != nil {
-			return fmt.Errorf("ingest %q: %w", wopts.Ref, err)
-		}
 		return nil
 	})
 	if err != nil {
-		if w != nil {
-			w.Close()
-		}
 		return nil, err
 	}
 	if exists {
 		return nil, fmt.Errorf("content %v: %w", desc.Digest, errdefs.ErrAlreadyExists)
+	}
+	// The backing writer is opened once the record is committed, outside
+	// the transaction, which may run more than once (see DB.Update). If it
+	// cannot be opened (its ref is locked by another writer, say), the
+	// record stays as an ingest not yet written to: that is what it is,
+	// and its lease or expiry ends it. l, held, keeps a collection from
+	// taking it meanwhile. The backing store is not told the digest: it
+	// is this namespace's commit that must check it, not another's blob.
+	var w content.Writer
+	if !shared {
+		bdesc := desc
+		bdesc.Digest = ""
+		if w, err = cs.backing.Writer(ctx, content.WithRef(bref), content.WithDescriptor(bdesc)); err != nil {
+			return nil, fmt.Errorf("ingest %q: %w", wopts.Ref, err)
+		}
 	}
 	return &namespacedWriter{
 		ctx:     ctx,
@@ -595,15 +599,23 @@ func (nw *namespacedWriter) Commit(ctx context.Context, size int64, expected dig
 	nw.cs.l.RLock()
 	defer nw.cs.l.RUnlock()
 
+	// The backing store commits first, outside the transaction, which may
+	// run more than once (see DB.Update); l, held, keeps a collection from
+	// sweeping the blob before the record below names it. Should the
+	// record then fail, the blob is left to the next collection. A
+	// missing lease, which would fail the record, is looked for first.
+	if err := nw.cs.db.View(func(tx *bolt.Tx) error { return checkLease(ctx, tx, nw.ns) }); err != nil {
+		return err
+	}
+	dgst, n, err := nw.commitData(ctx, size, expected)
+	if err != nil {
+		return err
+	}
+
 	var exists error
-	err := nw.cs.db.Update(func(tx *bolt.Tx) error {
-		// A missing lease would fail the transaction below; find out
-		// before the backing store commits.
+	err = nw.cs.db.Update(func(tx *bolt.Tx) error {
+		exists = nil
 		if err := checkLease(ctx, tx, nw.ns); err != nil {
-			return err
-		}
-		dgst, n, err := nw.commitData(ctx, size, expected)
-		if err != nil {
 			return err
 		}
 		bkt, err := createBucketIfNotExists(tx, namespacePath(nw.ns, bucketKeyObjectContent, bucketKeyObjectBlob)...)
@@ -635,6 +647,7 @@ func (nw *namespacedWriter) Commit(ctx context.Context, size int64, expected dig
 		return addLeaseResource(ctx, tx, nw.ns, bucketKeyObjectContent, string(dgst))
 	})
 	if err != nil {
+		nw.cs.db.markDirty(true)
 		return err
 	}
 	return exists

@@ -64,6 +64,10 @@ type DB struct {
 	dirtySSMu sync.Mutex
 	dirtySS   map[string]struct{}
 
+	// commits runs every write transaction but the collector's, batching
+	// concurrent ones.
+	commits commitQueue
+
 	// mutationCallbacks, guarded by wlock, hear of every committed write.
 	mutationCallbacks []func(dirty bool)
 
@@ -162,14 +166,32 @@ func (m *DB) View(fn func(*bolt.Tx) error) error {
 
 // Update runs fn in a read-write transaction. Everything fn changes is
 // committed together or, if fn fails, not at all; callers rely on this to
-// never leave half a change on disk.
+// never leave half a change on disk. Update returns once the commit is on
+// disk.
+//
+// Concurrent calls share transactions, and so the two syncs of each commit
+// (group commit, see commitQueue). fn may therefore run more than once: it
+// must change nothing but tx, and must set afresh, on every run, whatever
+// it hands back to its caller. Work outside the database belongs before
+// or after Update, or in updateAlone.
 //
 // It waits while a collection marks and sweeps, and tells the mutation
 // callbacks of each commit. fn must not call Update itself.
 func (m *DB) Update(fn func(*bolt.Tx) error) error {
+	return m.write(fn, false)
+}
+
+// updateAlone is Update for fn that acts outside the database too, on a
+// backing store, which a rerun would repeat: it runs fn once, in a
+// transaction of its own.
+func (m *DB) updateAlone(fn func(*bolt.Tx) error) error {
+	return m.write(fn, true)
+}
+
+func (m *DB) write(fn func(*bolt.Tx) error, alone bool) error {
 	m.wlock.RLock()
 	defer m.wlock.RUnlock()
-	if err := m.db.Update(fn); err != nil {
+	if err := m.commits.run(m.db, fn, alone); err != nil {
 		return err
 	}
 	dirty := m.dirty.Load() > 0

@@ -188,7 +188,7 @@ func (s *snapshotter) Update(ctx context.Context, info snapshots.Info, fieldpath
 	defer s.l.RUnlock()
 
 	var updated snapshots.Info
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.updateAlone(func(tx *bolt.Tx) error {
 		sbkt := getSnapshotBucket(tx, ns, s.name, info.Name)
 		if sbkt == nil {
 			return notFound(info.Name)
@@ -357,7 +357,7 @@ func (s *snapshotter) create(ctx context.Context, kind snapshots.Kind, key, pare
 		return nil, fmt.Errorf("snapshot %q: %w", key, err)
 	}
 
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.updateAlone(func(tx *bolt.Tx) error {
 		bkt, err := createBucketIfNotExists(tx, namespacePath(ns, bucketKeyObjectSnapshots, []byte(s.name))...)
 		if err != nil {
 			return err
@@ -463,7 +463,7 @@ func (s *snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 	s.l.RLock()
 	defer s.l.RUnlock()
 
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.updateAlone(func(tx *bolt.Tx) error {
 		bkt := getSnapshotterBucket(tx, ns, s.name)
 		if bkt == nil || bkt.Bucket([]byte(key)) == nil {
 			return notFound(key)
@@ -551,7 +551,7 @@ func (s *snapshotter) Remove(ctx context.Context, key string) error {
 	s.l.RLock()
 	defer s.l.RUnlock()
 
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.updateAlone(func(tx *bolt.Tx) error {
 		bkt := getSnapshotterBucket(tx, ns, s.name)
 		sbkt := getSnapshotBucket(tx, ns, s.name, key)
 		if sbkt == nil {
