@@ -56,23 +56,51 @@ func (s *containerStore) Get(ctx context.Context, id string) (containers.Contain
 	if err != nil {
 		return containers.Container{}, err
 	}
-	var c containers.Container
-	err = s.db.View(func(tx *bolt.Tx) error {
-		bkt := getContainerBucket(tx, ns, id)
-		if bkt == nil {
-			return fmt.Errorf("container %q in namespace %q: %w", id, ns, errdefs.ErrNotFound)
-		}
-		c, err = readContainer(id, bkt)
-		return err
-	})
-	if err != nil {
-		return containers.Container{}, err
+	e, ok := s.db.containers.get(ns, id)
+	if !ok {
+		return containers.Container{}, fmt.Errorf("container %q in namespace %q: %w", id, ns, errdefs.ErrNotFound)
 	}
-	return c, nil
+	if e.err != nil {
+		return containers.Container{}, e.err
+	}
+	return cloneContainer(&e.v), nil
 }
 
+// List answers from the DB's index (see index.go), with copies.
 func (s *containerStore) List(ctx context.Context, fs ...string) ([]containers.Container, error) {
-	return listObjects(ctx, s.db, fs, getContainersBucket, readContainer, adaptContainer)
+	list, err := listIndexed(ctx, s.db.containers, fs, func(c *containers.Container) filters.Adaptor { return adaptContainer(*c) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]containers.Container, len(list))
+	for i, e := range list {
+		out[i] = cloneContainer(&e.v)
+	}
+	return out, nil
+}
+
+// cloneContainer copies what a caller could change in place of an indexed
+// container: its maps and the Any messages (not their bytes, which are
+// replaced, never written to).
+func cloneContainer(c *containers.Container) containers.Container {
+	out := *c
+	out.Labels = maps.Clone(c.Labels)
+	out.Spec = cloneAny(c.Spec)
+	out.Runtime.Options = cloneAny(c.Runtime.Options)
+	if c.Extensions != nil {
+		out.Extensions = make(map[string]*anypb.Any, len(c.Extensions))
+		for k, v := range c.Extensions {
+			out.Extensions[k] = cloneAny(v)
+		}
+	}
+	return out
+}
+
+func cloneAny(a *anypb.Any) *anypb.Any {
+	if a == nil {
+		return nil
+	}
+	return &anypb.Any{TypeUrl: a.TypeUrl, Value: a.Value}
 }
 
 // Create adds the container, setting its times; the ones given are
@@ -100,7 +128,10 @@ func (s *containerStore) Create(ctx context.Context, c containers.Container) (co
 		if err != nil {
 			return fmt.Errorf("create container %q: %w", c.ID, err)
 		}
-		return writeContainer(cbkt, &c)
+		if err := writeContainer(cbkt, &c); err != nil {
+			return err
+		}
+		return s.db.indexContainer(tx, ns, c.ID, cbkt)
 	})
 	if err != nil {
 		return containers.Container{}, err
@@ -178,7 +209,10 @@ func (s *containerStore) Update(ctx context.Context, c containers.Container, fie
 		updated.Labels = withoutEmpty(updated.Labels)
 		updated.CreatedAt = current.CreatedAt
 		updated.UpdatedAt = time.Now().UTC()
-		return writeContainer(bkt, &updated)
+		if err := writeContainer(bkt, &updated); err != nil {
+			return err
+		}
+		return s.db.indexContainer(tx, ns, c.ID, bkt)
 	})
 	if err != nil {
 		return containers.Container{}, err
@@ -200,6 +234,7 @@ func (s *containerStore) Delete(ctx context.Context, id string) error {
 		if err := getContainersBucket(tx, ns).DeleteBucket([]byte(id)); err != nil {
 			return fmt.Errorf("delete container %q: %w", id, err)
 		}
+		s.db.containers.remove(tx, ns, id)
 		s.db.markDirty(false)
 		return nil
 	})

@@ -16,9 +16,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/gc"
+	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/snapshots"
 )
 
@@ -64,6 +66,11 @@ type DB struct {
 	dirtySSMu sync.Mutex
 	dirtySS   map[string]struct{}
 
+	// images and containers are the records, decoded, that reads answer
+	// from (see index.go).
+	images     *objectIndex[images.Image]
+	containers *objectIndex[containers.Container]
+
 	// commits runs every write transaction but the collector's, batching
 	// concurrent ones.
 	commits commitQueue
@@ -86,6 +93,9 @@ func NewDB(db *bolt.DB, cs content.Store, snapshotters map[string]snapshots.Snap
 		db:      db,
 		ss:      make(map[string]*snapshotter, len(snapshotters)),
 		dirtySS: make(map[string]struct{}, len(snapshotters)),
+
+		images:     newObjectIndex[images.Image](),
+		containers: newObjectIndex[containers.Container](),
 	}
 	if cs != nil {
 		m.cs = newContentStore(m, cs)
@@ -296,10 +306,18 @@ func (m *DB) Init(ctx context.Context) error {
 		}
 		return writeVersion(bkt)
 	})
-	if errors.Is(err, errUpToDate) {
-		return nil
+	if err != nil && !errors.Is(err, errUpToDate) {
+		return err
 	}
-	return err
+	return m.db.View(func(tx *bolt.Tx) error {
+		if err := m.images.load(tx, getImagesBucket, readImage); err != nil {
+			return fmt.Errorf("load images: %w", err)
+		}
+		if err := m.containers.load(tx, getContainersBucket, readContainer); err != nil {
+			return fmt.Errorf("load containers: %w", err)
+		}
+		return nil
+	})
 }
 
 func initSchema(tx *bolt.Tx) error {

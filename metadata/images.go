@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 	"unicode"
@@ -35,24 +36,55 @@ func (s *imageStore) Get(ctx context.Context, name string) (images.Image, error)
 	if err != nil {
 		return images.Image{}, err
 	}
-	var image images.Image
-	err = s.db.View(func(tx *bolt.Tx) error {
-		bkt := getImageBucket(tx, ns, name)
-		if bkt == nil {
-			return fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
-		}
-		image, err = readImage(name, bkt)
-		return err
-	})
-	if err != nil {
-		return images.Image{}, err
+	e, ok := s.db.images.get(ns, name)
+	if !ok {
+		return images.Image{}, fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
 	}
-	return image, nil
+	if e.err != nil {
+		return images.Image{}, e.err
+	}
+	return cloneImage(&e.v), nil
 }
 
+// List answers from the DB's index (see index.go), with copies.
 func (s *imageStore) List(ctx context.Context, fs ...string) ([]images.Image, error) {
-	return listObjects(ctx, s.db, fs, getImagesBucket, readImage, adaptImage)
+	list, err := listIndexed(ctx, s.db.images, fs, adaptImageAt)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]images.Image, len(list))
+	for i, e := range list {
+		out[i] = cloneImage(&e.v)
+	}
+	return out, nil
 }
+
+// ListEncoded is List for the gRPC service: it returns enc(image) for each
+// image matching fs, encoded once per version of the image and kept with
+// it in the index. enc must be the same function on every call, and must
+// not keep or change the image.
+func (s *imageStore) ListEncoded(ctx context.Context, enc func(*images.Image) []byte, fs ...string) ([][]byte, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := filters.ParseAll(fs...)
+	if err != nil {
+		return nil, err
+	}
+	return s.db.images.listEncoded(ns, filter, adaptImageAt, enc)
+}
+
+// cloneImage copies what a caller could change in place of an indexed
+// image: its maps.
+func cloneImage(image *images.Image) images.Image {
+	c := *image
+	c.Labels = maps.Clone(image.Labels)
+	c.Target.Annotations = maps.Clone(image.Target.Annotations)
+	return c
+}
+
+func adaptImageAt(image *images.Image) filters.Adaptor { return adaptImage(*image) }
 
 // Create adds the image, setting its times; the ones given are ignored.
 func (s *imageStore) Create(ctx context.Context, image images.Image) (images.Image, error) {
@@ -80,7 +112,10 @@ func (s *imageStore) Create(ctx context.Context, image images.Image) (images.Ima
 		if err != nil {
 			return fmt.Errorf("create image %q: %w", image.Name, err)
 		}
-		return writeImage(ibkt, &image)
+		if err := writeImage(ibkt, &image); err != nil {
+			return err
+		}
+		return s.db.indexImage(tx, ns, image.Name, ibkt)
 	})
 	if err != nil {
 		return images.Image{}, err
@@ -134,7 +169,10 @@ func (s *imageStore) Update(ctx context.Context, image images.Image, fieldpaths 
 		updated.Target.Annotations = withoutEmpty(updated.Target.Annotations)
 		updated.CreatedAt = current.CreatedAt
 		updated.UpdatedAt = time.Now().UTC()
-		return writeImage(bkt, &updated)
+		if err := writeImage(bkt, &updated); err != nil {
+			return err
+		}
+		return s.db.indexImage(tx, ns, image.Name, bkt)
 	})
 	if err != nil {
 		return images.Image{}, err
@@ -174,6 +212,7 @@ func (s *imageStore) Delete(ctx context.Context, name string, opts ...images.Del
 		if err := getImagesBucket(tx, ns).DeleteBucket([]byte(name)); err != nil {
 			return fmt.Errorf("delete image %q: %w", name, err)
 		}
+		s.db.images.remove(tx, ns, name)
 		s.db.markDirty(false)
 		return nil
 	})

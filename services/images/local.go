@@ -88,6 +88,16 @@ func (l *localService) Delete(ctx context.Context, name string, opts ...images.D
 	return nil
 }
 
+// ListEncoded hands on to the store's ListEncoded, if it has one, else is
+// NotImplemented.
+func (l *localService) ListEncoded(ctx context.Context, enc func(*images.Image) []byte, fs ...string) ([][]byte, error) {
+	el, ok := l.Store.(encodedLister)
+	if !ok {
+		return nil, fmt.Errorf("list encoded images: %w", errdefs.ErrNotImplemented)
+	}
+	return el.ListEncoded(ctx, enc, fs...)
+}
+
 // checkImage refuses what no store could take: no name, or a target
 // digest that does not parse. The store checks the rest.
 func checkImage(image images.Image) error {

@@ -2,9 +2,13 @@ package images
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/llitfkitfk/containerd/api/convert"
@@ -49,7 +53,26 @@ func (s *service) Get(ctx context.Context, req *api.GetImageRequest) (*api.GetIm
 	return &api.GetImageResponse{Image: convert.ImageToProto(image)}, nil
 }
 
+// List answers, where the store keeps its images' encodings (the
+// metadata store does, see metadata.imageStore.ListEncoded), with those:
+// each image is converted and marshalled once per version, not on every
+// list. The encodings go in the response as unknown fields, which proto
+// marshals as they are: the bytes on the wire are those of a response
+// whose Images field holds the images, so every client reads it as such.
+// Only a caller of this method in-process, without a marshal between,
+// would see Images empty; gRPC always marshals.
 func (s *service) List(ctx context.Context, req *api.ListImagesRequest) (*api.ListImagesResponse, error) {
+	if el, ok := s.local.(encodedLister); ok {
+		parts, err := el.ListEncoded(ctx, encodeImage, req.GetFilters()...)
+		if err != nil && !errors.Is(err, errdefs.ErrNotImplemented) {
+			return nil, errdefs.ToGRPC(err)
+		}
+		if err == nil && !slices.ContainsFunc(parts, func(b []byte) bool { return b == nil }) {
+			resp := &api.ListImagesResponse{}
+			resp.ProtoReflect().SetUnknown(slices.Concat(parts...))
+			return resp, nil
+		}
+	}
 	list, err := s.local.List(ctx, req.GetFilters()...)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
@@ -101,4 +124,25 @@ func (s *service) Delete(ctx context.Context, req *api.DeleteImageRequest) (*emp
 		return nil, errdefs.ToGRPC(err)
 	}
 	return &emptypb.Empty{}, nil
+}
+
+// encodedLister is a store that keeps the encodings of its images.
+type encodedLister interface {
+	ListEncoded(ctx context.Context, enc func(*images.Image) []byte, fs ...string) ([][]byte, error)
+}
+
+// imagesField is the field of ListImagesResponse that holds the images.
+var imagesField = (&api.ListImagesResponse{}).ProtoReflect().Descriptor().Fields().ByName("images").Number()
+
+// encodeImage is image as one element of ListImagesResponse's images
+// field: the field's tag, then the Image message, length-prefixed. It is
+// nil for an image proto cannot marshal (a label that is not UTF-8, say),
+// which List then answers the plain way, failing as it always has.
+func encodeImage(image *images.Image) []byte {
+	msg, err := proto.Marshal(convert.ImageToProto(*image))
+	if err != nil {
+		return nil
+	}
+	b := protowire.AppendTag(make([]byte, 0, len(msg)+8), imagesField, protowire.BytesType)
+	return protowire.AppendBytes(b, msg)
 }

@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	eventstypes "github.com/llitfkitfk/containerd/api/events"
@@ -21,6 +23,7 @@ import (
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/images"
 	"github.com/llitfkitfk/containerd/internal/testutil"
+	"github.com/llitfkitfk/containerd/metadata"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
@@ -301,5 +304,68 @@ func TestDelete(t *testing.T) {
 	}
 	if !reflect.DeepEqual(names, []string{"a", "b", "c"}) {
 		t.Fatalf("delete events for %v", names)
+	}
+}
+
+// TestListEncoded: over the metadata store, List answers with the
+// encodings the store keeps; a client reads them as the images, filtered,
+// and sees every change at once.
+func TestListEncoded(t *testing.T) {
+	db, err := metadata.Open(context.Background(), filepath.Join(t.TempDir(), "meta.db"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := &service{local: NewLocal(metadata.NewImageStore(db), &testutil.Publisher{})}
+	c := api.NewImagesClient(testutil.Serve(t, svc.Register))
+
+	list := func(ns string, filters ...string) []string {
+		t.Helper()
+		resp, err := c.List(namespaces.WithNamespace(context.Background(), ns), &api.ListImagesRequest{Filters: filters})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, img := range resp.Images {
+			if img.Target.GetDigest() != target.Digest || img.CreatedAt == nil {
+				t.Fatalf("listed %v", img)
+			}
+			out = append(out, img.Name+":"+img.Labels["n"])
+		}
+		return out
+	}
+	for _, ns := range []string{"a", "b"} {
+		ctx := namespaces.WithNamespace(context.Background(), ns)
+		for i := range 3 {
+			_, err := c.Create(ctx, &api.CreateImageRequest{Image: &api.Image{
+				Name: fmt.Sprintf("%s/img-%d", ns, i), Labels: map[string]string{"n": fmt.Sprint(i)}, Target: target}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// In-process, the answer carries the stored encodings, not Images.
+	direct, err := svc.List(namespaces.WithNamespace(context.Background(), "a"), &api.ListImagesRequest{})
+	if err != nil || len(direct.Images) != 0 || len(direct.ProtoReflect().GetUnknown()) == 0 {
+		t.Fatalf("List did not answer with the store's encodings: %v, %v", direct, err)
+	}
+	if got := fmt.Sprint(list("a")); got != "[a/img-0:0 a/img-1:1 a/img-2:2]" {
+		t.Fatalf("list a = %s", got)
+	}
+	if got := fmt.Sprint(list("b", "labels.n==1", "name==b/img-2")); got != "[b/img-1:1 b/img-2:2]" {
+		t.Fatalf("filtered list b = %s", got)
+	}
+	ctx := namespaces.WithNamespace(context.Background(), "a")
+	if _, err := c.Update(ctx, &api.UpdateImageRequest{Image: &api.Image{Name: "a/img-1", Labels: map[string]string{"n": "x"}, Target: target}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, &api.DeleteImageRequest{Name: "a/img-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(list("a")); got != "[a/img-1:x a/img-2:2]" {
+		t.Fatalf("list a after update and delete = %s", got)
+	}
+	if _, err := c.List(ctx, &api.ListImagesRequest{Filters: []string{"labels.n=="}}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("malformed filter: %v", err)
 	}
 }
