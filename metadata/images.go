@@ -61,16 +61,18 @@ func (s *imageStore) List(ctx context.Context, fs ...string) ([]images.Image, er
 
 // ListEncoded is List for the gRPC service: it returns enc(image) for each
 // image matching fs, encoded once per version of the image and kept with
-// it in the index. enc must be the same function on every call, and must
+// it in the index; without fs, one part holding all the namespace's. enc must be the same function on every call, and must
 // not keep or change the image.
 func (s *imageStore) ListEncoded(ctx context.Context, enc func(*images.Image) []byte, fs ...string) ([][]byte, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return nil, err
 	}
-	filter, err := filters.ParseAll(fs...)
-	if err != nil {
-		return nil, err
+	var filter filters.Filter // none: the namespace's whole answer, kept
+	if len(fs) > 0 {
+		if filter, err = filters.ParseAll(fs...); err != nil {
+			return nil, err
+		}
 	}
 	return s.db.images.listEncoded(ns, filter, adaptImageAt, enc)
 }

@@ -43,6 +43,10 @@ type objectIndex[T any] struct {
 // them, so lists come out in the order a bolt read gave.
 type nsObjects[T any] struct {
 	sorted []*indexed[T]
+	// wireAll is every record's encoding (see listEncoded), one after the
+	// other, in name order: the answer to a list without filters, which
+	// is the common one. Any change to the namespace's records clears it.
+	wireAll atomic.Pointer[[]byte]
 }
 
 // indexed is one record: its decoded value, or the error decoding it gave
@@ -107,6 +111,7 @@ func (x *objectIndex[T]) put(tx *bolt.Tx, ns, name string, v T) {
 			objs = &nsObjects[T]{}
 			x.byNS[ns] = objs
 		}
+		objs.wireAll.Store(nil)
 		if i, ok := objs.find(name); ok {
 			objs.sorted[i] = e
 		} else {
@@ -124,6 +129,7 @@ func (x *objectIndex[T]) remove(tx *bolt.Tx, ns, name string) {
 		if objs == nil {
 			return
 		}
+		objs.wireAll.Store(nil)
 		if i, ok := objs.find(name); ok {
 			objs.sorted = slices.Delete(objs.sorted, i, i+1)
 		}
@@ -172,22 +178,55 @@ func (x *objectIndex[T]) list(ns string, filter filters.Filter, adapt func(*T) f
 
 // listEncoded is list, answering with each record's encoding by enc,
 // made once per stored value and kept with it. enc must be the same
-// function on every call for a kind.
+// function on every call for a kind. Without a filter (filter nil), the
+// answer is one part, all records' encodings together, also kept.
 func (x *objectIndex[T]) listEncoded(ns string, filter filters.Filter, adapt func(*T) filters.Adaptor,
 	enc func(*T) []byte) ([][]byte, error) {
-	list, err := x.list(ns, filter, adapt)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(list))
-	for i, e := range list {
-		if b := e.wire.Load(); b != nil {
-			out[i] = *b
-			continue
+	if filter != nil {
+		list, err := x.list(ns, filter, adapt)
+		if err != nil {
+			return nil, err
 		}
-		b := enc(&e.v)
-		e.wire.Store(&b)
-		out[i] = b
+		out := make([][]byte, len(list))
+		for i, e := range list {
+			out[i] = e.encoded(enc)
+		}
+		return out, nil
 	}
-	return out, nil
+
+	// The read lock is held while the namespace's answer is made, so that
+	// a change, which clears it under the write lock, cannot be missed.
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	objs := x.byNS[ns]
+	if objs == nil {
+		return nil, nil
+	}
+	if all := objs.wireAll.Load(); all != nil {
+		return [][]byte{*all}, nil
+	}
+	var all []byte
+	for _, e := range objs.sorted {
+		if e.err != nil {
+			return nil, e.err
+		}
+		b := e.encoded(enc)
+		if b == nil {
+			return [][]byte{nil}, nil // enc refused it: the caller's fallback
+		}
+		all = append(all, b...)
+	}
+	all = all[:len(all):len(all)] // shared: no append may write past it
+	objs.wireAll.Store(&all)
+	return [][]byte{all}, nil
+}
+
+// encoded is enc(&e.v), made on first use.
+func (e *indexed[T]) encoded(enc func(*T) []byte) []byte {
+	if b := e.wire.Load(); b != nil {
+		return *b
+	}
+	b := enc(&e.v)
+	e.wire.Store(&b)
+	return b
 }

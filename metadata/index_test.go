@@ -262,4 +262,32 @@ func TestIndexFiltersAndEncoded(t *testing.T) {
 	if err != nil || len(out) != 1 || string(out[0]) != "img-1@2" {
 		t.Fatalf("after update, ListEncoded = %q, %v", out, err)
 	}
+
+	// Without filters: the namespace's whole answer, in name order, kept
+	// until something in the namespace changes.
+	all := func() string {
+		t.Helper()
+		out, err := is.ListEncoded(ctx, enc)
+		if err != nil || len(out) != 1 {
+			t.Fatalf("unfiltered ListEncoded = %q, %v", out, err)
+		}
+		return string(out[0])
+	}
+	want := "img-0@img-1@2img-2@img-3@img-4@"
+	calls = 0
+	if got := all(); got != want {
+		t.Fatalf("unfiltered = %q, want %q", got, want)
+	}
+	if got := all(); got != want || calls != 4 {
+		t.Fatalf("unfiltered again = %q after %d encodings, want %q after 4 (img-1's was kept)", got, calls, want)
+	}
+	if err := is.Delete(ctx, "img-3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Create(nsContext("other"), labelledImage("img-9", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := all(); got != "img-0@img-1@2img-2@img-4@" {
+		t.Fatalf("after a delete, unfiltered = %q", got)
+	}
 }

@@ -69,7 +69,11 @@ func (s *service) List(ctx context.Context, req *api.ListImagesRequest) (*api.Li
 		}
 		if err == nil && !slices.ContainsFunc(parts, func(b []byte) bool { return b == nil }) {
 			resp := &api.ListImagesResponse{}
-			resp.ProtoReflect().SetUnknown(slices.Concat(parts...))
+			if len(parts) == 1 {
+				resp.ProtoReflect().SetUnknown(parts[0])
+			} else {
+				resp.ProtoReflect().SetUnknown(slices.Concat(parts...))
+			}
 			return resp, nil
 		}
 	}
