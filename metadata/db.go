@@ -49,9 +49,8 @@ type DB struct {
 	cs *contentStore           // nil when the DB has no backing store
 	ss map[string]*snapshotter // by snapshotter name; fixed after NewDB
 
-	// wlock keeps records from changing while a collection marks and
-	// sweeps them: every write transaction holds it shared, a collection
-	// exclusively. Reads go on regardless.
+	// wlock is held shared by every write and collection, exclusively by
+	// Close, which so waits for them to finish.
 	wlock sync.RWMutex
 
 	// dirty counts the deletions since the last collection; dirtyContent
@@ -185,8 +184,9 @@ func (m *DB) View(fn func(*bolt.Tx) error) error {
 // it hands back to its caller. Work outside the database belongs before
 // or after Update, or in updateAlone.
 //
-// It waits while a collection marks and sweeps, and tells the mutation
-// callbacks of each commit. fn must not call Update itself.
+// A collection is one more transaction in the line (see GarbageCollect).
+// Update tells the mutation callbacks of each commit. fn must not call
+// Update itself.
 func (m *DB) Update(fn func(*bolt.Tx) error) error {
 	return m.write(fn, false)
 }
@@ -213,7 +213,7 @@ func (m *DB) write(fn func(*bolt.Tx) error, alone bool) error {
 
 // RegisterMutationCallback has fn called after every committed Update,
 // told whether anything was deleted since the last collection. fn runs
-// while metadata is locked against collection, so it must be quick and must
+// in the writer's call, before it returns, so it must be quick and must
 // not touch the DB.
 func (m *DB) RegisterMutationCallback(fn func(dirty bool)) {
 	m.wlock.Lock()

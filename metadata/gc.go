@@ -66,25 +66,51 @@ var (
 // expired; what they reach, through image targets, ingests' expected
 // digests, snapshot parents and gc.ref labels, is kept.
 //
-// Marking and sweeping the records run with writes locked out, so nothing
+// Marking and sweeping the records are one write transaction, so nothing
 // can be linked in between. The backing stores are cleaned afterwards,
 // each with only its own writes held off; see contentStore.cleanup and
 // snapshotter.cleanup.
 func (m *DB) GarbageCollect(ctx context.Context) (gc.Stats, error) {
-	m.wlock.Lock()
-	start := time.Now()
-	marked, err := m.mark(ctx)
-	if err == nil {
-		err = m.sweep(ctx, marked)
-	}
-	if err != nil {
-		m.wlock.Unlock()
+	// Mark and sweep are one write transaction, in line with the others:
+	// writes commit one transaction at a time (see commitQueue), so none
+	// can add a reference between the mark and the sweep, and none has to
+	// stop while the collection waits its turn; it costs them one commit.
+	// The dirty counts are taken inside it for the same reason: every
+	// deletion before it is swept by it, every one after counts for the
+	// next.
+	var (
+		start        time.Time
+		dirty        uint32
+		cleanContent bool
+	)
+	m.wlock.RLock() // Close waits for a collection under way
+	err := m.commits.run(m.db, func(tx *bolt.Tx) error {
+		start = time.Now()
+		marked, err := markTx(ctx, tx)
+		if err != nil {
+			return err
+		}
+		swept, err := m.sweepTx(ctx, tx, marked)
+		if err != nil {
+			return err
+		}
+		dirty = m.dirty.Swap(0)
+		cleanContent = m.dirtyContent.Swap(false)
+		if swept == 0 {
+			return errNothingSwept
+		}
+		return nil
+	}, true)
+	m.wlock.RUnlock()
+	if err != nil && !errors.Is(err, errNothingSwept) {
+		// Not swept: what called for it still does.
+		m.dirty.Add(dirty)
+		if cleanContent {
+			m.dirtyContent.Store(true)
+		}
 		return gc.Stats{}, fmt.Errorf("collect metadata: %w", err)
 	}
-	m.dirty.Store(0)
-	cleanContent := m.dirtyContent.Swap(false)
 	stats := gc.Stats{MetaD: time.Since(start)}
-	m.wlock.Unlock()
 
 	ctx = context.WithoutCancel(ctx) // a half-done cleanup only delays
 	if cleanContent && m.cs != nil {
@@ -125,20 +151,15 @@ func (m *DB) cleanupSnapshotters(ctx context.Context, stats *gc.Stats) {
 	}
 }
 
-// mark returns every node the roots reach.
-func (m *DB) mark(ctx context.Context) (map[gc.Node]struct{}, error) {
-	var marked map[gc.Node]struct{}
-	err := m.db.View(func(tx *bolt.Tx) error {
-		roots, err := scanRoots(ctx, tx, time.Now())
-		if err != nil {
-			return err
-		}
-		marked, err = gc.Tricolor(roots, func(n gc.Node) ([]gc.Node, error) {
-			return references(tx, n)
-		})
-		return err
+// markTx returns every node the roots reach in tx.
+func markTx(ctx context.Context, tx *bolt.Tx) (map[gc.Node]struct{}, error) {
+	roots, err := scanRoots(ctx, tx, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return gc.Tricolor(roots, func(n gc.Node) ([]gc.Node, error) {
+		return references(tx, n)
 	})
-	return marked, err
 }
 
 // forEachNamespace calls fn with each namespace bucket.
@@ -385,45 +406,36 @@ func labelRefs(bkt *bolt.Bucket, add func(gc.ResourceType, string)) {
 // the commit of an unchanged transaction all the same.
 var errNothingSwept = errors.New("nothing swept")
 
-// sweep deletes the lease, ingest, blob and snapshot records marked does
-// not hold.
-func (m *DB) sweep(ctx context.Context, marked map[gc.Node]struct{}) error {
-	err := m.db.Update(func(tx *bolt.Tx) error {
-		swept := 0
-		err := forEachNamespace(tx, func(ns string, nbkt *bolt.Bucket) error {
-			n, err := m.sweepSnapshots(ctx, nbkt, ns, marked)
+// sweepTx deletes the lease, ingest, blob and snapshot records marked does
+// not hold, and returns how many it deleted.
+func (m *DB) sweepTx(ctx context.Context, tx *bolt.Tx, marked map[gc.Node]struct{}) (int, error) {
+	swept := 0
+	err := forEachNamespace(tx, func(ns string, nbkt *bolt.Bucket) error {
+		n, err := m.sweepSnapshots(ctx, nbkt, ns, marked)
+		if err != nil {
+			return fmt.Errorf("namespace %q: %w", ns, err)
+		}
+		swept += n
+		for _, s := range []struct {
+			path [][]byte
+			typ  gc.ResourceType
+		}{
+			{leasesPath, resourceLease},
+			{ingestsPath, resourceIngest},
+			{blobsPath, resourceContent},
+		} {
+			n, err := sweepBucket(ctx, nbkt, ns, s.path, s.typ, marked)
 			if err != nil {
 				return fmt.Errorf("namespace %q: %w", ns, err)
 			}
-			swept += n
-			for _, s := range []struct {
-				path [][]byte
-				typ  gc.ResourceType
-			}{
-				{leasesPath, resourceLease},
-				{ingestsPath, resourceIngest},
-				{blobsPath, resourceContent},
-			} {
-				n, err := sweepBucket(ctx, nbkt, ns, s.path, s.typ, marked)
-				if err != nil {
-					return fmt.Errorf("namespace %q: %w", ns, err)
-				}
-				if n > 0 && s.typ != resourceLease {
-					m.dirtyContent.Store(true)
-				}
-				swept += n
+			if n > 0 && s.typ != resourceLease {
+				m.dirtyContent.Store(true)
 			}
-			return nil
-		})
-		if err == nil && swept == 0 {
-			return errNothingSwept
+			swept += n
 		}
-		return err
-	})
-	if errors.Is(err, errNothingSwept) {
 		return nil
-	}
-	return err
+	})
+	return swept, err
 }
 
 // sweepSnapshots deletes the namespace's snapshot records that are not
