@@ -120,18 +120,23 @@ func (cs *contentStore) Walk(ctx context.Context, fn content.WalkFunc, fs ...str
 		if bkt == nil {
 			return nil
 		}
+		// Filters read each record in place: one they skip is not
+		// decoded.
+		ra := &recordAdaptor{kind: blobRecord}
 		return bkt.ForEachBucket(func(k []byte) error {
+			ra.name, ra.bkt = k, bkt.Bucket(k)
+			if !filter.Match(ra) {
+				return nil
+			}
 			dgst, err := digest.Parse(string(k))
 			if err != nil {
 				return nil // not a blob record
 			}
 			info := content.Info{Digest: dgst}
-			if err := readInfo(&info, bkt.Bucket(k)); err != nil {
+			if err := readInfo(&info, ra.bkt); err != nil {
 				return err
 			}
-			if filter.Match(content.AdaptInfo(info)) {
-				infos = append(infos, info)
-			}
+			infos = append(infos, info)
 			return nil
 		})
 	})

@@ -11,6 +11,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/llitfkitfk/containerd/containers"
@@ -22,12 +23,30 @@ import (
 // the way reads worked before the index: what the index must agree with.
 func fromBolt(t *testing.T, db *DB, ns string) ([]images.Image, []containers.Container) {
 	t.Helper()
-	ctx := nsContext(ns)
-	imgs, err := listObjects(ctx, db, nil, getImagesBucket, readImage, adaptImage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctrs, err := listObjects(ctx, db, nil, getContainersBucket, readContainer, adaptContainer)
+	var (
+		imgs []images.Image
+		ctrs []containers.Container
+	)
+	err := db.View(func(tx *bolt.Tx) error {
+		if bkt := getImagesBucket(tx, ns); bkt != nil {
+			err := bkt.ForEachBucket(func(k []byte) error {
+				img, err := readImage(string(k), bkt.Bucket(k))
+				imgs = append(imgs, img)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if bkt := getContainersBucket(tx, ns); bkt != nil {
+			return bkt.ForEachBucket(func(k []byte) error {
+				c, err := readContainer(string(k), bkt.Bucket(k))
+				ctrs = append(ctrs, c)
+				return err
+			})
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/llitfkitfk/containerd/errdefs"
-	"github.com/llitfkitfk/containerd/filters"
 	"github.com/llitfkitfk/containerd/identifiers"
 	"github.com/llitfkitfk/containerd/leases"
 	"github.com/llitfkitfk/containerd/namespaces"
@@ -116,7 +115,7 @@ func (lm *leaseManager) Delete(ctx context.Context, lease leases.Lease, opts ...
 }
 
 func (lm *leaseManager) List(ctx context.Context, fs ...string) ([]leases.Lease, error) {
-	return listObjects(ctx, lm.db, fs, getLeasesBucket, readLease, adaptLease)
+	return listRecords(ctx, lm.db, fs, leaseRecord, getLeasesBucket, readLease)
 }
 
 func (lm *leaseManager) AddResource(ctx context.Context, lease leases.Lease, r leases.Resource) error {
@@ -317,21 +316,6 @@ func readLease(id string, bkt *bolt.Bucket) (leases.Lease, error) {
 		return leases.Lease{}, fmt.Errorf("lease %q: %w", id, err)
 	}
 	return l, nil
-}
-
-func adaptLease(l leases.Lease) filters.Adaptor {
-	return filters.AdapterFunc(func(fieldpath []string) (string, bool) {
-		if len(fieldpath) == 0 {
-			return "", false
-		}
-		switch fieldpath[0] {
-		case "id":
-			return l.ID, l.ID != ""
-		case "labels":
-			return mapField(fieldpath[1:], l.Labels)
-		}
-		return "", false
-	})
 }
 
 // maxLeaseIDLength is the identifiers package's limit.

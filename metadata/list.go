@@ -2,6 +2,8 @@ package metadata
 
 import (
 	"context"
+	"strconv"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -9,13 +11,13 @@ import (
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
-// listObjects is List for the stores that keep one bucket per object under
-// a namespace bucket (images, containers, leases): it reads every object
-// of the context's namespace and keeps those matching any of fs.
-func listObjects[T any](ctx context.Context, db *DB, fs []string,
+// listRecords is List for the stores read straight from bolt (leases): it
+// decodes the records of the context's namespace that match any of fs.
+// Filters read the record in place (see recordAdaptor), so a record they
+// skip is never decoded.
+func listRecords[T any](ctx context.Context, db *DB, fs []string, kind recordKind,
 	objects func(tx *bolt.Tx, ns string) *bolt.Bucket,
 	read func(name string, bkt *bolt.Bucket) (T, error),
-	adapt func(T) filters.Adaptor,
 ) ([]T, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
@@ -31,14 +33,17 @@ func listObjects[T any](ctx context.Context, db *DB, fs []string,
 		if bkt == nil {
 			return nil
 		}
+		ra := &recordAdaptor{kind: kind}
 		return bkt.ForEachBucket(func(k []byte) error {
-			obj, err := read(string(k), bkt.Bucket(k))
+			ra.name, ra.bkt = k, bkt.Bucket(k)
+			if !filter.Match(ra) {
+				return nil
+			}
+			obj, err := read(string(k), ra.bkt)
 			if err != nil {
 				return err
 			}
-			if filter.Match(adapt(obj)) {
-				list = append(list, obj)
-			}
+			list = append(list, obj)
 			return nil
 		})
 	})
@@ -46,6 +51,54 @@ func listObjects[T any](ctx context.Context, db *DB, fs []string,
 		return nil, err
 	}
 	return list, nil
+}
+
+// recordKind says which fields a recordAdaptor serves.
+type recordKind int
+
+const (
+	leaseRecord recordKind = iota // id, labels.<key>
+	blobRecord                    // digest, size, labels, labels.<key>
+)
+
+// recordAdaptor gives filters the fields of a record as bolt holds it,
+// reading only what a filter asks for, as content.AdaptInfo and
+// adaptLease give them from decoded records. One is reused for every
+// record of a list.
+type recordAdaptor struct {
+	kind recordKind
+	name []byte
+	bkt  *bolt.Bucket
+}
+
+func (ra *recordAdaptor) Field(fieldpath []string) (string, bool) {
+	if len(fieldpath) == 0 {
+		return "", false
+	}
+	switch {
+	case fieldpath[0] == "labels":
+		lbkt := ra.bkt.Bucket(bucketKeyObjectLabels)
+		if len(fieldpath) == 1 {
+			// Whether there are labels, for blobs; leases have no such field.
+			if ra.kind != blobRecord || lbkt == nil {
+				return "", false
+			}
+			k, _ := lbkt.Cursor().First()
+			return "", k != nil
+		}
+		if lbkt == nil {
+			return "", false
+		}
+		v := lbkt.Get([]byte(strings.Join(fieldpath[1:], ".")))
+		return string(v), v != nil
+	case ra.kind == leaseRecord && fieldpath[0] == "id":
+		return string(ra.name), len(ra.name) > 0
+	case ra.kind == blobRecord && fieldpath[0] == "digest":
+		return string(ra.name), true
+	case ra.kind == blobRecord && fieldpath[0] == "size":
+		return strconv.FormatInt(readInt(ra.bkt, bucketKeySize), 10), true
+	}
+	return "", false
 }
 
 // listIndexed is List for the stores answering from an index: the
