@@ -103,11 +103,7 @@ func (cs *contentStore) Update(ctx context.Context, info content.Info, fieldpath
 }
 
 func (cs *contentStore) Walk(ctx context.Context, fn content.WalkFunc, fs ...string) error {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return err
-	}
-	filter, err := filters.ParseAll(fs...)
+	ns, filter, err := namespaceAndFilter(ctx, fs)
 	if err != nil {
 		return err
 	}
@@ -222,11 +218,7 @@ func (cs *contentStore) Status(ctx context.Context, ref string) (content.Status,
 // ListStatuses reports the namespace's ingests that have data in the
 // backing store; one sharing an existing blob has none and is left out.
 func (cs *contentStore) ListStatuses(ctx context.Context, fs ...string) ([]content.Status, error) {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return nil, err
-	}
-	filter, err := filters.ParseAll(fs...)
+	ns, filter, err := namespaceAndFilter(ctx, fs)
 	if err != nil {
 		return nil, err
 	}

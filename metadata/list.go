@@ -19,11 +19,7 @@ func listRecords[T any](ctx context.Context, db *DB, fs []string, kind recordKin
 	objects func(tx *bolt.Tx, ns string) *bolt.Bucket,
 	read func(name string, bkt *bolt.Bucket) (T, error),
 ) ([]T, error) {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return nil, err
-	}
-	filter, err := filters.ParseAll(fs...)
+	ns, filter, err := namespaceAndFilter(ctx, fs)
 	if err != nil {
 		return nil, err
 	}
@@ -104,11 +100,7 @@ func (ra *recordAdaptor) Field(fieldpath []string) (string, bool) {
 // listIndexed is List for the stores answering from an index: the
 // context's namespace's records matching any of fs.
 func listIndexed[T any](ctx context.Context, x *objectIndex[T], fs []string, adapt func(*T) filters.Adaptor) ([]*indexed[T], error) {
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return nil, err
-	}
-	filter, err := filters.ParseAll(fs...)
+	ns, filter, err := namespaceAndFilter(ctx, fs)
 	if err != nil {
 		return nil, err
 	}
@@ -134,4 +126,18 @@ func (m *DB) indexContainer(tx *bolt.Tx, ns, id string, bkt *bolt.Bucket) error 
 	}
 	m.containers.put(tx, ns, id, v)
 	return nil
+}
+
+// namespaceAndFilter is what every List needs first: the context's
+// namespace and the filter fs make.
+func namespaceAndFilter(ctx context.Context, fs []string) (string, filters.Filter, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	filter, err := filters.ParseAll(fs...)
+	if err != nil {
+		return "", nil, err
+	}
+	return ns, filter, nil
 }
