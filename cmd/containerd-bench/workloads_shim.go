@@ -55,7 +55,7 @@ const (
 // shimSteps are the timed steps of one container's life under a shim.
 var shimSteps = []string{"start to first answer", "Create", "Start", "Wait (`true` exits)", "Delete", "Shutdown to exit"}
 
-func compareShims(ctx context.Context, b *bench) ([]row, error) {
+func compareShims(ctx context.Context, b *bench) (*table, error) {
 	if !privateRun {
 		return nil, errors.New("running containers needs root, for a private /run")
 	}
@@ -113,7 +113,7 @@ func compareShims(ctx context.Context, b *bench) ([]row, error) {
 		ms = append(ms, duration("whole life p50", summarize(whole).p50))
 		return append(ms, metric{name: "RSS serving a running container", unit: bytesSize, value: rss[f]})
 	}
-	return pair(metrics(b.ours), metrics(b.theirs))
+	return b.pair(metrics(b.ours), metrics(b.theirs))
 }
 
 // shimRig is what the shims need around them: a rootfs and a ttrpc

@@ -58,7 +58,7 @@ var pullWorkload = &workload{
 	params: func(o options) string {
 		return fmt.Sprintf("median of %d rounds, each daemon on a fresh filesystem", o.rounds)
 	},
-	compare: func(ctx context.Context, b *bench) ([]row, error) {
+	compare: func(ctx context.Context, b *bench) (*table, error) {
 		reg, ref, err := b.transferRegistry()
 		if err != nil {
 			return nil, err
@@ -77,7 +77,7 @@ var importWorkload = &workload{
 	params: func(o options) string {
 		return fmt.Sprintf("median of %d rounds, each daemon on a fresh filesystem", o.rounds)
 	},
-	compare: func(ctx context.Context, b *bench) ([]row, error) {
+	compare: func(ctx context.Context, b *bench) (*table, error) {
 		archive, err := b.transferArchive(ctx)
 		if err != nil {
 			return nil, err
@@ -91,7 +91,7 @@ var importWorkload = &workload{
 
 // compareTransfer times op on ours and on containerd 2.x, alternating who
 // goes first, each time on new daemons on new filesystems.
-func (b *bench) compareTransfer(ctx context.Context, name string, op func(context.Context, *daemon) error) ([]row, error) {
+func (b *bench) compareTransfer(ctx context.Context, name string, op func(context.Context, *daemon) error) (*table, error) {
 	theirs, err := b.containerd2Flavor()
 	if err != nil {
 		return nil, err
@@ -106,6 +106,9 @@ func (b *bench) compareTransfer(ctx context.Context, name string, op func(contex
 			d, err := b.startOnFreshFS(ctx, f, "")
 			if err != nil {
 				return nil, err
+			}
+			if f == theirs {
+				f.label = versionLabel(d.version, f.label)
 			}
 			opCtx, cancel := context.WithTimeout(ctx, transferTimeout)
 			start := time.Now()
@@ -139,11 +142,14 @@ func (b *bench) compareTransfer(ctx context.Context, name string, op func(contex
 		}
 		return summarize(ds).p50.Seconds()
 	}
-	rows := []row{{metric: name + " p50", unit: seconds, ours: p50(times[b.ours]), theirs: p50(times[theirs])}}
+	what := name + " p50"
 	if oursErr != nil {
-		rows[0].metric += " (ours failed)"
+		what += " (ours failed)"
 	}
-	return rows, nil
+	return tabulate(map[*flavor][]metric{
+		b.ours: {{name: what, unit: seconds, value: p50(times[b.ours])}},
+		theirs: {{name: what, unit: seconds, value: p50(times[theirs])}},
+	}, b.ours, theirs)
 }
 
 // containerd2Flavor is containerd 2.x's daemon as the other side of the
@@ -162,7 +168,7 @@ func (b *bench) containerd2Flavor() (*flavor, error) {
 		if err != nil {
 			shim = ""
 		}
-		transfer.containerd2 = &flavor{name: "containerd2", path: path, distro: true, shim: shim}
+		transfer.containerd2 = &flavor{name: "containerd2", label: "containerd2", path: path, containerd: true, shim: shim}
 	})
 	return transfer.containerd2, transfer.err2
 }
