@@ -27,7 +27,7 @@ var (
 
 var ctrWorkload = &workload{
 	name:  "ctr-run",
-	about: "ctr run --rm of `true` in a busybox image on our daemon, our ctr (ours) against the distribution's ctr 1.6 (theirs), alternating",
+	about: "ctr run --rm of `true` in a busybox image on our daemon, our ctr against the distribution's ctr 1.6 (-distro-ctr), alternating",
 	params: func(o options) string {
 		return fmt.Sprintf("%d runs each", o.rounds*runsPerRound)
 	},

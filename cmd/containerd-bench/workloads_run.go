@@ -39,7 +39,7 @@ const (
 func runWorkload(ours, theirs string) *workload {
 	return &workload{
 		name: "run-" + ours,
-		about: fmt.Sprintf("ctr run --rm of `true` in a busybox image, on %s (theirs: %s), runs alternating between the daemons",
+		about: fmt.Sprintf("ctr run --rm of `true` in a busybox image, on %s (containerd's: %s), runs alternating between ours and containerd 2.x (-theirs)",
 			ours, theirs),
 		params: func(o options) string {
 			return fmt.Sprintf("%d runs each", o.rounds*runsPerRound)

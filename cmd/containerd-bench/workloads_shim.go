@@ -38,7 +38,7 @@ import (
 // container while its resident memory is read.
 var shimWorkload = &workload{
 	name: "shim",
-	about: "each daemon's containerd-shim-runc-v2 driven directly over ttrpc: start to first answer, Create, Start, " +
+	about: "our containerd-shim-runc-v2 and containerd 2.x's (-theirs-shim) driven directly over ttrpc: start to first answer, Create, Start, " +
 		"Wait, Delete, exit, for a container running `true`, shims alternating; and a running shim's RSS",
 	params: func(o options) string {
 		return fmt.Sprintf("%d containers each", o.rounds*shimRunsPerRound)
