@@ -82,7 +82,7 @@ func run() error {
 	)
 	flag.StringVar(&oursPath, "ours", "", "this project's containerd binary (required)")
 	flag.StringVar(&theirsPath, "theirs", "",
-		"containerd 2.x, the daemon every workload compares with (default: containerd2/containerd beside -ours, which `make test-deps` builds with script/containerd2.sh)")
+		"containerd 2.x, the daemon every workload compares with (default: containerd2/containerd beside -ours, which make test-deps builds with script/containerd2.sh)")
 	flag.StringVar(&distroPath, "distro", "",
 		"the distribution's containerd 1.6, a third column where all daemons are measured alike (default: /usr/bin/containerd, else containerd on PATH; -distro '' leaves it out)")
 	flag.StringVar(&oursShim, "shim", "", "the shim ours runs containers through (default: "+shimName+" beside -ours)")

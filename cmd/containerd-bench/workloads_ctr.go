@@ -22,7 +22,7 @@ var (
 	oursCtrPath = flag.String("ctr", "",
 		"our ctr, which the ctr workload compares with -distro-ctr (default: ctr beside -ours)")
 	distroCtrPath = flag.String("distro-ctr", "/usr/bin/ctr",
-		"the distribution's ctr, which every other workload drives both daemons with")
+		"the distribution's ctr, which the workloads that use ctr drive every daemon with")
 )
 
 var ctrWorkload = &workload{

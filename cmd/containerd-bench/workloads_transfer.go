@@ -22,8 +22,8 @@ import (
 // image of several layers, about 100 MB compressed, from a registry on
 // loopback (Debian's docker-registry, started here), and importing the
 // same image from an archive. Only containerd 2.x has a transfer service,
-// so these compare ours with containerd 2.x's daemon (-containerd2)
-// whatever -theirs names. Each measurement runs on a new daemon on a new
+// so these compare ours with containerd 2.x's daemon: -theirs, or
+// -containerd2 if given. Each measurement runs on a new daemon on a new
 // filesystem (see workload.freshFS): unpacking writes the image's files,
 // and the disk's history would otherwise decide who is faster.
 //
@@ -32,8 +32,8 @@ import (
 // transfer service pulls); a failure of containerd's is an error.
 
 var (
-	containerd2Path = flag.String("containerd2", "bin/containerd2/containerd",
-		"containerd 2.x's daemon, which the pull and import workloads compare with (script/containerd2.sh builds it)")
+	containerd2Path = flag.String("containerd2", "",
+		"containerd 2.x's daemon, which the pull and import workloads compare with (default: -theirs)")
 	ctr2Path = flag.String("ctr2", "bin/containerd2/ctr",
 		"containerd 2.x's ctr, which drives the pull and import workloads through each daemon's transfer service")
 )
@@ -156,6 +156,10 @@ func (b *bench) compareTransfer(ctx context.Context, name string, op func(contex
 // transfer workloads, with its own shim.
 func (b *bench) containerd2Flavor() (*flavor, error) {
 	transfer.once2.Do(func() {
+		if *containerd2Path == "" {
+			transfer.containerd2 = b.theirs
+			return
+		}
 		path, err := filepath.Abs(*containerd2Path)
 		if err == nil {
 			_, err = os.Stat(path)
