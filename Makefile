@@ -113,9 +113,14 @@ cri-integration: cri-deps build
 cri-kubelet: cri-deps build
 	$(CRI_TEST) -run '^TestKubeletStaticPod$$'
 
-bench: cri-deps build
+# The daemon against containerd 2.x (bin/containerd2, which test-deps
+# builds from the Go module proxy when missing) and the distribution's 1.6
+# (/usr/bin/containerd, which test-deps installs); cri-deps is for the cri
+# workload's runc and CNI plugins.
+bench: test-deps cri-deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./cmd/containerd-bench -ours $(CURDIR)/bin/containerd
+	$(GO) run ./cmd/containerd-bench -ours $(CURDIR)/bin/containerd \
+		-theirs $(CURDIR)/bin/containerd2/containerd -distro /usr/bin/containerd
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./filters/

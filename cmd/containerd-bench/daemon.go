@@ -37,13 +37,15 @@ const (
 	maxSocketPath = 107
 )
 
-// A flavor is one of the two daemons under comparison.
+// A flavor is one of the daemons under comparison.
 type flavor struct {
-	name string // "ours" or "theirs"
-	path string
-	// distro marks the distribution's containerd, which needs its CRI
-	// plugin off and its opt directory moved out of /opt.
-	distro bool
+	name string // "ours", "theirs" or "distro": its directories' prefix
+	// label names it in tables: "ours", or containerd's version.
+	label string
+	path  string
+	// containerd marks containerd's own daemons (2.x or 1.6), which need
+	// their CRI plugin off and their opt directory moved out of /opt.
+	containerd bool
 	// shim is the containerd-shim-runc-v2 the daemon runs containers
 	// through, put first on its PATH; "" leaves PATH alone.
 	shim string
@@ -55,13 +57,13 @@ type flavor struct {
 func (f *flavor) baseConfig(dir, state string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version = 2\nroot = %q\nstate = %q\n", filepath.Join(dir, "root"), state)
-	if f.distro {
+	if f.containerd {
 		// CRI needs CNI and has no counterpart in our daemon.
 		b.WriteString("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n")
 	}
 	fmt.Fprintf(&b, "\n[grpc]\n  address = %q\n", filepath.Join(dir, "containerd.sock"))
 	fmt.Fprintf(&b, "\n[debug]\n  address = %q\n", filepath.Join(dir, "debug.sock"))
-	if f.distro {
+	if f.containerd {
 		// The default is /opt/containerd.
 		fmt.Fprintf(&b, "\n[plugins]\n  [plugins.%q]\n    path = %q\n", "io.containerd.internal.v1.opt", filepath.Join(dir, "opt"))
 	}

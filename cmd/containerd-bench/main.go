@@ -1,8 +1,8 @@
-// Command containerd-bench runs the same workloads against this daemon and
-// against another containerd, normally the distribution's, and prints the
-// two side by side.
+// Command containerd-bench runs the same workloads against this daemon,
+// containerd 2.x and the distribution's containerd 1.6, and prints them
+// side by side with the ratios of ours to each.
 //
-//	go run ./cmd/containerd-bench -ours bin/containerd [-theirs /usr/bin/containerd]
+//	go run ./cmd/containerd-bench -ours bin/containerd [-theirs bin/containerd2/containerd] [-distro /usr/bin/containerd]
 //
 // Every daemon runs in a fresh temporary directory with its own root, state,
 // sockets and a config file written here, so the host's containerd (its
@@ -25,7 +25,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"text/tabwriter"
+	"time"
 )
 
 // options are the knobs the flags set.
@@ -36,14 +36,18 @@ type options struct {
 	calls   int // calls per caller
 	only    string
 	keep    bool
+	// mixedTime is how long the mixed workload loads a daemon per round.
+	mixedTime time.Duration
 }
 
-// bench is one comparison: the two daemons and the directory their
-// instances live in.
+// bench is one comparison: the daemons and the directory their instances
+// live in. theirs is containerd 2.x, the daemon every workload compares
+// with; distro, the distribution's containerd 1.6, is the third column of
+// the workloads the default driver measures, nil with -distro ”.
 type bench struct {
-	opts         options
-	ours, theirs *flavor
-	tmp          string
+	opts                 options
+	ours, theirs, distro *flavor
+	tmp                  string
 
 	mu   sync.Mutex
 	seq  int
@@ -73,15 +77,22 @@ func run() error {
 		oursPath             string
 		oursShim, theirsShim string
 		theirsPath           string
+		distroPath           string
+		distroShim           string
 	)
 	flag.StringVar(&oursPath, "ours", "", "this project's containerd binary (required)")
-	flag.StringVar(&theirsPath, "theirs", "", "the containerd to compare with (default: containerd on PATH)")
+	flag.StringVar(&theirsPath, "theirs", "",
+		"containerd 2.x, the daemon every workload compares with (default: containerd2/containerd beside -ours, which make test-deps builds with script/containerd2.sh)")
+	flag.StringVar(&distroPath, "distro", "",
+		"the distribution's containerd 1.6, a third column where all daemons are measured alike (default: /usr/bin/containerd, else containerd on PATH; -distro '' leaves it out)")
 	flag.StringVar(&oursShim, "shim", "", "the shim ours runs containers through (default: "+shimName+" beside -ours)")
 	flag.StringVar(&theirsShim, "theirs-shim", "", "the shim theirs runs containers through (default: "+shimName+" beside -theirs)")
+	flag.StringVar(&distroShim, "distro-shim", "", "the shim -distro runs containers through (default: "+shimName+" beside -distro)")
 	flag.IntVar(&opts.runs, "runs", 10, "start-ups per daemon in the startup workload")
 	flag.IntVar(&opts.rounds, "rounds", 3, "rounds per daemon of the other workloads, alternating; each metric is the median of its rounds")
 	flag.IntVar(&opts.callers, "callers", 64, "parallel callers")
 	flag.IntVar(&opts.calls, "calls", 500, "calls per caller per round")
+	flag.DurationVar(&opts.mixedTime, "mixed-time", 10*time.Second, "how long the mixed workload loads each daemon per round")
 	flag.StringVar(&opts.only, "only", "", "run only the named workload")
 	flag.BoolVar(&opts.keep, "keep", false, "keep each daemon's directory (config, log) instead of removing it")
 	flag.Usage = usage
@@ -89,6 +100,8 @@ func run() error {
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flag.Args())
 	}
+	distroSet := false
+	flag.Visit(func(f *flag.Flag) { distroSet = distroSet || f.Name == "distro" })
 
 	todo, err := selectWorkloads(opts.only)
 	if err != nil {
@@ -97,7 +110,10 @@ func run() error {
 	if opts.runs < 1 || opts.rounds < 1 || opts.callers < 1 || opts.calls < 1 {
 		return errors.New("-runs, -rounds, -callers and -calls must be at least 1")
 	}
-	ours, theirs, err := resolveBinaries(oursPath, theirsPath)
+	if opts.mixedTime <= 0 {
+		return errors.New("-mixed-time must be positive")
+	}
+	ours, theirs, distro, err := resolveBinaries(oursPath, theirsPath, distroPath, distroSet)
 	if err != nil {
 		return err
 	}
@@ -106,6 +122,11 @@ func run() error {
 	}
 	if theirsShim, err = resolveShim(theirsShim, theirs); err != nil {
 		return fmt.Errorf("-theirs-shim: %w", err)
+	}
+	if distro != "" {
+		if distroShim, err = resolveShim(distroShim, distro); err != nil {
+			return fmt.Errorf("-distro-shim: %w", err)
+		}
 	}
 
 	tmp, err := os.MkdirTemp("", "containerd-bench-")
@@ -123,10 +144,13 @@ func run() error {
 	}
 	b := &bench{
 		opts:   opts,
-		ours:   &flavor{name: "ours", path: ours, shim: oursShim},
-		theirs: &flavor{name: "theirs", path: theirs, distro: true, shim: theirsShim},
+		ours:   &flavor{name: "ours", label: "ours", path: ours, shim: oursShim},
+		theirs: &flavor{name: "theirs", label: "theirs", path: theirs, containerd: true, shim: theirsShim},
 		tmp:    tmp,
 		live:   map[*daemon]bool{},
+	}
+	if distro != "" {
+		b.distro = &flavor{name: "distro", label: "distro", path: distro, containerd: true, shim: distroShim}
 	}
 	defer func() {
 		b.stopAll()
@@ -148,14 +172,14 @@ func run() error {
 		return err
 	}
 	for _, w := range todo {
-		rows, err := w.run(ctx, b)
+		t, err := w.run(ctx, b)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("interrupted during %s", w.name)
 			}
 			return fmt.Errorf("%s: %w", w.name, err)
 		}
-		printTable(os.Stdout, b.describe(w), w.name, rows)
+		printTable(os.Stdout, b.describe(w), w.name, t)
 	}
 	if opts.keep {
 		fmt.Printf("\ndaemon directories kept in %s\n", tmp)
@@ -187,36 +211,66 @@ func selectWorkloads(only string) ([]*workload, error) {
 	return nil, fmt.Errorf("no workload %q; there are %s", only, strings.Join(names, ", "))
 }
 
-// resolveBinaries checks both binaries and refuses to compare a binary with
-// itself, which would make a meaningless table.
-func resolveBinaries(ours, theirs string) (string, string, error) {
+// resolveBinaries checks the binaries and refuses to compare a binary
+// with itself, which would make a meaningless table. distro is "" when
+// the comparison leaves the distribution's containerd out: -distro ”, or
+// no containerd found where none was named.
+func resolveBinaries(ours, theirs, distro string, distroSet bool) (string, string, string, error) {
 	if ours == "" {
-		return "", "", errors.New("-ours is required")
+		return "", "", "", errors.New("-ours is required")
 	}
 	ours, err := filepath.Abs(ours)
 	if err != nil {
-		return "", "", err
-	}
-	if theirs == "" {
-		if theirs, err = exec.LookPath("containerd"); err != nil {
-			return "", "", fmt.Errorf("no containerd on PATH to compare with; give -theirs: %w", err)
-		}
-	}
-	if theirs, err = filepath.Abs(theirs); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	oi, err := os.Stat(ours)
 	if err != nil {
-		return "", "", fmt.Errorf("-ours: %w", err)
+		return "", "", "", fmt.Errorf("-ours: %w", err)
+	}
+	if theirs == "" {
+		theirs = filepath.Join(filepath.Dir(ours), "containerd2", "containerd")
+		if _, err := os.Stat(theirs); err != nil {
+			return "", "", "", fmt.Errorf("no containerd 2.x at %s to compare with: `make test-deps` builds it (script/containerd2.sh), or name one with -theirs", theirs)
+		}
+	}
+	if theirs, err = filepath.Abs(theirs); err != nil {
+		return "", "", "", err
 	}
 	ti, err := os.Stat(theirs)
 	if err != nil {
-		return "", "", fmt.Errorf("-theirs: %w", err)
+		return "", "", "", fmt.Errorf("-theirs: %w", err)
 	}
 	if os.SameFile(oi, ti) {
-		return "", "", fmt.Errorf("-theirs %s is the same binary as -ours; name the other containerd with -theirs", theirs)
+		return "", "", "", fmt.Errorf("-theirs %s is the same binary as -ours; name containerd 2.x with -theirs", theirs)
 	}
-	return ours, theirs, nil
+	if !distroSet {
+		distro = "/usr/bin/containerd"
+		if _, err := os.Stat(distro); err != nil {
+			if distro, err = exec.LookPath("containerd"); err != nil {
+				fmt.Fprintln(os.Stderr, "containerd-bench: no /usr/bin/containerd nor containerd on PATH: comparing with containerd 2.x alone")
+				return ours, theirs, "", nil
+			}
+		}
+	}
+	if distro == "" {
+		return ours, theirs, "", nil
+	}
+	if distro, err = filepath.Abs(distro); err != nil {
+		return "", "", "", err
+	}
+	di, err := os.Stat(distro)
+	if err != nil {
+		return "", "", "", fmt.Errorf("-distro: %w", err)
+	}
+	if os.SameFile(di, oi) || os.SameFile(di, ti) {
+		if !distroSet {
+			// containerd on PATH is ours after `make install`, say.
+			fmt.Fprintf(os.Stderr, "containerd-bench: %s is -ours or -theirs: comparing with containerd 2.x alone (name 1.6 with -distro)\n", distro)
+			return ours, theirs, "", nil
+		}
+		return "", "", "", fmt.Errorf("-distro %s is the same binary as -ours or -theirs", distro)
+	}
+	return ours, theirs, distro, nil
 }
 
 // shimName is the binary of runtime io.containerd.runc.v2.
@@ -238,13 +292,23 @@ func resolveShim(shim, daemon string) (string, error) {
 	return shim, nil
 }
 
-// header prints the machine and the two daemons, whose versions come from
-// a first start of each; that start also brings both binaries into the
-// page cache before anything is timed.
+// flavors are the daemons the default driver measures: ours, containerd
+// 2.x and, unless left out, the distribution's 1.6.
+func (b *bench) flavors() []*flavor {
+	if b.distro == nil {
+		return []*flavor{b.ours, b.theirs}
+	}
+	return []*flavor{b.ours, b.theirs, b.distro}
+}
+
+// header prints the machine and the daemons, whose versions come from a
+// first start of each, and names containerd's by their version in the
+// tables; that start also brings every binary into the page cache before
+// anything is timed.
 func (b *bench) header(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %s/%s, bench built with %s\n",
 		runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	for _, f := range []*flavor{b.ours, b.theirs} {
+	for _, f := range b.flavors() {
 		d, err := b.start(ctx, f, "")
 		if err != nil {
 			return err
@@ -252,15 +316,41 @@ func (b *bench) header(ctx context.Context, w io.Writer) error {
 		if err := d.stop(); err != nil {
 			return err
 		}
+		if f != b.ours {
+			f.label = versionLabel(d.version, f.label)
+		}
 		goVersion := "go version unknown"
 		if bi, err := buildinfo.ReadFile(f.path); err == nil {
 			goVersion = "built with " + bi.GoVersion
 		}
-		fmt.Fprintf(w, "%-6s  %s: Version %q, %s; shim %s\n", f.name, f.path, d.version, goVersion, f.shim)
+		fmt.Fprintf(w, "%-8s %s: Version %q, %s; shim %s\n", f.label, f.path, d.version, goVersion, f.shim)
 	}
-	fmt.Fprintf(w, "theirs runs with its CRI plugin disabled (it needs CNI, and ours has no CRI) and its opt dir in the temp dir\n")
-	fmt.Fprintf(w, "ratio is ours/theirs for times and theirs/ours for rates: below 1 means ours is better\n")
+	if b.distro != nil && b.distro.label == b.theirs.label {
+		b.distro.label += "(distro)"
+	}
+	fmt.Fprintf(w, "containerd's daemons run with their CRI plugin disabled (it needs CNI) and their opt dir in the temp dir\n")
+	fmt.Fprintf(w, "ours/X is ours/X for times and X/ours for rates: below 1 means ours is better; memory growth and error counts have no ratio\n")
+	fmt.Fprintf(w, "workloads with a column per daemon measure each in turn, each round led by another; two-column ones name whom they compare with\n")
 	return nil
+}
+
+// versionLabel is a column name for a daemon whose Version answered v
+// ("2.4.2 <revision>", "v1.6.20~ds1 ..."): its release number, or
+// fallback when v has none.
+func versionLabel(v, fallback string) string {
+	fields := strings.Fields(v)
+	if len(fields) == 0 {
+		return fallback
+	}
+	v = strings.TrimPrefix(fields[0], "v")
+	end := strings.IndexFunc(v, func(r rune) bool { return r != '.' && (r < '0' || r > '9') })
+	if end >= 0 {
+		v = v[:end]
+	}
+	if strings.Trim(v, ".") == "" {
+		return fallback
+	}
+	return v
 }
 
 // describe is a workload's heading, with the parameters that shaped it.
@@ -270,18 +360,6 @@ func (b *bench) describe(w *workload) string {
 		s += "; " + w.params(b.opts)
 	}
 	return s
-}
-
-// printTable prints one workload's rows, aligned.
-func printTable(out io.Writer, heading, name string, rows []row) {
-	fmt.Fprintf(out, "\n%s\n", heading)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "workload\tmetric\tours\ttheirs\tratio")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, r.metric,
-			r.unit.format(r.ours), r.unit.format(r.theirs), formatRatio(ratio(r.unit, r.ours, r.theirs)))
-	}
-	tw.Flush()
 }
 
 // cpuModel is the first "model name" in /proc/cpuinfo.

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"slices"
+	"text/tabwriter"
 	"time"
 )
 
@@ -16,9 +18,16 @@ const (
 	perSecond               // a rate of operations; higher is better
 	bytesPerSec             // a rate of bytes; higher is better
 	bytesSize               // an amount of memory; lower is better
+	bytesDelta              // a change in memory, either way; no ratio
+	count                   // a number of events, such as errors; no ratio
 )
 
 func (u unit) higherIsBetter() bool { return u == perSecond || u == bytesPerSec }
+
+// ratioless units compare badly as quotients: a growth of memory may be
+// zero or negative, and 3 errors against 0 is no ratio at all. Their
+// values are read side by side.
+func (u unit) ratioless() bool { return u == bytesDelta || u == count }
 
 // format prints v, which is in seconds, 1/s or B/s, for the table.
 func (u unit) format(v float64) string {
@@ -34,6 +43,10 @@ func (u unit) format(v float64) string {
 		return fmt.Sprintf("%.1f MiB/s", v/(1<<20))
 	case bytesSize:
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case bytesDelta:
+		return fmt.Sprintf("%+.1f MiB", v/(1<<20))
+	case count:
+		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprint(v)
 }
@@ -55,6 +68,9 @@ func formatDuration(d time.Duration) string {
 // ratio compares ours with theirs so that below 1 always means ours is
 // better: ours/theirs for times, theirs/ours for rates.
 func ratio(u unit, ours, theirs float64) float64 {
+	if u.ratioless() {
+		return math.NaN()
+	}
 	num, den := ours, theirs
 	if u.higherIsBetter() {
 		num, den = theirs, ours
@@ -109,6 +125,14 @@ func median(vs []float64) float64 {
 	return (vs[n/2-1] + vs[n/2]) / 2
 }
 
+func sum(vs []float64) float64 {
+	var s float64
+	for _, v := range vs {
+		s += v
+	}
+	return s
+}
+
 // summary is what the tables report of a set of samples.
 type summary struct {
 	n             int
@@ -130,4 +154,76 @@ func summarize(samples []time.Duration) summary {
 		p99: percentile(samples, 99),
 		max: samples[len(samples)-1],
 	}
+}
+
+// A row is one metric of every daemon in a table, a line of it.
+type row struct {
+	metric string
+	unit   unit
+	vals   []float64 // one per column of its table, ours first; NaN if not measured
+}
+
+// A table is what a workload reports: its columns, ours first and then
+// the daemons (or clients) compared with it, and a row per metric.
+type table struct {
+	cols []string
+	rows []row
+}
+
+// tabulate lines up the metrics each of fs returned into a table whose
+// columns are fs's labels, in that order. Every flavor must have returned
+// the same metrics in the same order.
+func tabulate(metrics map[*flavor][]metric, fs ...*flavor) (*table, error) {
+	t := &table{}
+	if len(fs) == 0 {
+		return t, nil
+	}
+	first := metrics[fs[0]]
+	for _, f := range fs {
+		t.cols = append(t.cols, f.label)
+		ms := metrics[f]
+		if len(ms) != len(first) {
+			return nil, fmt.Errorf("%s has %d metrics, %s %d", fs[0].label, len(first), f.label, len(ms))
+		}
+		for i, m := range ms {
+			if m.name != first[i].name || m.unit != first[i].unit {
+				return nil, fmt.Errorf("metric %d is %q for %s but %q for %s", i, first[i].name, fs[0].label, m.name, f.label)
+			}
+		}
+	}
+	for i, m := range first {
+		r := row{metric: m.name, unit: m.unit, vals: make([]float64, len(fs))}
+		for j, f := range fs {
+			r.vals[j] = metrics[f][i].value
+		}
+		t.rows = append(t.rows, r)
+	}
+	return t, nil
+}
+
+// printTable prints one workload's table, aligned: each column's value,
+// then ours against each of the others ("ours/X": below 1 means ours is
+// better, see ratio).
+func printTable(out io.Writer, heading, name string, t *table) {
+	fmt.Fprintf(out, "\n%s\n", heading)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "workload\tmetric")
+	for _, c := range t.cols {
+		fmt.Fprintf(tw, "\t%s", c)
+	}
+	for _, c := range t.cols[min(1, len(t.cols)):] {
+		fmt.Fprintf(tw, "\t%s/%s", t.cols[0], c)
+	}
+	fmt.Fprintln(tw)
+	for _, r := range t.rows {
+		fmt.Fprintf(tw, "%s\t%s", name, r.metric)
+		for _, v := range r.vals {
+			fmt.Fprintf(tw, "\t%s", r.unit.format(v))
+		}
+		for _, v := range r.vals[min(1, len(r.vals)):] {
+			fmt.Fprintf(tw, "\t%s", formatRatio(ratio(r.unit, r.vals[0], v)))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
 }

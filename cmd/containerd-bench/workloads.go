@@ -10,35 +10,43 @@ import (
 	"time"
 )
 
-// A workload is one thing measured on both daemons.
+// A workload is one thing measured on the daemons.
 type workload struct {
 	name  string
 	about string // one line, for -h and the table's heading
 	// params, when set, tells the options that shaped a run, for the
 	// heading.
 	params func(options) string
-	// config is extra TOML for both daemons, tables only.
+	// config is extra TOML for every daemon, tables only.
 	config string
-	// freshFS starts each round with new daemons, each on a filesystem
-	// made for it, so that no round pays for the blocks and inodes an
-	// earlier round freed: a workload that writes and deletes many files
-	// otherwise measures the disk's history more than the daemon.
+	// fresh starts each round with new daemons, started before and
+	// stopped after their measurement: for what must be measured from a
+	// daemon's start, such as its memory after a given workload.
+	fresh bool
+	// freshFS is fresh with each daemon on a filesystem made for it, so
+	// that no round pays for the blocks and inodes an earlier round
+	// freed: a workload that writes and deletes many files otherwise
+	// measures the disk's history more than the daemon.
 	freshFS bool
 	// measure runs the workload against a running daemon. It must return
-	// the same metrics, in the same order, for either flavor.
+	// the same metrics, in the same order, for every flavor.
 	measure func(ctx context.Context, b *bench, d *daemon) ([]metric, error)
-	// compare, when set, replaces the default driver, which starts each
-	// daemon in turn and measures it. Start-up uses it because it times
-	// the start itself.
-	compare func(ctx context.Context, b *bench) ([]row, error)
+	// compare, when set, replaces the default driver, which measures
+	// every daemon (ours, containerd 2.x and, unless -distro is '', the
+	// distribution's 1.6) in turn. Start-up uses it because it times the
+	// start itself; the workloads that run containers, to alternate run
+	// by run between two daemons.
+	compare func(ctx context.Context, b *bench) (*table, error)
 }
 
 // workloads are run in this order; -only picks one by name.
 var workloads = append([]*workload{
 	startupWorkload,
 	versionWorkload,
+	mixedWorkload,
 	contentWriteWorkload,
 	imageListWorkload,
+	rssWorkload,
 }, append(unpackWorkloads, append(runWorkloads, shimWorkload, ctrWorkload, criWorkload)...)...)
 
 // A metric is one measured value of one daemon.
@@ -60,27 +68,20 @@ func rate(name string, n int, elapsed time.Duration) metric {
 	return metric{name: name, unit: perSecond, value: v}
 }
 
-// A row is one metric of both daemons, a line of the table.
-type row struct {
-	metric       string
-	unit         unit
-	ours, theirs float64
-}
-
-// run measures w on both daemons. By default both are started, then
-// measured in turn for -rounds rounds, alternating who goes first so that
-// both share the machine's noise; each metric is the median of its rounds.
+// run measures w on every daemon. By default all are started, then
+// measured in turn for -rounds rounds, each round led by another so that
+// all share the machine's noise; each metric is the median of its rounds.
 // A measure func must therefore cope with being called again on the same
 // daemon.
-func (w *workload) run(ctx context.Context, b *bench) ([]row, error) {
+func (w *workload) run(ctx context.Context, b *bench) (*table, error) {
 	if w.compare != nil {
 		return w.compare(ctx, b)
 	}
-	if w.freshFS {
+	if w.fresh || w.freshFS {
 		return w.runFresh(ctx, b)
 	}
 	running := map[*flavor]*daemon{}
-	for _, f := range []*flavor{b.ours, b.theirs} {
+	for _, f := range b.flavors() {
 		d, err := b.start(ctx, f, w.config)
 		if err != nil {
 			return nil, err
@@ -90,30 +91,33 @@ func (w *workload) run(ctx context.Context, b *bench) ([]row, error) {
 	}
 	rounds := map[*flavor][][]metric{}
 	for i := range b.opts.rounds {
-		for _, f := range b.order(i) {
+		for _, f := range rotate(b.flavors(), i) {
 			ms, err := w.measure(ctx, b, running[f])
 			if err != nil {
-				return nil, fmt.Errorf("%s, round %d: %w", f.name, i+1, err)
+				return nil, fmt.Errorf("%s, round %d: %w", f.label, i+1, err)
 			}
 			rounds[f] = append(rounds[f], ms)
 		}
 	}
-	for _, f := range []*flavor{b.ours, b.theirs} {
+	for _, f := range b.flavors() {
 		if err := running[f].stop(); err != nil {
 			return nil, err
 		}
 	}
-	return b.fold(rounds)
+	return fold(rounds, b.flavors()...)
 }
 
-// runFresh is run for a workload with freshFS: every measurement gets a
-// daemon of its own on a new filesystem, started before and stopped after
-// it.
-func (w *workload) runFresh(ctx context.Context, b *bench) ([]row, error) {
+// runFresh is run for a workload with fresh or freshFS: every measurement
+// gets a daemon of its own, started before and stopped after it.
+func (w *workload) runFresh(ctx context.Context, b *bench) (*table, error) {
 	rounds := map[*flavor][][]metric{}
 	for i := range b.opts.rounds {
-		for _, f := range b.order(i) {
-			d, err := b.startOnFreshFS(ctx, f, w.config)
+		for _, f := range rotate(b.flavors(), i) {
+			start := b.start
+			if w.freshFS {
+				start = b.startOnFreshFS
+			}
+			d, err := start(ctx, f, w.config)
 			if err != nil {
 				return nil, err
 			}
@@ -121,42 +125,54 @@ func (w *workload) runFresh(ctx context.Context, b *bench) ([]row, error) {
 			if serr := d.stop(); err == nil {
 				err = serr
 			}
-			// Write back the discarded filesystem's deletion on the host
-			// now rather than during the next round.
-			syscall.Sync()
+			if w.freshFS {
+				// Write back the discarded filesystem's deletion on the
+				// host now rather than during the next round.
+				syscall.Sync()
+			}
 			if err != nil {
-				return nil, fmt.Errorf("%s, round %d: %w", f.name, i+1, err)
+				return nil, fmt.Errorf("%s, round %d: %w", f.label, i+1, err)
 			}
 			rounds[f] = append(rounds[f], ms)
 		}
 	}
-	return b.fold(rounds)
+	return fold(rounds, b.flavors()...)
 }
 
-// fold turns both daemons' rounds into rows of medians.
-func (b *bench) fold(rounds map[*flavor][][]metric) ([]row, error) {
-	ours, err := medianMetrics(rounds[b.ours])
-	if err != nil {
-		return nil, err
+// fold turns each daemon's rounds into a table of medians, a column per
+// flavor of fs.
+func fold(rounds map[*flavor][][]metric, fs ...*flavor) (*table, error) {
+	medians := map[*flavor][]metric{}
+	for _, f := range fs {
+		ms, err := medianMetrics(rounds[f])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.label, err)
+		}
+		medians[f] = ms
 	}
-	theirs, err := medianMetrics(rounds[b.theirs])
-	if err != nil {
-		return nil, err
-	}
-	return pair(ours, theirs)
+	return tabulate(medians, fs...)
 }
 
-// order is who goes first in round i: ours in even rounds, theirs in odd,
-// so that neither always gets the warmer or the quieter machine.
+// order is who goes first in round i of a two-way comparison: ours in
+// even rounds, theirs in odd, so that neither always gets the warmer or
+// the quieter machine.
 func (b *bench) order(i int) []*flavor {
-	if i%2 == 1 {
-		return []*flavor{b.theirs, b.ours}
+	return rotate([]*flavor{b.ours, b.theirs}, i)
+}
+
+// rotate returns fs in the order of round i: each flavor leads one round
+// in len(fs), and keeps its place relative to the others.
+func rotate(fs []*flavor, i int) []*flavor {
+	if len(fs) == 0 {
+		return nil
 	}
-	return []*flavor{b.ours, b.theirs}
+	k := i % len(fs)
+	return append(slices.Clone(fs[k:]), fs[:k]...)
 }
 
 // medianMetrics folds several rounds of the same metrics into one, each
-// value the median of its rounds.
+// value the median of its rounds; but counts (of errors, say) are summed,
+// since a median would hide what happened in a minority of rounds.
 func medianMetrics(rounds [][]metric) ([]metric, error) {
 	if len(rounds) == 0 {
 		return nil, nil
@@ -170,31 +186,24 @@ func medianMetrics(rounds [][]metric) ([]metric, error) {
 			}
 			vs[r] = ms[i].value
 		}
-		out[i].value = median(vs)
+		if out[i].unit == count {
+			out[i].value = sum(vs)
+		} else {
+			out[i].value = median(vs)
+		}
 	}
 	return out, nil
 }
 
-// pair lines up the metrics of both daemons into rows.
-func pair(ours, theirs []metric) ([]row, error) {
-	if len(ours) != len(theirs) {
-		return nil, fmt.Errorf("ours has %d metrics, theirs %d", len(ours), len(theirs))
-	}
-	rows := make([]row, len(ours))
-	for i, o := range ours {
-		t := theirs[i]
-		if o.name != t.name || o.unit != t.unit {
-			return nil, fmt.Errorf("metric %d is %q for ours but %q for theirs", i, o.name, t.name)
-		}
-		rows[i] = row{metric: o.name, unit: o.unit, ours: o.value, theirs: t.value}
-	}
-	return rows, nil
+// pair tabulates the metrics of a two-way comparison: ours and theirs.
+func (b *bench) pair(ours, theirs []metric) (*table, error) {
+	return tabulate(map[*flavor][]metric{b.ours: ours, b.theirs: theirs}, b.ours, b.theirs)
 }
 
 // snapshotterWorkloads makes a workload once per snapshotter pair: ours
-// and its counterpart in containerd, which calls its copying snapshotter
-// "native" where ours is "naive". measure gets the name for the daemon it
-// measures.
+// and its counterpart in containerd (2.x and 1.6 alike), which calls its
+// copying snapshotter "native" where ours is "naive". measure gets the
+// name for the daemon it measures.
 func snapshotterWorkloads(name, about string,
 	measure func(ctx context.Context, b *bench, d *daemon, snapshotter string) ([]metric, error)) []*workload {
 	var out []*workload
@@ -202,12 +211,12 @@ func snapshotterWorkloads(name, about string,
 		sn := sn
 		out = append(out, &workload{
 			name:  name + "-" + sn.ours,
-			about: fmt.Sprintf("%s, on %s (theirs: %s)", about, sn.ours, sn.theirs),
+			about: fmt.Sprintf("%s, on %s (containerd's: %s)", about, sn.ours, sn.theirs),
 			params: func(o options) string {
 				return fmt.Sprintf("median of %d rounds", o.rounds)
 			},
 			measure: func(ctx context.Context, b *bench, d *daemon) ([]metric, error) {
-				if d.flavor.distro {
+				if d.flavor.containerd {
 					return measure(ctx, b, d, sn.theirs)
 				}
 				return measure(ctx, b, d, sn.ours)

@@ -76,7 +76,7 @@ type criDaemon struct {
 	pods    int
 }
 
-func compareCRI(ctx context.Context, b *bench) ([]row, error) {
+func compareCRI(ctx context.Context, b *bench) (*table, error) {
 	if !privateRun {
 		return nil, errors.New("running pods needs root, for a private /run")
 	}
@@ -121,7 +121,7 @@ func compareCRI(ctx context.Context, b *bench) ([]row, error) {
 		return nil, err
 	}
 	ours := b.ours
-	theirs := &flavor{name: "theirs", path: theirsPath, shim: theirsShim}
+	theirs := &flavor{name: "theirs", label: "cri-theirs", path: theirsPath, shim: theirsShim}
 	flavors := []*flavor{ours, theirs}
 	running := map[*flavor]*criDaemon{}
 	for _, f := range flavors {
@@ -132,6 +132,7 @@ func compareCRI(ctx context.Context, b *bench) ([]row, error) {
 		defer cd.close()
 		running[f] = cd
 	}
+	theirs.label = versionLabel(running[theirs].version, theirs.label)
 	fmt.Printf("cri: theirs is %s (Version %q)\n", theirs.path, running[theirs].version)
 
 	// One untimed pod each brings the shim, runc and the CNI plugins into
@@ -184,7 +185,7 @@ func compareCRI(ctx context.Context, b *bench) ([]row, error) {
 		}
 		running[f].cpu = c - cpu0[f]
 	}
-	return pair(running[ours].metrics(), running[theirs].metrics())
+	return tabulate(map[*flavor][]metric{ours: running[ours].metrics(), theirs: running[theirs].metrics()}, ours, theirs)
 }
 
 // startCRI starts a daemon of flavor f with the CRI config in a network

@@ -22,19 +22,19 @@ var (
 	oursCtrPath = flag.String("ctr", "",
 		"our ctr, which the ctr workload compares with -distro-ctr (default: ctr beside -ours)")
 	distroCtrPath = flag.String("distro-ctr", "/usr/bin/ctr",
-		"the distribution's ctr, which every other workload drives both daemons with")
+		"the distribution's ctr, which the workloads that use ctr drive every daemon with")
 )
 
 var ctrWorkload = &workload{
 	name:  "ctr-run",
-	about: "ctr run --rm of `true` in a busybox image on our daemon, our ctr (ours) against the distribution's ctr 1.6 (theirs), alternating",
+	about: "ctr run --rm of `true` in a busybox image on our daemon, our ctr against the distribution's ctr 1.6 (-distro-ctr), alternating",
 	params: func(o options) string {
 		return fmt.Sprintf("%d runs each", o.rounds*runsPerRound)
 	},
 	compare: compareCtrs,
 }
 
-func compareCtrs(ctx context.Context, b *bench) ([]row, error) {
+func compareCtrs(ctx context.Context, b *bench) (*table, error) {
 	if !privateRun {
 		return nil, errors.New("running containers needs root, for a private /run")
 	}
@@ -42,6 +42,11 @@ func compareCtrs(ctx context.Context, b *bench) ([]row, error) {
 	if ours == "" {
 		ours = filepath.Join(filepath.Dir(b.ours.path), "ctr")
 	}
+	// The two clients are the columns; b.ours and b.theirs stand for them
+	// in the loops below.
+	oursCtr := &flavor{label: "our ctr"}
+	distroCtr := &flavor{label: "distro ctr"}
+	clients := map[*flavor]*flavor{b.ours: oursCtr, b.theirs: distroCtr}
 	ctrs := map[*flavor]string{b.ours: ours, b.theirs: *distroCtrPath}
 	for _, p := range ctrs {
 		if _, err := os.Stat(p); err != nil {
@@ -124,5 +129,8 @@ func compareCtrs(ctx context.Context, b *bench) ([]row, error) {
 			duration("ctr's own time (no call under way) p50", summarize(own[f]).p50),
 		}
 	}
-	return pair(metrics(b.ours), metrics(b.theirs))
+	return tabulate(map[*flavor][]metric{
+		clients[b.ours]:   metrics(b.ours),
+		clients[b.theirs]: metrics(b.theirs),
+	}, oursCtr, distroCtr)
 }

@@ -39,12 +39,12 @@ const (
 func runWorkload(ours, theirs string) *workload {
 	return &workload{
 		name: "run-" + ours,
-		about: fmt.Sprintf("ctr run --rm of `true` in a busybox image, on %s (theirs: %s), runs alternating between the daemons",
+		about: fmt.Sprintf("ctr run --rm of `true` in a busybox image, on %s (containerd's: %s), runs alternating between ours and containerd 2.x (-theirs)",
 			ours, theirs),
 		params: func(o options) string {
 			return fmt.Sprintf("%d runs each", o.rounds*runsPerRound)
 		},
-		compare: func(ctx context.Context, b *bench) ([]row, error) {
+		compare: func(ctx context.Context, b *bench) (*table, error) {
 			return compareRuns(ctx, b, map[*flavor]string{b.ours: ours, b.theirs: theirs})
 		},
 	}
@@ -52,7 +52,7 @@ func runWorkload(ours, theirs string) *workload {
 
 // compareRuns starts both daemons, imports the image into each with its
 // snapshotter, and times -rounds times runsPerRound runs on each.
-func compareRuns(ctx context.Context, b *bench, snapshotter map[*flavor]string) ([]row, error) {
+func compareRuns(ctx context.Context, b *bench, snapshotter map[*flavor]string) (*table, error) {
 	if !privateRun {
 		return nil, errors.New("running containers needs root, for a private /run")
 	}
@@ -129,7 +129,7 @@ func compareRuns(ctx context.Context, b *bench, snapshotter map[*flavor]string) 
 			duration("daemon CPU per run", cpu[f]/time.Duration(n)),
 		}, split[f]...)
 	}
-	return pair(metrics(b.ours), metrics(b.theirs))
+	return b.pair(metrics(b.ours), metrics(b.theirs))
 }
 
 // splitRunCount is how many runs each daemon makes through an rpcTimer.

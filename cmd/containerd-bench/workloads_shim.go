@@ -23,6 +23,9 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"google.golang.org/protobuf/proto"
+
+	bootstrapapi "github.com/llitfkitfk/containerd/api/runtime/bootstrap/v1"
 	taskapi "github.com/llitfkitfk/containerd/api/runtime/task/v2"
 	evttrpc "github.com/llitfkitfk/containerd/api/services/ttrpc/events/v1"
 )
@@ -35,7 +38,7 @@ import (
 // container while its resident memory is read.
 var shimWorkload = &workload{
 	name: "shim",
-	about: "each daemon's containerd-shim-runc-v2 driven directly over ttrpc: start to first answer, Create, Start, " +
+	about: "our containerd-shim-runc-v2 and containerd 2.x's (-theirs-shim) driven directly over ttrpc: start to first answer, Create, Start, " +
 		"Wait, Delete, exit, for a container running `true`, shims alternating; and a running shim's RSS",
 	params: func(o options) string {
 		return fmt.Sprintf("%d containers each", o.rounds*shimRunsPerRound)
@@ -55,7 +58,7 @@ const (
 // shimSteps are the timed steps of one container's life under a shim.
 var shimSteps = []string{"start to first answer", "Create", "Start", "Wait (`true` exits)", "Delete", "Shutdown to exit"}
 
-func compareShims(ctx context.Context, b *bench) ([]row, error) {
+func compareShims(ctx context.Context, b *bench) (*table, error) {
 	if !privateRun {
 		return nil, errors.New("running containers needs root, for a private /run")
 	}
@@ -113,7 +116,7 @@ func compareShims(ctx context.Context, b *bench) ([]row, error) {
 		ms = append(ms, duration("whole life p50", summarize(whole).p50))
 		return append(ms, metric{name: "RSS serving a running container", unit: bytesSize, value: rss[f]})
 	}
-	return pair(metrics(b.ours), metrics(b.theirs))
+	return b.pair(metrics(b.ours), metrics(b.theirs))
 }
 
 // shimRig is what the shims need around them: a rootfs and a ttrpc
@@ -124,6 +127,10 @@ type shimRig struct {
 	rootfs string
 	events string // the events socket, TTRPC_ADDRESS
 	server *ttrpc.Server
+	// grpcAddress is where a shim would find the daemon; nothing listens.
+	grpcAddress string
+	// bootstrap marks the shims that are started with BootstrapParams.
+	bootstrap map[*flavor]bool
 }
 
 // discardEvents takes the shims' events and drops them.
@@ -134,7 +141,8 @@ func (discardEvents) Forward(context.Context, *evttrpc.ForwardRequest) (*emptypb
 }
 
 func newShimRig(b *bench, dir string) (*shimRig, error) {
-	r := &shimRig{b: b, dir: dir, rootfs: filepath.Join(dir, "rootfs"), events: filepath.Join(dir, "ev.sock")}
+	r := &shimRig{b: b, dir: dir, rootfs: filepath.Join(dir, "rootfs"), events: filepath.Join(dir, "ev.sock"),
+		grpcAddress: filepath.Join(dir, "none.sock"), bootstrap: map[*flavor]bool{}}
 	if err := testutil.BusyboxRootfs(r.rootfs); err != nil {
 		return nil, fmt.Errorf("rootfs (apt-get install busybox-static): %w", err)
 	}
@@ -188,25 +196,19 @@ func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shi
 		took = append(took, now.Sub(t))
 		t = now
 	}
-	start := exec.CommandContext(ctx, f.shim, "-namespace", shimNamespace, "-address", filepath.Join(r.dir, "none.sock"),
-		"-publish-binary", r.b.ours.path, "-id", id, "start")
-	start.Dir = bundle
-	start.Env = append(os.Environ(), "TTRPC_ADDRESS="+r.events, "GOMAXPROCS=2")
-	var stderr bytes.Buffer
-	start.Stderr = &stderr
-	out, err := start.Output()
+	address, version, err := r.startShim(ctx, f, bundle, id)
 	if err != nil {
-		return nil, fmt.Errorf("start: %v: %s", err, stderr.Bytes())
+		return nil, err
 	}
-	conn, err := dialShimAddress(strings.TrimSpace(string(out)))
+	conn, err := dialShimAddress(address)
 	if err != nil {
 		return nil, err
 	}
 	client := ttrpc.NewClient(conn)
 	defer client.Close()
-	task := taskapi.NewTaskClient(client)
-	cr, err := task.Connect(ctx, &taskapi.ConnectRequest{Id: id})
-	if err != nil {
+	task := shimTask{client: client, service: fmt.Sprintf("containerd.task.v%d.Task", version)}
+	var cr taskapi.ConnectResponse
+	if err := task.call(ctx, "Connect", &taskapi.ConnectRequest{Id: id}, &cr); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	shimPid := int(cr.GetShimPid())
@@ -217,11 +219,11 @@ func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shi
 		}
 	}()
 	lap()
-	if _, err := task.Create(ctx, &taskapi.CreateTaskRequest{Id: id, Bundle: bundle}); err != nil {
+	if err := task.call(ctx, "Create", &taskapi.CreateTaskRequest{Id: id, Bundle: bundle}, &taskapi.CreateTaskResponse{}); err != nil {
 		return nil, fmt.Errorf("create: %w", err)
 	}
 	lap()
-	if _, err := task.Start(ctx, &taskapi.StartRequest{Id: id}); err != nil {
+	if err := task.call(ctx, "Start", &taskapi.StartRequest{Id: id}, &taskapi.StartResponse{}); err != nil {
 		return nil, fmt.Errorf("start task: %w", err)
 	}
 	lap()
@@ -230,24 +232,24 @@ func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shi
 		if err := hold(shimPid); err != nil {
 			return nil, err
 		}
-		if _, err := task.Kill(ctx, &taskapi.KillRequest{Id: id, Signal: uint32(syscall.SIGKILL)}); err != nil {
+		if err := task.call(ctx, "Kill", &taskapi.KillRequest{Id: id, Signal: uint32(syscall.SIGKILL)}, &emptypb.Empty{}); err != nil {
 			return nil, fmt.Errorf("kill: %w", err)
 		}
 	}
-	w, err := task.Wait(ctx, &taskapi.WaitRequest{Id: id})
-	if err != nil {
+	var w taskapi.WaitResponse
+	if err := task.call(ctx, "Wait", &taskapi.WaitRequest{Id: id}, &w); err != nil {
 		return nil, fmt.Errorf("wait: %w", err)
 	}
 	if hold == nil && w.GetExitStatus() != 0 {
 		return nil, fmt.Errorf("`true` exited with %d", w.GetExitStatus())
 	}
 	lap()
-	if _, err := task.Delete(ctx, &taskapi.DeleteRequest{Id: id}); err != nil {
+	if err := task.call(ctx, "Delete", &taskapi.DeleteRequest{Id: id}, &taskapi.DeleteResponse{}); err != nil {
 		return nil, fmt.Errorf("delete: %w", err)
 	}
 	lap()
 	// As daemons do: ask it to exit, then hang up.
-	task.Shutdown(ctx, &taskapi.ShutdownRequest{Id: id})
+	task.call(ctx, "Shutdown", &taskapi.ShutdownRequest{Id: id}, &emptypb.Empty{})
 	client.Close()
 	for running(shimPid) {
 		if time.Since(t) > 5*time.Second {
@@ -257,6 +259,64 @@ func (r *shimRig) cycle(ctx context.Context, f *flavor, id string, hold func(shi
 	}
 	lap()
 	return took, nil
+}
+
+// startShim runs f's shim's start command for the bundle and returns the
+// address the shim serves and its task API version. Shims of containerd
+// 2.3+ refuse the start of older ones, options on stdin and the address
+// printed, and want BootstrapParams instead, answered with a
+// BootstrapResult; which a shim wants is learnt at its first start.
+func (r *shimRig) startShim(ctx context.Context, f *flavor, bundle, id string) (string, int32, error) {
+	for {
+		bootstrap := r.bootstrap[f]
+		start := exec.CommandContext(ctx, f.shim, "-namespace", shimNamespace, "-address", r.grpcAddress,
+			"-publish-binary", r.b.ours.path, "-id", id, "start")
+		start.Dir = bundle
+		start.Env = append(os.Environ(), "TTRPC_ADDRESS="+r.events, "GOMAXPROCS=2")
+		if bootstrap {
+			params, err := proto.Marshal(&bootstrapapi.BootstrapParams{
+				InstanceId:             id,
+				Namespace:              shimNamespace,
+				ContainerdTtrpcAddress: r.events,
+				ContainerdGrpcAddress:  r.grpcAddress,
+				ContainerdBinary:       r.b.ours.path,
+			})
+			if err != nil {
+				return "", 0, err
+			}
+			start.Stdin = bytes.NewReader(params)
+		}
+		var stderr bytes.Buffer
+		start.Stderr = &stderr
+		out, err := start.Output()
+		if err != nil {
+			if !bootstrap && strings.Contains(stderr.String(), "started through the deprecated API") {
+				r.bootstrap[f] = true
+				continue
+			}
+			return "", 0, fmt.Errorf("start: %v: %s", err, stderr.Bytes())
+		}
+		if !bootstrap {
+			return strings.TrimSpace(string(out)), 2, nil
+		}
+		var res bootstrapapi.BootstrapResult
+		if err := proto.Unmarshal(out, &res); err != nil {
+			return "", 0, fmt.Errorf("start: bootstrap result %q: %w", out, err)
+		}
+		return res.GetAddress(), res.GetVersion(), nil
+	}
+}
+
+// shimTask calls a shim's task service, whichever version it serves: 3,
+// of containerd 2.x's shims, has the methods and messages of 2 under
+// another name.
+type shimTask struct {
+	client  *ttrpc.Client
+	service string
+}
+
+func (t shimTask) call(ctx context.Context, method string, req, resp any) error {
+	return t.client.Call(ctx, t.service, method, req, resp)
 }
 
 func (r *shimRig) writeSpec(bundle, id string, args []string) error {

@@ -12,10 +12,10 @@ var startupWorkload = &workload{
 	params: func(o options) string {
 		return fmt.Sprintf("%d runs each, alternating", o.runs)
 	},
-	compare: func(ctx context.Context, b *bench) ([]row, error) {
-		var ours, theirs []time.Duration
+	compare: func(ctx context.Context, b *bench) (*table, error) {
+		ready := map[*flavor][]time.Duration{}
 		for i := 0; i < b.opts.runs; i++ {
-			for _, f := range b.order(i) {
+			for _, f := range rotate(b.flavors(), i) {
 				d, err := b.start(ctx, f, "")
 				if err != nil {
 					return nil, err
@@ -23,15 +23,14 @@ var startupWorkload = &workload{
 				if err := d.stop(); err != nil {
 					return nil, err
 				}
-				if f == b.ours {
-					ours = append(ours, d.ready)
-				} else {
-					theirs = append(theirs, d.ready)
-				}
+				ready[f] = append(ready[f], d.ready)
 			}
 		}
-		o, t := summarize(ours), summarize(theirs)
-		return pair(startupMetrics(o), startupMetrics(t))
+		metrics := map[*flavor][]metric{}
+		for f, r := range ready {
+			metrics[f] = startupMetrics(summarize(r))
+		}
+		return tabulate(metrics, b.flavors()...)
 	},
 }
 

@@ -22,8 +22,8 @@ import (
 // image of several layers, about 100 MB compressed, from a registry on
 // loopback (Debian's docker-registry, started here), and importing the
 // same image from an archive. Only containerd 2.x has a transfer service,
-// so these compare ours with containerd 2.x's daemon (-containerd2)
-// whatever -theirs names. Each measurement runs on a new daemon on a new
+// so these compare ours with containerd 2.x's daemon: -theirs, or
+// -containerd2 if given. Each measurement runs on a new daemon on a new
 // filesystem (see workload.freshFS): unpacking writes the image's files,
 // and the disk's history would otherwise decide who is faster.
 //
@@ -32,8 +32,8 @@ import (
 // transfer service pulls); a failure of containerd's is an error.
 
 var (
-	containerd2Path = flag.String("containerd2", "bin/containerd2/containerd",
-		"containerd 2.x's daemon, which the pull and import workloads compare with (script/containerd2.sh builds it)")
+	containerd2Path = flag.String("containerd2", "",
+		"containerd 2.x's daemon, which the pull and import workloads compare with (default: -theirs)")
 	ctr2Path = flag.String("ctr2", "bin/containerd2/ctr",
 		"containerd 2.x's ctr, which drives the pull and import workloads through each daemon's transfer service")
 )
@@ -58,7 +58,7 @@ var pullWorkload = &workload{
 	params: func(o options) string {
 		return fmt.Sprintf("median of %d rounds, each daemon on a fresh filesystem", o.rounds)
 	},
-	compare: func(ctx context.Context, b *bench) ([]row, error) {
+	compare: func(ctx context.Context, b *bench) (*table, error) {
 		reg, ref, err := b.transferRegistry()
 		if err != nil {
 			return nil, err
@@ -77,7 +77,7 @@ var importWorkload = &workload{
 	params: func(o options) string {
 		return fmt.Sprintf("median of %d rounds, each daemon on a fresh filesystem", o.rounds)
 	},
-	compare: func(ctx context.Context, b *bench) ([]row, error) {
+	compare: func(ctx context.Context, b *bench) (*table, error) {
 		archive, err := b.transferArchive(ctx)
 		if err != nil {
 			return nil, err
@@ -91,7 +91,7 @@ var importWorkload = &workload{
 
 // compareTransfer times op on ours and on containerd 2.x, alternating who
 // goes first, each time on new daemons on new filesystems.
-func (b *bench) compareTransfer(ctx context.Context, name string, op func(context.Context, *daemon) error) ([]row, error) {
+func (b *bench) compareTransfer(ctx context.Context, name string, op func(context.Context, *daemon) error) (*table, error) {
 	theirs, err := b.containerd2Flavor()
 	if err != nil {
 		return nil, err
@@ -106,6 +106,9 @@ func (b *bench) compareTransfer(ctx context.Context, name string, op func(contex
 			d, err := b.startOnFreshFS(ctx, f, "")
 			if err != nil {
 				return nil, err
+			}
+			if f == theirs {
+				f.label = versionLabel(d.version, f.label)
 			}
 			opCtx, cancel := context.WithTimeout(ctx, transferTimeout)
 			start := time.Now()
@@ -139,17 +142,24 @@ func (b *bench) compareTransfer(ctx context.Context, name string, op func(contex
 		}
 		return summarize(ds).p50.Seconds()
 	}
-	rows := []row{{metric: name + " p50", unit: seconds, ours: p50(times[b.ours]), theirs: p50(times[theirs])}}
+	what := name + " p50"
 	if oursErr != nil {
-		rows[0].metric += " (ours failed)"
+		what += " (ours failed)"
 	}
-	return rows, nil
+	return tabulate(map[*flavor][]metric{
+		b.ours: {{name: what, unit: seconds, value: p50(times[b.ours])}},
+		theirs: {{name: what, unit: seconds, value: p50(times[theirs])}},
+	}, b.ours, theirs)
 }
 
 // containerd2Flavor is containerd 2.x's daemon as the other side of the
 // transfer workloads, with its own shim.
 func (b *bench) containerd2Flavor() (*flavor, error) {
 	transfer.once2.Do(func() {
+		if *containerd2Path == "" {
+			transfer.containerd2 = b.theirs
+			return
+		}
 		path, err := filepath.Abs(*containerd2Path)
 		if err == nil {
 			_, err = os.Stat(path)
@@ -162,7 +172,7 @@ func (b *bench) containerd2Flavor() (*flavor, error) {
 		if err != nil {
 			shim = ""
 		}
-		transfer.containerd2 = &flavor{name: "containerd2", path: path, distro: true, shim: shim}
+		transfer.containerd2 = &flavor{name: "containerd2", label: "containerd2", path: path, containerd: true, shim: shim}
 	})
 	return transfer.containerd2, transfer.err2
 }

@@ -13,8 +13,9 @@ import (
 )
 
 var versionWorkload = &workload{
-	name:  "version",
-	about: "Version round trips from parallel callers, over one shared connection and over one connection each",
+	name: "version",
+	about: "Version round trips from parallel callers, over one shared connection and over one connection each; " +
+		"goal (64 callers, 1 conn): at most 0.85 of containerd 2.x's time (ours/2.x of calls/s and p50, 1 conn, at most 0.85)",
 	params: func(o options) string {
 		return fmt.Sprintf("%d callers x %d calls, median of %d rounds", o.callers, o.calls, o.rounds)
 	},
