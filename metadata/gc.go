@@ -520,14 +520,75 @@ func sweepBucket(ctx context.Context, nbkt *bolt.Bucket, ns string, path [][]byt
 // of or is sharing into an ingest, and its ingests no namespace ingest
 // refers to.
 //
-// It holds l exclusively, so nothing that links a namespace to backing
-// content (a commit, a new ingest) runs between reading the records and
-// deleting: a blob committed while a collection runs is either recorded
-// before the records are read, and kept, or committed after the deletes.
+// The backing store is walked without l, which every content write holds
+// shared: walking it is the slow part (a stat per blob, a few reads per
+// ingest), and new writes need not wait for it. Then, with l held
+// exclusively, so that nothing links a namespace to backing content (a
+// commit, a new ingest) meanwhile, the records are read again and only
+// the candidates they still do not name are deleted: a blob committed
+// during the walk is either recorded by then, and kept, or was not in the
+// walk.
 func (cs *contentStore) cleanup(ctx context.Context) error {
+	blobs, refs, err := cs.backingInUse()
+	if err != nil {
+		return err
+	}
+	var unused []digest.Digest
+	err = cs.backing.Walk(ctx, func(info content.Info) error {
+		if _, ok := blobs[info.Digest]; !ok {
+			unused = append(unused, info.Digest)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("walk backing content: %w", err)
+	}
+	statuses, err := cs.backing.ListStatuses(ctx)
+	if err != nil {
+		return fmt.Errorf("list backing ingests: %w", err)
+	}
+	var stale []string
+	for _, st := range statuses {
+		if _, ok := refs[st.Ref]; !ok {
+			stale = append(stale, st.Ref)
+		}
+	}
+	if len(unused) == 0 && len(stale) == 0 {
+		return nil
+	}
+
 	cs.l.Lock()
 	defer cs.l.Unlock()
+	if blobs, refs, err = cs.backingInUse(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, dgst := range unused {
+		if _, ok := blobs[dgst]; ok {
+			continue // committed during the walk
+		}
+		if err := cs.backing.Delete(ctx, dgst); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove blob %v: %w", dgst, err))
+			continue
+		}
+		log.G(ctx).WithField("digest", dgst).Debug("removed content")
+	}
+	for _, ref := range stale {
+		if _, ok := refs[ref]; ok {
+			continue
+		}
+		if err := cs.backing.Abort(ctx, ref); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("abort ingest %q: %w", ref, err))
+			continue
+		}
+		log.G(ctx).WithField("ref", ref).Debug("aborted ingest")
+	}
+	return errors.Join(errs...)
+}
 
+// backingInUse returns the backing blobs and ingests that namespaces'
+// records name.
+func (cs *contentStore) backingInUse() (map[digest.Digest]struct{}, map[string]struct{}, error) {
 	blobs := map[digest.Digest]struct{}{}
 	refs := map[string]struct{}{}
 	err := cs.db.View(func(tx *bolt.Tx) error {
@@ -553,43 +614,9 @@ func (cs *contentStore) cleanup(ctx context.Context) error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("read content records: %w", err)
+		return nil, nil, fmt.Errorf("read content records: %w", err)
 	}
-
-	var unused []digest.Digest
-	err = cs.backing.Walk(ctx, func(info content.Info) error {
-		if _, ok := blobs[info.Digest]; !ok {
-			unused = append(unused, info.Digest)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("walk backing content: %w", err)
-	}
-	var errs []error
-	for _, dgst := range unused {
-		if err := cs.backing.Delete(ctx, dgst); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove blob %v: %w", dgst, err))
-			continue
-		}
-		log.G(ctx).WithField("digest", dgst).Debug("removed content")
-	}
-
-	statuses, err := cs.backing.ListStatuses(ctx)
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("list backing ingests: %w", err))...)
-	}
-	for _, st := range statuses {
-		if _, ok := refs[st.Ref]; ok {
-			continue
-		}
-		if err := cs.backing.Abort(ctx, st.Ref); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("abort ingest %q: %w", st.Ref, err))
-			continue
-		}
-		log.G(ctx).WithField("ref", st.Ref).Debug("aborted ingest")
-	}
-	return errors.Join(errs...)
+	return blobs, refs, nil
 }
 
 // cleanup removes the backing snapshots that no namespace's record names,
