@@ -12,6 +12,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 
 	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/content/v1"
@@ -71,7 +72,9 @@ func (s *service) Write(stream api.Content_WriteServer) error {
 
 func (s *service) write(stream api.Content_WriteServer) error {
 	ctx := stream.Context()
-	req, err := stream.Recv()
+	req := &writeRequest{WriteContentRequest: &api.WriteContentRequest{}}
+	defer req.free()
+	err := req.recv(stream)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -152,7 +155,7 @@ func (s *service) write(stream api.Content_WriteServer) error {
 				}
 			}
 			if len(req.Data) > 0 {
-				if err := w.write(req.Data); err != nil {
+				if err := w.write(req.takeData()); err != nil {
 					return err
 				}
 			}
@@ -186,7 +189,7 @@ func (s *service) write(stream api.Content_WriteServer) error {
 		if req.Action == api.WriteAction_COMMIT {
 			return nil
 		}
-		if req, err = stream.Recv(); err != nil {
+		if err := req.recv(stream); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
@@ -239,6 +242,7 @@ func newIngest(wr content.Writer) (*ingest, error) {
 // that time as the write's, since the client had its answer then.
 type chunk struct {
 	p        []byte
+	buf      mem.Buffer // p's buffer, freed once p is written
 	accepted time.Time
 }
 
@@ -251,6 +255,9 @@ func (w *ingest) run() {
 			if err := writeFull(w.wr, c.p, c.accepted); err != nil {
 				w.fail(err)
 			}
+		}
+		if c.buf != nil {
+			c.buf.Free()
 		}
 		w.mu.Lock()
 		w.settled += int64(len(c.p))
@@ -284,16 +291,24 @@ func (w *ingest) err() error {
 	return nil
 }
 
-// write accepts p, which the caller must not change afterwards.
-func (w *ingest) write(p []byte) error {
+// write accepts p, which the caller must not change afterwards, and
+// frees buf, the buffer p is in (if any), once it is done with p.
+func (w *ingest) write(p []byte, buf mem.Buffer) error {
 	if w.depth == 0 {
-		if err := writeFull(w.wr, p, time.Time{}); err != nil {
+		err := writeFull(w.wr, p, time.Time{})
+		if buf != nil {
+			buf.Free()
+		}
+		if err != nil {
 			return err
 		}
 		w.offset += int64(len(p))
 		return nil
 	}
 	if err := w.err(); err != nil {
+		if buf != nil {
+			buf.Free()
+		}
 		return err
 	}
 	if w.queue == nil {
@@ -304,7 +319,7 @@ func (w *ingest) write(p []byte) error {
 	w.mu.Lock()
 	w.queued += int64(len(p))
 	w.mu.Unlock()
-	w.queue <- chunk{p, time.Now()}
+	w.queue <- chunk{p, buf, time.Now()}
 	w.offset += int64(len(p))
 	return nil
 }
