@@ -101,6 +101,15 @@ type Writer interface {
 	Truncate(size int64) error
 }
 
+// WriteBehindHeader is the gRPC metadata key with which a client of the
+// Content service's Write stream asks for write-behind: the daemon then
+// answers a WRITE once it has taken the chunk, before hashing and writing
+// it, and the answer carries no digest (STAT and COMMIT answers still
+// do). Without it each WRITE is answered once written, with the digest of
+// everything written, as by containerd, whose clients' Digest is the last
+// one answered. Daemons that do not know the key ignore it.
+const WriteBehindHeader = "containerd-content-write-behind"
+
 // ReceivedWriter is a Writer that can be told when the data it is given
 // was received. A caller that acknowledges data before the store has it,
 // as the Content service's write-behind does, passes the time of the

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	digest "github.com/opencontainers/go-digest"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/llitfkitfk/containerd/api/convert"
 	contentapi "github.com/llitfkitfk/containerd/api/services/content/v1"
@@ -78,6 +79,9 @@ func openWriter(ctx context.Context, client contentapi.ContentClient, ref string
 	// The stream lives until Close, which cancels it once the daemon has
 	// let go of the ref, or at once if it does not answer.
 	ctx, cancel := context.WithCancel(ctx)
+	// This writer reads the digest from STAT and COMMIT answers only, so
+	// the daemon may answer WRITEs before hashing them.
+	ctx = metadata.AppendToOutgoingContext(ctx, content.WriteBehindHeader, "1")
 	stream, err := client.Write(ctx)
 	if err != nil {
 		cancel()
@@ -315,8 +319,8 @@ func (w *writer) Digest() digest.Digest {
 	if err := w.flush(); err != nil {
 		return w.digest
 	}
-	// The answers to WRITEs still on the way would carry the digest, but
-	// this daemon's do not (see services/content's Write); a STAT's does.
+	// This writer asked for WRITE answers without the digest (see
+	// content.WriteBehindHeader); a STAT's has it.
 	w.roundTrip(&contentapi.WriteContentRequest{Action: contentapi.WriteAction_STAT})
 	return w.digest
 }
