@@ -128,6 +128,32 @@ func WriteReceived(w Writer, p []byte, received time.Time) (int, error) {
 	return w.Write(p)
 }
 
+// VectorWriter is a Writer that takes data in pieces, as received: the
+// Content service hands it the buffers gRPC read a message's frames into,
+// so that the data reaches the file with no copy on the way.
+type VectorWriter interface {
+	// WriteVector appends the pieces in order, as data received at that
+	// time (see ReceivedWriter); it returns how many bytes it appended.
+	WriteVector(pieces [][]byte, received time.Time) (int64, error)
+}
+
+// WriteVector writes pieces to w, in one call where w takes them so,
+// else one by one.
+func WriteVector(w Writer, pieces [][]byte, received time.Time) (int64, error) {
+	if vw, ok := w.(VectorWriter); ok {
+		return vw.WriteVector(pieces, received)
+	}
+	var n int64
+	for _, p := range pieces {
+		m, err := WriteReceived(w, p, received)
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // Store is the whole content store.
 type Store interface {
 	Manager

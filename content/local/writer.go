@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -55,7 +56,7 @@ type writer struct {
 }
 
 type writeResult struct {
-	n   int
+	n   int64
 	err error
 }
 
@@ -80,18 +81,30 @@ func (w *writer) Write(p []byte) (int, error) {
 // WriteReceived appends p as data received at that time, which becomes
 // the ingest's update time; the zero time stands for the end of the write.
 func (w *writer) WriteReceived(p []byte, received time.Time) (int, error) {
+	n, err := w.WriteVector([][]byte{p}, received)
+	return int(n), err
+}
+
+// WriteVector appends the pieces, received at that time, with one
+// writev: the Content service passes the buffers gRPC received a chunk
+// in, and this writes them without gathering them first.
+func (w *writer) WriteVector(pieces [][]byte, received time.Time) (int64, error) {
 	if w.f == nil {
 		return 0, w.closedErr("write")
 	}
 	if w.err != nil {
 		return 0, w.err
 	}
-	if len(p) == 0 {
+	size := 0
+	for _, p := range pieces {
+		size += len(p)
+	}
+	if size == 0 {
 		return 0, nil
 	}
-	if len(p) < parallelMin {
-		n, err := w.f.Write(p)
-		w.h.Write(p[:n])
+	if size < parallelMin {
+		n, err := writev(w.fd, pieces)
+		hashPieces(w.h, pieces, n)
 		w.wrote(n, received)
 		if err != nil {
 			return n, fmt.Errorf("write ref %s: %w", w.ref, err)
@@ -100,10 +113,12 @@ func (w *writer) WriteReceived(p []byte, received time.Time) (int, error) {
 	}
 
 	go func() {
-		n, err := w.f.Write(p)
+		n, err := writev(w.fd, pieces)
 		w.done <- writeResult{n, err}
 	}()
-	w.h.Write(p)
+	for _, p := range pieces {
+		w.h.Write(p)
+	}
 	r := <-w.done
 	w.wrote(r.n, received)
 	if r.err != nil {
@@ -113,15 +128,72 @@ func (w *writer) WriteReceived(p []byte, received time.Time) (int, error) {
 	return r.n, nil
 }
 
+// maxIovecs is how many pieces one writev takes (Linux's IOV_MAX).
+const maxIovecs = 1024
+
+// writev writes all of pieces to fd at its file position, and returns
+// how many bytes it wrote.
+func writev(fd int, pieces [][]byte) (int64, error) {
+	var total int64
+	for _, p := range pieces {
+		if len(p) == 0 {
+			// Empty pieces would make a writev of nothing but them look
+			// like a short write.
+			pieces = slices.DeleteFunc(slices.Clone(pieces), func(p []byte) bool { return len(p) == 0 })
+			break
+		}
+	}
+	for len(pieces) > 0 {
+		batch := pieces[:min(len(pieces), maxIovecs)]
+		n, err := unix.Writev(fd, batch)
+		if n > 0 {
+			total += int64(n)
+		}
+		if err == unix.EINTR {
+			err = nil
+		}
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			return total, io.ErrShortWrite
+		}
+		// Drop what was written, partly written pieces included.
+		for n > 0 && len(pieces) > 0 {
+			if n >= len(pieces[0]) {
+				n -= len(pieces[0])
+				pieces = pieces[1:]
+			} else {
+				// Copy the header so as not to change the caller's slice.
+				rest := append([][]byte{pieces[0][n:]}, pieces[1:]...)
+				pieces, n = rest, 0
+			}
+		}
+	}
+	return total, nil
+}
+
+// hashPieces adds the first n bytes of pieces to h.
+func hashPieces(h hash.Hash, pieces [][]byte, n int64) {
+	for _, p := range pieces {
+		if n <= 0 {
+			return
+		}
+		p = p[:min(int64(len(p)), n)]
+		h.Write(p)
+		n -= int64(len(p))
+	}
+}
+
 // wrote accounts for n bytes appended to the file, received at that time,
 // or now if it is zero. (Close records the update time for a resumed
 // ingest to find; see lastWrite.)
-func (w *writer) wrote(n int, received time.Time) {
+func (w *writer) wrote(n int64, received time.Time) {
 	if received.IsZero() {
 		received = time.Now()
 	}
 	w.updatedAt = received
-	w.offset += int64(n)
+	w.offset += n
 	if w.offset-w.kicked >= writebackChunk {
 		// Only a hint: an error here would show again at the sync.
 		unix.SyncFileRange(w.fd, w.kicked, w.offset-w.kicked, unix.SYNC_FILE_RANGE_WRITE)

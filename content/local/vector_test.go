@@ -1,0 +1,53 @@
+package local
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/llitfkitfk/containerd/content"
+)
+
+// WriteVector appends its pieces in order, whatever their number and
+// sizes: empty ones, more than one writev takes (1024), a total under and
+// over parallelMin.
+func TestWriteVector(t *testing.T) {
+	for _, tc := range []struct{ pieces, size int }{
+		{1, 10}, {5, 1000}, {64, 16 << 10}, {1500, 700}, {3000, 3},
+	} {
+		t.Run(fmt.Sprintf("%dx%d", tc.pieces, tc.size), func(t *testing.T) {
+			data, desc := blob(tc.pieces*tc.size, uint64(tc.pieces))
+			s, _ := newStore(t)
+			w := openWriter(t, s, "r", ocispec.Descriptor{})
+			var pieces [][]byte
+			for i := 0; i < tc.pieces; i++ {
+				pieces = append(pieces, data[i*tc.size:(i+1)*tc.size])
+				if i%7 == 3 {
+					pieces = append(pieces, nil)
+				}
+			}
+			// Twice: the second call appends to the first.
+			half := len(pieces) / 2
+			n1, err := content.WriteVector(w, pieces[:half], time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n2, err := content.WriteVector(w, pieces[half:], time.Time{})
+			if err != nil || n1+n2 != int64(len(data)) {
+				t.Fatalf("wrote %d+%d of %d: %v", n1, n2, len(data), err)
+			}
+			if st, _ := w.Status(); st.Offset != int64(len(data)) {
+				t.Fatalf("offset %d, want %d", st.Offset, len(data))
+			}
+			if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := content.ReadBlob(ctx, s, desc); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read back: %v", err)
+			}
+		})
+	}
+}
