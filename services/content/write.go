@@ -169,7 +169,7 @@ func (s *service) write(stream api.Content_WriteServer) error {
 					return err
 				}
 			}
-			if len(req.Data) > 0 {
+			if req.dataLen() > 0 {
 				if err := w.write(req.takeData()); err != nil {
 					return err
 				}
@@ -259,8 +259,9 @@ func newIngest(wr content.Writer, depth int) (*ingest, error) {
 // chunk is a queued WRITE's data and when it was accepted: the store gets
 // that time as the write's, since the client had its answer then.
 type chunk struct {
-	p        []byte
-	buf      mem.Buffer // p's buffer, freed once p is written
+	pieces   [][]byte
+	size     int64
+	held     mem.BufferSlice // the buffers pieces are in, freed once written
 	accepted time.Time
 }
 
@@ -270,15 +271,13 @@ func (w *ingest) run() {
 	defer close(w.done)
 	for c := range w.queue {
 		if w.failed.Load() == nil {
-			if err := writeFull(w.wr, c.p, c.accepted); err != nil {
+			if err := writeFull(w.wr, c.pieces, c.size, c.accepted); err != nil {
 				w.fail(err)
 			}
 		}
-		if c.buf != nil {
-			c.buf.Free()
-		}
+		c.held.Free()
 		w.mu.Lock()
-		w.settled += int64(len(c.p))
+		w.settled += c.size
 		w.settle.Broadcast()
 		w.mu.Unlock()
 	}
@@ -290,10 +289,11 @@ func (w *ingest) fail(err error) {
 	w.failed.CompareAndSwap(nil, &err)
 }
 
-// writeFull writes all of p, received at that time (zero for now).
-func writeFull(wr content.Writer, p []byte, received time.Time) error {
-	n, err := content.WriteReceived(wr, p, received)
-	if err == nil && n != len(p) {
+// writeFull writes all of pieces, size bytes received at that time (zero
+// for now).
+func writeFull(wr content.Writer, pieces [][]byte, size int64, received time.Time) error {
+	n, err := content.WriteVector(wr, pieces, received)
+	if err == nil && n != size {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
@@ -309,24 +309,24 @@ func (w *ingest) err() error {
 	return nil
 }
 
-// write accepts p, which the caller must not change afterwards, and
-// frees buf, the buffer p is in (if any), once it is done with p.
-func (w *ingest) write(p []byte, buf mem.Buffer) error {
+// write accepts pieces, which the caller must not change afterwards, and
+// frees held, the buffers they are in, once done with them.
+func (w *ingest) write(pieces [][]byte, held mem.BufferSlice) error {
+	var size int64
+	for _, p := range pieces {
+		size += int64(len(p))
+	}
 	if w.depth == 0 {
-		err := writeFull(w.wr, p, time.Time{})
-		if buf != nil {
-			buf.Free()
-		}
+		err := writeFull(w.wr, pieces, size, time.Time{})
+		held.Free()
 		if err != nil {
 			return err
 		}
-		w.offset += int64(len(p))
+		w.offset += size
 		return nil
 	}
 	if err := w.err(); err != nil {
-		if buf != nil {
-			buf.Free()
-		}
+		held.Free()
 		return err
 	}
 	if w.queue == nil {
@@ -335,10 +335,10 @@ func (w *ingest) write(p []byte, buf mem.Buffer) error {
 		go w.run()
 	}
 	w.mu.Lock()
-	w.queued += int64(len(p))
+	w.queued += size
 	w.mu.Unlock()
-	w.queue <- chunk{p, buf, time.Now()}
-	w.offset += int64(len(p))
+	w.queue <- chunk{pieces, size, held, time.Now()}
+	w.offset += size
 	return nil
 }
 
