@@ -45,15 +45,20 @@ const maxInFlight = 8
 // writer is one Write stream. Like a file, it is not safe for concurrent
 // use.
 //
-// WRITEs are pipelined: Write returns once its data is sent (gRPC has
-// copied it into its own buffer by then, so the caller may reuse p), and
-// their answers are read later, when maxInFlight are outstanding or when a
-// call needs the daemon's answer (Status, Digest, Truncate, Commit,
-// Close). A daemon answers a Write stream's messages in order, one answer
-// each (containerd 1.6 and 2.x as this one), so the answers line up with
-// pending. A write the daemon refuses is reported by the call that reads
-// its answer, and, since the stream is then gone, by every later call;
-// what the daemon holds is whatever a STAT on a new writer reports.
+// The WRITEs of one call are pipelined: each chunk is sent once gRPC has
+// copied the previous one into its own buffer, and their answers are read
+// when maxInFlight are outstanding and at the end of the call. A Write
+// (or ReadFrom) that returns has every byte it sent answered, as without
+// pipelining: a caller that goes away after it leaves those bytes in the
+// ingest for a resumed writer. (Bytes it gathered into the buffer go out
+// with a later call.) A large Write, and io.Copy or content.WriteBlob
+// through ReadFrom, keep the daemon busy; a caller writing one chunk per
+// call waits for each answer, which the daemon gives without waiting for
+// the store (write-behind). A daemon answers a Write stream's messages in
+// order, one answer each (containerd 1.6 and 2.x as this one), so the
+// answers line up with pending. A write the daemon refuses is reported by
+// the call that reads its answer, and, since the stream is then gone, by
+// every later call.
 type writer struct {
 	ref    string
 	stream contentapi.Content_WriteClient
@@ -178,12 +183,20 @@ func (w *writer) roundTrip(req *contentapi.WriteContentRequest) (*contentapi.Wri
 	if err := w.sendMsg(req); err != nil {
 		return nil, err
 	}
-	for len(w.pending) > 0 {
-		if err := w.recvAck(); err != nil {
-			return nil, err
-		}
+	if err := w.drain(); err != nil {
+		return nil, err
 	}
 	return w.recv()
+}
+
+// drain reads the answers to every pending WRITE.
+func (w *writer) drain() error {
+	for len(w.pending) > 0 {
+		if err := w.recvAck(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeChunk sends p, at most maxChunk, at the end of what was sent.
@@ -222,8 +235,8 @@ func (w *writer) flush() error {
 }
 
 // Write sends p; small writes are gathered and sent when a buffer fills,
-// or by the next call that needs the daemon to have them. Write returns
-// once p is sent, not answered: see writer.
+// or by the next call that needs the daemon to have them. What it sent is
+// answered when it returns: see writer.
 func (w *writer) Write(p []byte) (int, error) {
 	if err := w.usable(); err != nil {
 		return 0, err
@@ -243,6 +256,16 @@ func (w *writer) Write(p []byte) (int, error) {
 			return n, err
 		}
 	}
+	n, err := w.writeDirect(p, n)
+	if err == nil {
+		err = w.drain()
+	}
+	return n, err
+}
+
+// writeDirect sends p, n bytes into a Write, without waiting for the
+// answers, but for a tail too small to send alone, which it gathers.
+func (w *writer) writeDirect(p []byte, n int) (int, error) {
 	// Large writes go out as they are, without a copy of our own; gRPC's
 	// marshalling is the one copy, so p is not kept past the return.
 	for len(p) >= directChunk {
@@ -263,7 +286,7 @@ func (w *writer) Write(p []byte) (int, error) {
 }
 
 // ReadFrom copies r into the ingest, reading straight into the send
-// buffer; io.Copy uses it.
+// buffer, with its WRITEs pipelined; io.Copy and content.WriteBlob use it.
 func (w *writer) ReadFrom(r io.Reader) (int64, error) {
 	if err := w.usable(); err != nil {
 		return 0, err
@@ -282,6 +305,9 @@ func (w *writer) ReadFrom(r io.Reader) (int64, error) {
 			}
 		}
 		if err != nil {
+			if derr := w.drain(); derr != nil {
+				return total, derr
+			}
 			if errors.Is(err, io.EOF) {
 				return total, nil
 			}
