@@ -40,6 +40,9 @@ const (
 // on the way (the daemon's stream window); this bounds the unread answers,
 // which must stay few: a daemon that cannot send an answer (its window to
 // us full) stops reading our requests. Each answer is tens of bytes.
+// Writing a 256 MiB blob to containerd 2.4.2 in one Write: 257 MB/s so,
+// 224 MB/s waiting for each answer (1 MiB Writes); to this daemon without
+// write-behind, 357 against 313 MB/s (median of 5 and 7 rounds).
 const maxInFlight = 8
 
 // writer is one Write stream. Like a file, it is not safe for concurrent
