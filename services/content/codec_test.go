@@ -116,8 +116,9 @@ func prefixes(n, size int) []int {
 func TestWriteCodecHoldsBuffers(t *testing.T) {
 	msg := encodedRequests(t)["full"]
 	pool := &countingPool{}
-	data := split(msg, 2048, pool) // above gRPC's pooling threshold (1 KiB)
-	pooled := 0 // gRPC does not pool buffers under 1 KiB
+	// gRPC pools buffers of more than 1 KiB only.
+	data := split(msg, 2048, pool)
+	pooled := 0
 	for _, b := range data {
 		if b.Len() > 1<<10 {
 			pooled++
