@@ -2,7 +2,10 @@ package local
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,5 +52,56 @@ func TestWriteVector(t *testing.T) {
 				t.Fatalf("read back: %v", err)
 			}
 		})
+	}
+}
+
+// A large write syncs in the background as it goes; if such a sync
+// fails, the commit fails (the kernel reports the failure to that sync
+// only), and the ingest is emptied, since what it holds may not be on
+// disk: a writer resuming it starts at 0 and can commit.
+func TestBackgroundSyncFailure(t *testing.T) {
+	var calls atomic.Int32
+	var fail atomic.Bool
+	old := fdatasync
+	fdatasync = func(fd int) error {
+		calls.Add(1)
+		if fail.Load() {
+			return syscall.EIO
+		}
+		return old(fd)
+	}
+	defer func() { fdatasync = old }()
+
+	data, desc := blob(3*syncChunk+5, 7)
+	s, _ := newStore(t)
+	w := openWriter(t, s, "r", ocispec.Descriptor{})
+	fail.Store(true)
+	for off := 0; off < len(data); off += 1 << 20 {
+		write(t, w, data[off:min(off+1<<20, len(data))])
+	}
+	err := w.Commit(ctx, desc.Size, desc.Digest)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("commit after a failed background sync: %v", err)
+	}
+	if calls.Load() < 1 {
+		t.Fatal("no background sync ran")
+	}
+	if st, err := s.Status(ctx, "r"); err != nil || st.Offset != 0 {
+		t.Fatalf("ingest after the failed sync: %+v, %v", st, err)
+	}
+
+	fail.Store(false)
+	calls.Store(0)
+	w = openWriter(t, s, "r", ocispec.Descriptor{})
+	for off := 0; off < len(data); off += 1 << 20 {
+		write(t, w, data[off:min(off+1<<20, len(data))])
+	}
+	if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil {
+		t.Fatal(err)
+	}
+	// A sync every syncChunk, unless the last was still running, and
+	// the commit's.
+	if n := calls.Load(); n < 2 || n > 4 {
+		t.Fatalf("%d syncs for %d bytes", n, len(data))
 	}
 }

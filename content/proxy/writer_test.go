@@ -27,11 +27,13 @@ import (
 
 // scriptedDaemon is a Content service whose Write stream keeps the data in
 // memory and answers as a daemon may: late (holding up to hold answers
-// until a message that is not a WRITE comes, or too many are held), with
+// until a message that is not a WRITE comes, or too many are held, or
+// the data reaches flushAt, where the test's writer waits for them), with
 // a wrong offset, or failing at some WRITE.
 type scriptedDaemon struct {
 	contentapi.UnimplementedContentServer
-	hold      int // answers held back; 0 answers each message at once
+	hold      int   // answers held back; 0 answers each message at once
+	flushAt   int64 // answer all once the data reaches this size
 	delay     time.Duration
 	failAt    int // fail the failAt-th WRITE (1-based); 0 never
 	skewAt    int // answer the skewAt-th WRITE one byte short; 0 never
@@ -47,26 +49,6 @@ func (d *scriptedDaemon) Write(stream contentapi.Content_WriteServer) error {
 	d.mu.Lock()
 	d.behind = len(md.Get(content.WriteBehindHeader)) > 0
 	d.mu.Unlock()
-	// Requests come through a channel, so that held answers can go out
-	// once the client stops sending: a client may wait for them.
-	type recvd struct {
-		req *contentapi.WriteContentRequest
-		err error
-	}
-	reqs := make(chan recvd)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			select {
-			case reqs <- recvd{req, err}:
-			case <-stream.Context().Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
 	var held []*contentapi.WriteContentResponse
 	flush := func() error {
 		for _, r := range held {
@@ -80,20 +62,7 @@ func (d *scriptedDaemon) Write(stream contentapi.Content_WriteServer) error {
 	}
 	writes := 0
 	for {
-		var r recvd
-		if len(held) == 0 {
-			r = <-reqs
-		} else {
-			select {
-			case r = <-reqs:
-			case <-time.After(20 * time.Millisecond):
-				if err := flush(); err != nil {
-					return err
-				}
-				r = <-reqs
-			}
-		}
-		req, err := r.req, r.err
+		req, err := stream.Recv()
 		if err == io.EOF {
 			return flush()
 		}
@@ -132,7 +101,7 @@ func (d *scriptedDaemon) Write(stream contentapi.Content_WriteServer) error {
 		held = append(held, resp)
 		if req.Action == contentapi.WriteAction_WRITE {
 			d.maxHeld = max(d.maxHeld, len(held))
-			if len(held) < d.hold {
+			if len(held) < d.hold && (d.flushAt == 0 || int64(len(d.data)) < d.flushAt) {
 				continue
 			}
 		}
@@ -169,9 +138,9 @@ func serveScripted(t *testing.T, d *scriptedDaemon) (content.Store, context.Cont
 
 // A Write or a ReadFrom sends its WRITEs without waiting for their
 // answers, and copes with a daemon that answers late (when maxInFlight are
-// held, when the client stops sending, before a STAT or COMMIT's answer)
-// and slowly. A writer that waited for each answer would see at most one
-// held.
+// held, when the call has sent all it will, before a STAT or COMMIT's
+// answer) and slowly. A writer that waited for each answer would wait
+// forever, and the test's deadline fail it.
 func TestWriterPipelinesWrites(t *testing.T) {
 	for _, how := range []string{"Write", "ReadFrom"} {
 		t.Run(how, func(t *testing.T) {
@@ -181,7 +150,8 @@ func TestWriterPipelinesWrites(t *testing.T) {
 }
 
 func testWriterPipelines(t *testing.T, how string) {
-	d := &scriptedDaemon{hold: maxInFlight, delay: time.Millisecond}
+	// The call sends 12 chunks of 1 MiB; the last 5 bytes wait for more.
+	d := &scriptedDaemon{hold: maxInFlight, flushAt: 12 << 20, delay: time.Millisecond}
 	cs, ctx := serveScripted(t, d)
 	data := randomData(12<<20 + 5)
 	desc := ocispec.Descriptor{Digest: digest.FromBytes(data), Size: int64(len(data))}
@@ -222,16 +192,14 @@ func testWriterPipelines(t *testing.T, how string) {
 func TestWriterReportsFailedWrite(t *testing.T) {
 	for _, failAt := range []int{1, 3, 10} {
 		t.Run(fmt.Sprint("failAt=", failAt), func(t *testing.T) {
-			d := &scriptedDaemon{failAt: failAt, hold: 2}
+			d := &scriptedDaemon{failAt: failAt, hold: 2, flushAt: 12 << 20}
 			cs, ctx := serveScripted(t, d)
 			data := randomData(12 << 20)
 			w, err := cs.Writer(ctx, content.WithRef("r"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for off := 0; off < len(data) && err == nil; off += 1 << 20 {
-				_, err = w.Write(data[off : off+1<<20])
-			}
+			_, err = w.Write(data)
 			if err == nil {
 				err = w.Commit(ctx, int64(len(data)), digest.FromBytes(data))
 			}
@@ -256,16 +224,13 @@ func TestWriterReportsFailedWrite(t *testing.T) {
 
 // An answer at another offset than the writer's data leaves is refused.
 func TestWriterChecksAnswers(t *testing.T) {
-	d := &scriptedDaemon{skewAt: 2, hold: 3}
+	d := &scriptedDaemon{skewAt: 2, hold: 3, flushAt: 4 << 20}
 	cs, ctx := serveScripted(t, d)
 	w, err := cs.Writer(ctx, content.WithRef("r"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := randomData(4 << 20)
-	for off := 0; off < len(data) && err == nil; off += 1 << 20 {
-		_, err = w.Write(data[off : off+1<<20])
-	}
+	_, err = w.Write(randomData(4 << 20))
 	if err == nil {
 		_, err = w.Status()
 	}
