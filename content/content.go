@@ -101,6 +101,15 @@ type Writer interface {
 	Truncate(size int64) error
 }
 
+// WriteBehindHeader is the gRPC metadata key with which a client of the
+// Content service's Write stream asks for write-behind: the daemon then
+// answers a WRITE once it has taken the chunk, before hashing and writing
+// it, and the answer carries no digest (STAT and COMMIT answers still
+// do). Without it each WRITE is answered once written, with the digest of
+// everything written, as by containerd, whose clients' Digest is the last
+// one answered. Daemons that do not know the key ignore it.
+const WriteBehindHeader = "containerd-content-write-behind"
+
 // ReceivedWriter is a Writer that can be told when the data it is given
 // was received. A caller that acknowledges data before the store has it,
 // as the Content service's write-behind does, passes the time of the
@@ -117,6 +126,32 @@ func WriteReceived(w Writer, p []byte, received time.Time) (int, error) {
 		return rw.WriteReceived(p, received)
 	}
 	return w.Write(p)
+}
+
+// VectorWriter is a Writer that takes data in pieces, as received: the
+// Content service hands it the buffers gRPC read a message's frames into,
+// so that the data reaches the file with no copy on the way.
+type VectorWriter interface {
+	// WriteVector appends the pieces in order, as data received at that
+	// time (see ReceivedWriter); it returns how many bytes it appended.
+	WriteVector(pieces [][]byte, received time.Time) (int64, error)
+}
+
+// WriteVector writes pieces to w, in one call where w takes them so,
+// else one by one.
+func WriteVector(w Writer, pieces [][]byte, received time.Time) (int64, error) {
+	if vw, ok := w.(VectorWriter); ok {
+		return vw.WriteVector(pieces, received)
+	}
+	var n int64
+	for _, p := range pieces {
+		m, err := WriteReceived(w, p, received)
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // Store is the whole content store.

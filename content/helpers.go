@@ -39,16 +39,28 @@ func WriteBlob(ctx context.Context, ingester Ingester, ref string, r io.Reader, 
 		}
 	}
 
-	buf := make([]byte, copyBufSize)
-	// io.CopyBuffer would prefer r.WriteTo, which may write in small
-	// pieces; hiding it keeps the writes large.
-	if _, err := io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, buf); err != nil {
+	if err := copyTo(w, r); err != nil {
 		return fmt.Errorf("copy to %s: %w", ref, err)
 	}
 	if err := w.Commit(ctx, desc.Size, desc.Digest, opts...); err != nil && !errdefs.IsAlreadyExists(err) {
 		return fmt.Errorf("commit %s: %w", ref, err)
 	}
 	return nil
+}
+
+// copyTo copies r to w: through w's ReadFrom if it has one (the Content
+// service's client writer, which sends several chunks before waiting for
+// their answers when it reads them itself), else in large writes.
+func copyTo(w Writer, r io.Reader) error {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		_, err := rf.ReadFrom(r)
+		return err
+	}
+	buf := make([]byte, copyBufSize)
+	// io.CopyBuffer would prefer r.WriteTo, which may write in small
+	// pieces; hiding it keeps the writes large.
+	_, err := io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, buf)
+	return err
 }
 
 // skipTo lines r up with an ingest already holding offset bytes.

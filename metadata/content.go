@@ -506,6 +506,24 @@ func (nw *namespacedWriter) WriteReceived(p []byte, received time.Time) (int, er
 	return content.WriteReceived(nw.w, p, received)
 }
 
+// WriteVector writes pieces as received at that time, in one call where
+// the backing writer takes them so (see content.VectorWriter).
+func (nw *namespacedWriter) WriteVector(pieces [][]byte, received time.Time) (int64, error) {
+	if nw.w == nil {
+		size := 0
+		for _, p := range pieces {
+			size += len(p)
+		}
+		if size == 0 {
+			return 0, nil
+		}
+		if err := nw.unshare(nw.desc.Size); err != nil {
+			return 0, err
+		}
+	}
+	return content.WriteVector(nw.w, pieces, received)
+}
+
 func (nw *namespacedWriter) Truncate(size int64) error {
 	if nw.w == nil {
 		return nw.unshare(size)

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	digest "github.com/opencontainers/go-digest"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/llitfkitfk/containerd/api/convert"
 	contentapi "github.com/llitfkitfk/containerd/api/services/content/v1"
@@ -14,32 +15,68 @@ import (
 	"github.com/llitfkitfk/containerd/errdefs"
 )
 
-// Chunk sizes of a Write stream. Every WRITE waits for its answer, so the
-// fewer the messages the faster the stream: data comes in pieces of up to
-// maxChunk, well under the 16 MiB message limit of containerd's daemons.
-// Writes smaller than directChunk are gathered into one buffer of
-// bufferChunk first, so that a caller writing a few KiB at a time does
-// not pay a round trip each.
+// Chunk sizes of a Write stream: data goes out in pieces of up to
+// maxChunk. Writes smaller than directChunk are gathered into one buffer
+// of maxChunk first, so that a caller writing a few KiB at a time does not
+// send a message each.
+//
+// maxChunk is 1 MiB, what containerd's clients send and what gRPC's
+// buffer pools serve best. Larger chunks were slower: a 4 MiB chunk fills
+// the daemon's stream window (4 MiB) on its own, so the next one waits
+// for the window to reopen rather than following it, and their buffers
+// come from gRPC's pool for odd sizes, not its 1 MiB one. Writing a
+// 256 MiB blob with one Write: 131 MB/s in 4 MiB chunks against 248 MB/s
+// in 1 MiB ones (WriteBlob), before the writes were pipelined.
 const (
-	maxChunk    = 4 << 20
-	bufferChunk = 1 << 20
+	maxChunk    = 1 << 20
 	directChunk = 256 << 10
 )
 
+// maxInFlight is how many WRITEs may be sent before their answers are
+// read. A writer that waits for each answer leaves the daemon idle while
+// the answer travels back and the next chunk is marshalled and sent, and
+// itself idle while the daemon hashes and writes; with several WRITEs on
+// the way both work at once. gRPC's flow control already bounds the bytes
+// on the way (the daemon's stream window); this bounds the unread answers,
+// which must stay few: a daemon that cannot send an answer (its window to
+// us full) stops reading our requests. Each answer is tens of bytes.
+// Writing a 256 MiB blob to containerd 2.4.2 in one Write: 257 MB/s so,
+// 224 MB/s waiting for each answer (1 MiB Writes); to this daemon without
+// write-behind, 357 against 313 MB/s (median of 5 and 7 rounds).
+const maxInFlight = 8
+
 // writer is one Write stream. Like a file, it is not safe for concurrent
-// use. Its data reaches the daemon in order; what a failed call leaves is
-// reported by every later call, since the stream is then gone.
+// use.
+//
+// The WRITEs of one call are pipelined: each chunk is sent once gRPC has
+// copied the previous one into its own buffer, and their answers are read
+// when maxInFlight are outstanding and at the end of the call. A Write
+// (or ReadFrom) that returns has every byte it sent answered, as without
+// pipelining: a caller that goes away after it leaves those bytes in the
+// ingest for a resumed writer. (Bytes it gathered into the buffer go out
+// with a later call.) A large Write, and io.Copy or content.WriteBlob
+// through ReadFrom, keep the daemon busy; a caller writing one chunk per
+// call waits for each answer, which the daemon gives without waiting for
+// the store (write-behind). A daemon answers a Write stream's messages in
+// order, one answer each (containerd 1.6 and 2.x as this one), so the
+// answers line up with pending. A write the daemon refuses is reported by
+// the call that reads its answer, and, since the stream is then gone, by
+// every later call.
 type writer struct {
 	ref    string
 	stream contentapi.Content_WriteClient
 	cancel context.CancelFunc
 
-	// offset is where the next byte goes in the ingest: what the daemon
-	// has acknowledged. buf holds the bytes written after it and not sent.
-	offset int64
-	buf    []byte
-	total  int64
-	digest digest.Digest
+	// offset is what the daemon has acknowledged; sent is where the next
+	// byte sent goes. pending holds the offset each unanswered WRITE must
+	// leave the ingest at, oldest first. buf holds bytes written after
+	// sent and not yet sent.
+	offset  int64
+	sent    int64
+	pending []int64
+	buf     []byte
+	total   int64
+	digest  digest.Digest
 
 	err    error // the failure that ended the stream
 	closed bool
@@ -50,13 +87,16 @@ func openWriter(ctx context.Context, client contentapi.ContentClient, ref string
 	// The stream lives until Close, which cancels it once the daemon has
 	// let go of the ref, or at once if it does not answer.
 	ctx, cancel := context.WithCancel(ctx)
+	// This writer reads the digest from STAT and COMMIT answers only, so
+	// the daemon may answer WRITEs before hashing them.
+	ctx = metadata.AppendToOutgoingContext(ctx, content.WriteBehindHeader, "1")
 	stream, err := client.Write(ctx)
 	if err != nil {
 		cancel()
 		return nil, errdefs.FromGRPC(err)
 	}
 	w := &writer{ref: ref, stream: stream, cancel: cancel}
-	resp, err := w.send(&contentapi.WriteContentRequest{
+	resp, err := w.roundTrip(&contentapi.WriteContentRequest{
 		Action:   contentapi.WriteAction_STAT,
 		Ref:      ref,
 		Total:    total,
@@ -66,7 +106,7 @@ func openWriter(ctx context.Context, client contentapi.ContentClient, ref string
 		cancel()
 		return nil, err
 	}
-	w.offset, w.total = resp.Offset, resp.Total
+	w.offset, w.sent, w.total = resp.Offset, resp.Offset, resp.Total
 	return w, nil
 }
 
@@ -81,27 +121,42 @@ func (w *writer) usable() error {
 	return nil
 }
 
-// send makes one request and returns its answer; a failure ends the
-// stream, and becomes the writer's error.
-func (w *writer) send(req *contentapi.WriteContentRequest) (*contentapi.WriteContentResponse, error) {
+// fail ends the stream with err, which every later call returns.
+func (w *writer) fail(err error) error {
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("daemon ended the write of %q: %w", w.ref, io.ErrUnexpectedEOF)
+	}
+	w.err = errdefs.FromGRPC(err)
+	w.cancel()
+	return w.err
+}
+
+// sendMsg sends req without waiting for its answer.
+func (w *writer) sendMsg(req *contentapi.WriteContentRequest) error {
 	if err := w.usable(); err != nil {
-		return nil, err
+		return err
 	}
-	err := w.stream.Send(req)
-	var resp *contentapi.WriteContentResponse
-	if err == nil {
-		resp, err = w.stream.Recv()
-	} else if errors.Is(err, io.EOF) {
-		// The daemon ended the stream; its reason comes with Recv.
-		_, err = w.stream.Recv()
-	}
-	if err != nil {
+	if err := w.stream.Send(req); err != nil {
 		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("daemon ended the write of %q: %w", w.ref, io.ErrUnexpectedEOF)
+			// The daemon ended the stream; its reason comes with the
+			// answers, after those of the WRITEs it did take.
+			for {
+				if _, rerr := w.stream.Recv(); rerr != nil {
+					err = rerr
+					break
+				}
+			}
 		}
-		w.err = errdefs.FromGRPC(err)
-		w.cancel()
-		return nil, w.err
+		return w.fail(err)
+	}
+	return nil
+}
+
+// recv reads the next answer.
+func (w *writer) recv() (*contentapi.WriteContentResponse, error) {
+	resp, err := w.stream.Recv()
+	if err != nil {
+		return nil, w.fail(err)
 	}
 	if resp.Digest != "" {
 		w.digest = digest.Digest(resp.Digest)
@@ -109,22 +164,63 @@ func (w *writer) send(req *contentapi.WriteContentRequest) (*contentapi.WriteCon
 	return resp, nil
 }
 
-// writeChunk sends p, at most maxChunk, at the writer's offset.
-func (w *writer) writeChunk(p []byte) error {
-	resp, err := w.send(&contentapi.WriteContentRequest{
-		Action: contentapi.WriteAction_WRITE,
-		Offset: w.offset,
-		Data:   p,
-	})
+// recvAck reads the answer to the oldest pending WRITE.
+func (w *writer) recvAck() error {
+	resp, err := w.recv()
 	if err != nil {
 		return err
 	}
-	if want := w.offset + int64(len(p)); resp.Offset != want {
-		w.err = fmt.Errorf("write of %q: daemon is at offset %d, expected %d: %w", w.ref, resp.Offset, want, errdefs.ErrFailedPrecondition)
-		w.cancel()
-		return w.err
+	want := w.pending[0]
+	if resp.Action != contentapi.WriteAction_WRITE || resp.Offset != want {
+		return w.fail(fmt.Errorf("write of %q: daemon answered %v at offset %d, expected WRITE at %d: %w",
+			w.ref, resp.Action, resp.Offset, want, errdefs.ErrFailedPrecondition))
 	}
+	w.pending = w.pending[1:]
 	w.offset = resp.Offset
+	return nil
+}
+
+// roundTrip sends req and returns its answer, reading the answers of the
+// WRITEs before it on the way.
+func (w *writer) roundTrip(req *contentapi.WriteContentRequest) (*contentapi.WriteContentResponse, error) {
+	if err := w.sendMsg(req); err != nil {
+		return nil, err
+	}
+	if err := w.drain(); err != nil {
+		return nil, err
+	}
+	return w.recv()
+}
+
+// drain reads the answers to every pending WRITE.
+func (w *writer) drain() error {
+	for len(w.pending) > 0 {
+		if err := w.recvAck(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeChunk sends p, at most maxChunk, at the end of what was sent.
+// gRPC has marshalled p into its own buffer when Send returns, so p is
+// free again then. (A stats handler given to the client's connection sees
+// the request, and must not keep it.)
+func (w *writer) writeChunk(p []byte) error {
+	if len(w.pending) == maxInFlight {
+		if err := w.recvAck(); err != nil {
+			return err
+		}
+	}
+	if err := w.sendMsg(&contentapi.WriteContentRequest{
+		Action: contentapi.WriteAction_WRITE,
+		Offset: w.sent,
+		Data:   p,
+	}); err != nil {
+		return err
+	}
+	w.sent += int64(len(p))
+	w.pending = append(w.pending, w.sent)
 	return nil
 }
 
@@ -136,13 +232,14 @@ func (w *writer) flush() error {
 	if err := w.writeChunk(w.buf); err != nil {
 		return err
 	}
-	// The daemon has the bytes: the buffer is free again.
+	// gRPC has copied the bytes: the buffer is free again.
 	w.buf = w.buf[:0]
 	return nil
 }
 
 // Write sends p; small writes are gathered and sent when a buffer fills,
-// or by the next call that needs the daemon to have them.
+// or by the next call that needs the daemon to have them. What it sent is
+// answered when it returns: see writer.
 func (w *writer) Write(p []byte) (int, error) {
 	if err := w.usable(); err != nil {
 		return 0, err
@@ -150,7 +247,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	n := 0
 	if len(w.buf) > 0 || len(p) < directChunk {
 		if w.buf == nil {
-			w.buf = make([]byte, 0, bufferChunk)
+			w.buf = make([]byte, 0, maxChunk)
 		}
 		c := copy(w.buf[len(w.buf):cap(w.buf)], p)
 		w.buf = w.buf[:len(w.buf)+c]
@@ -162,8 +259,18 @@ func (w *writer) Write(p []byte) (int, error) {
 			return n, err
 		}
 	}
-	// Large writes go out as they are, without a copy; the answer to each
-	// chunk means the daemon has it, so p is not kept past the return.
+	n, err := w.writeDirect(p, n)
+	if err == nil {
+		err = w.drain()
+	}
+	return n, err
+}
+
+// writeDirect sends p, n bytes into a Write, without waiting for the
+// answers, but for a tail too small to send alone, which it gathers.
+func (w *writer) writeDirect(p []byte, n int) (int, error) {
+	// Large writes go out as they are, without a copy of our own; gRPC's
+	// marshalling is the one copy, so p is not kept past the return.
 	for len(p) >= directChunk {
 		c := min(len(p), maxChunk)
 		if err := w.writeChunk(p[:c]); err != nil {
@@ -173,7 +280,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	if len(p) > 0 {
 		if w.buf == nil {
-			w.buf = make([]byte, 0, bufferChunk)
+			w.buf = make([]byte, 0, maxChunk)
 		}
 		w.buf = append(w.buf, p...)
 		n += len(p)
@@ -182,13 +289,13 @@ func (w *writer) Write(p []byte) (int, error) {
 }
 
 // ReadFrom copies r into the ingest, reading straight into the send
-// buffer; io.Copy uses it.
+// buffer, with its WRITEs pipelined; io.Copy and content.WriteBlob use it.
 func (w *writer) ReadFrom(r io.Reader) (int64, error) {
 	if err := w.usable(); err != nil {
 		return 0, err
 	}
 	if w.buf == nil {
-		w.buf = make([]byte, 0, bufferChunk)
+		w.buf = make([]byte, 0, maxChunk)
 	}
 	var total int64
 	for {
@@ -201,6 +308,9 @@ func (w *writer) ReadFrom(r io.Reader) (int64, error) {
 			}
 		}
 		if err != nil {
+			if derr := w.drain(); derr != nil {
+				return total, derr
+			}
 			if errors.Is(err, io.EOF) {
 				return total, nil
 			}
@@ -214,11 +324,11 @@ func (w *writer) Status() (content.Status, error) {
 	if err := w.flush(); err != nil {
 		return content.Status{}, err
 	}
-	resp, err := w.send(&contentapi.WriteContentRequest{Action: contentapi.WriteAction_STAT})
+	resp, err := w.roundTrip(&contentapi.WriteContentRequest{Action: contentapi.WriteAction_STAT})
 	if err != nil {
 		return content.Status{}, fmt.Errorf("status of write %q: %w", w.ref, err)
 	}
-	w.offset = resp.Offset
+	w.offset, w.sent = resp.Offset, resp.Offset
 	return content.Status{
 		Ref:       w.ref,
 		Offset:    resp.Offset,
@@ -238,9 +348,9 @@ func (w *writer) Digest() digest.Digest {
 	if err := w.flush(); err != nil {
 		return w.digest
 	}
-	// A WRITE's answer may not carry the digest (the daemon can still be
-	// writing), a STAT's does.
-	w.send(&contentapi.WriteContentRequest{Action: contentapi.WriteAction_STAT})
+	// This writer asked for WRITE answers without the digest (see
+	// content.WriteBehindHeader); a STAT's has it.
+	w.roundTrip(&contentapi.WriteContentRequest{Action: contentapi.WriteAction_STAT})
 	return w.digest
 }
 
@@ -255,9 +365,9 @@ func (w *writer) Commit(ctx context.Context, size int64, expected digest.Digest,
 			return err
 		}
 	}
-	resp, err := w.send(&contentapi.WriteContentRequest{
+	resp, err := w.roundTrip(&contentapi.WriteContentRequest{
 		Action:   contentapi.WriteAction_COMMIT,
-		Offset:   w.offset,
+		Offset:   w.sent,
 		Data:     w.buf,
 		Total:    size,
 		Expected: expected.String(),
@@ -268,7 +378,7 @@ func (w *writer) Commit(ctx context.Context, size int64, expected digest.Digest,
 		return fmt.Errorf("commit of %q: %w", w.ref, err)
 	}
 	w.buf = w.buf[:0]
-	w.offset = resp.Offset
+	w.offset, w.sent = resp.Offset, resp.Offset
 	cerr := w.Close()
 	// The daemon checks both; a daemon that did not is caught here.
 	if size > 0 && resp.Offset != size {
@@ -283,18 +393,18 @@ func (w *writer) Commit(ctx context.Context, size int64, expected digest.Digest,
 // Truncate can only start the ingest over (size 0), which is all the
 // protocol can say; the daemon drops what it has at once.
 func (w *writer) Truncate(size int64) error {
-	if size == w.offset+int64(len(w.buf)) {
+	if size == w.sent+int64(len(w.buf)) {
 		return nil
 	}
 	if size != 0 {
 		return fmt.Errorf("truncate write %q to %d: only 0 is supported: %w", w.ref, size, errdefs.ErrInvalidArgument)
 	}
 	w.buf = w.buf[:0]
-	resp, err := w.send(&contentapi.WriteContentRequest{Action: contentapi.WriteAction_WRITE, Offset: 0})
+	resp, err := w.roundTrip(&contentapi.WriteContentRequest{Action: contentapi.WriteAction_WRITE, Offset: 0})
 	if err != nil {
 		return fmt.Errorf("truncate write %q: %w", w.ref, err)
 	}
-	w.offset = resp.Offset
+	w.offset, w.sent = resp.Offset, resp.Offset
 	return nil
 }
 
@@ -318,7 +428,8 @@ func (w *writer) Close() error {
 	if cerr := w.stream.CloseSend(); cerr != nil && err == nil {
 		err = errdefs.FromGRPC(cerr)
 	}
-	// The daemon ends its side when it is done with the ingest.
+	// The daemon answers the WRITEs still pending, then ends its side
+	// when it is done with the ingest.
 	for {
 		if _, rerr := w.stream.Recv(); rerr != nil {
 			if !errors.Is(rerr, io.EOF) && err == nil {

@@ -12,6 +12,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/llitfkitfk/containerd/api/convert"
 	api "github.com/llitfkitfk/containerd/api/services/content/v1"
@@ -22,16 +24,27 @@ import (
 )
 
 // writeBehind is how many received chunks may wait for the store while the
-// stream moves on; 0 writes every chunk before answering it.
+// stream moves on, on streams whose client asks for it (see
+// content.WriteBehindHeader); 0 writes every chunk before answering it.
 //
-// Clients send one chunk and wait for its answer before reading the next
-// one from their source. Answering a WRITE as soon as its chunk is queued
-// lets the store hash and write it while the client prepares and sends the
+// containerd's clients send one chunk and wait for its answer before
+// sending the next. Answering a WRITE as soon as its chunk is queued lets
+// the store hash and write it while the client prepares and sends the
 // next, so a stream runs at the speed of the slower of the two instead of
 // their sum. One queued chunk is enough for that; the second absorbs
-// jitter. The queue holds the chunks gRPC allocated for the messages:
+// jitter. The queue holds the buffers gRPC received the messages in:
 // nothing is copied, and a stream holds at most writeBehind+2 messages
 // (queued, being written, being received).
+//
+// But then an answer cannot carry the digest of what it acknowledges,
+// which containerd's client writer takes as the ingest's (its Digest, as
+// `ctr content edit` commits with). So write-behind is only for clients
+// that say they do not need it: this project's (content/proxy). That
+// client also sends the WRITEs of one call before reading their answers,
+// which gives the same overlap: a 256 MiB blob from it to the daemon, in
+// one Write, went at 338 MB/s with write-behind and 357 MB/s without; in
+// 1 MiB Writes, each waiting for its answers, at 346 and 313 MB/s (median
+// of 7 rounds, interleaved, on a shared 2-core machine).
 var writeBehind = 2
 
 // Write drives one ingest for the life of the stream. The first message
@@ -48,9 +61,9 @@ var writeBehind = 2
 //
 // A message naming an expected digest that is already stored aborts the
 // ingest and fails with AlreadyExists, which clients take as success.
-// Every answer echoes the action and carries the offset after it; WRITE
-// answers carry no digest, since with write-behind the digest of the data
-// just received is not known yet (STAT and COMMIT answers do).
+// Every answer echoes the action and carries the offset and digest after
+// it, but for the WRITE answers of a write-behind stream, which carry no
+// digest: the data they acknowledge is not hashed yet.
 //
 // What was acknowledged is what every other call sees: a Status or
 // ListStatuses of the ref waits for the chunks its stream has answered and
@@ -71,7 +84,9 @@ func (s *service) Write(stream api.Content_WriteServer) error {
 
 func (s *service) write(stream api.Content_WriteServer) error {
 	ctx := stream.Context()
-	req, err := stream.Recv()
+	req := &writeRequest{WriteContentRequest: &api.WriteContentRequest{}}
+	defer req.free()
+	err := req.recv(stream)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -96,7 +111,11 @@ func (s *service) write(stream api.Content_WriteServer) error {
 	if err != nil {
 		return err
 	}
-	w, err := newIngest(wr)
+	depth := 0
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(content.WriteBehindHeader)) > 0 {
+		depth = writeBehind
+	}
+	w, err := newIngest(wr, depth)
 	if err != nil {
 		wr.Close()
 		return err
@@ -151,12 +170,15 @@ func (s *service) write(stream api.Content_WriteServer) error {
 					return err
 				}
 			}
-			if len(req.Data) > 0 {
-				if err := w.write(req.Data); err != nil {
+			if req.dataLen() > 0 {
+				if err := w.write(req.takeData()); err != nil {
 					return err
 				}
 			}
 			resp.Offset = w.offset
+			if w.depth == 0 && req.Action == api.WriteAction_WRITE {
+				resp.Digest = w.wr.Digest().String()
+			}
 			if req.Action == api.WriteAction_COMMIT {
 				st, err := w.status()
 				if err != nil {
@@ -186,7 +208,7 @@ func (s *service) write(stream api.Content_WriteServer) error {
 		if req.Action == api.WriteAction_COMMIT {
 			return nil
 		}
-		if req, err = stream.Recv(); err != nil {
+		if err := req.recv(stream); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
@@ -225,12 +247,12 @@ type ingest struct {
 	settled int64
 }
 
-func newIngest(wr content.Writer) (*ingest, error) {
+func newIngest(wr content.Writer, depth int) (*ingest, error) {
 	st, err := wr.Status()
 	if err != nil {
 		return nil, err
 	}
-	w := &ingest{wr: wr, offset: st.Offset, depth: writeBehind}
+	w := &ingest{wr: wr, offset: st.Offset, depth: depth}
 	w.settle.L = &w.mu
 	return w, nil
 }
@@ -238,7 +260,9 @@ func newIngest(wr content.Writer) (*ingest, error) {
 // chunk is a queued WRITE's data and when it was accepted: the store gets
 // that time as the write's, since the client had its answer then.
 type chunk struct {
-	p        []byte
+	pieces   [][]byte
+	size     int64
+	held     mem.BufferSlice // the buffers pieces are in, freed once written
 	accepted time.Time
 }
 
@@ -248,12 +272,13 @@ func (w *ingest) run() {
 	defer close(w.done)
 	for c := range w.queue {
 		if w.failed.Load() == nil {
-			if err := writeFull(w.wr, c.p, c.accepted); err != nil {
+			if err := writeFull(w.wr, c.pieces, c.size, c.accepted); err != nil {
 				w.fail(err)
 			}
 		}
+		c.held.Free()
 		w.mu.Lock()
-		w.settled += int64(len(c.p))
+		w.settled += c.size
 		w.settle.Broadcast()
 		w.mu.Unlock()
 	}
@@ -265,10 +290,11 @@ func (w *ingest) fail(err error) {
 	w.failed.CompareAndSwap(nil, &err)
 }
 
-// writeFull writes all of p, received at that time (zero for now).
-func writeFull(wr content.Writer, p []byte, received time.Time) error {
-	n, err := content.WriteReceived(wr, p, received)
-	if err == nil && n != len(p) {
+// writeFull writes all of pieces, size bytes received at that time (zero
+// for now).
+func writeFull(wr content.Writer, pieces [][]byte, size int64, received time.Time) error {
+	n, err := content.WriteVector(wr, pieces, received)
+	if err == nil && n != size {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
@@ -284,16 +310,24 @@ func (w *ingest) err() error {
 	return nil
 }
 
-// write accepts p, which the caller must not change afterwards.
-func (w *ingest) write(p []byte) error {
+// write accepts pieces, which the caller must not change afterwards, and
+// frees held, the buffers they are in, once done with them.
+func (w *ingest) write(pieces [][]byte, held mem.BufferSlice) error {
+	var size int64
+	for _, p := range pieces {
+		size += int64(len(p))
+	}
 	if w.depth == 0 {
-		if err := writeFull(w.wr, p, time.Time{}); err != nil {
+		err := writeFull(w.wr, pieces, size, time.Time{})
+		held.Free()
+		if err != nil {
 			return err
 		}
-		w.offset += int64(len(p))
+		w.offset += size
 		return nil
 	}
 	if err := w.err(); err != nil {
+		held.Free()
 		return err
 	}
 	if w.queue == nil {
@@ -302,10 +336,10 @@ func (w *ingest) write(p []byte) error {
 		go w.run()
 	}
 	w.mu.Lock()
-	w.queued += int64(len(p))
+	w.queued += size
 	w.mu.Unlock()
-	w.queue <- chunk{p, time.Now()}
-	w.offset += int64(len(p))
+	w.queue <- chunk{pieces, size, held, time.Now()}
+	w.offset += size
 	return nil
 }
 

@@ -13,9 +13,11 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	api "github.com/llitfkitfk/containerd/api/services/content/v1"
+	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/internal/testutil"
 )
 
@@ -58,9 +60,11 @@ type writeStream struct {
 	api.Content_WriteClient
 }
 
+// open opens a Write stream that asks for write-behind, which bothModes
+// turns on or off.
 func (f *fixture) open(t *testing.T, ctx context.Context) *writeStream {
 	t.Helper()
-	s, err := f.client.Write(ctx)
+	s, err := f.client.Write(metadata.AppendToOutgoingContext(ctx, content.WriteBehindHeader, "1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,5 +493,31 @@ func TestWriteStoreFailure(t *testing.T) {
 		if _, err := f.client.Info(nsCtx(), &api.InfoRequest{Digest: digest.FromBytes(data).String()}); status.Code(err) != codes.NotFound {
 			t.Fatalf("committed after a failed write: %v", err)
 		}
+		// The ingest says what the store holds, not what was answered:
+		// a client resuming it continues after the last good chunk.
+		st, err := f.client.Status(nsCtx(), &api.StatusRequest{Ref: "r"})
+		if err != nil || st.Status.Offset != 3<<20 {
+			t.Fatalf("status after the failure: %v, %v; the store holds %d bytes", st, err, 3<<20)
+		}
 	})
+}
+
+// A stream that does not ask for write-behind, as containerd's clients do
+// not, has each WRITE answered once written, with the digest of all the
+// data so far: their writer's Digest is the last answer's.
+func TestWriteAnswersCarryDigest(t *testing.T) {
+	f := newFixture(t)
+	s, err := f.client.Write(nsCtx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := &writeStream{t, s}
+	ws.do(&api.WriteContentRequest{Action: api.WriteAction_STAT, Ref: "r"})
+	data := randomBytes(3*4096, 6)
+	for off := 0; off < len(data); off += 4096 {
+		resp := ws.do(&api.WriteContentRequest{Action: api.WriteAction_WRITE, Offset: int64(off), Data: data[off : off+4096]})
+		if want := digest.FromBytes(data[:off+4096]).String(); resp.Digest != want || resp.Offset != int64(off+4096) {
+			t.Fatalf("write at %d answered %s at %d, want %s at %d", off, resp.Digest, resp.Offset, want, off+4096)
+		}
+	}
 }
