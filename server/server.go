@@ -19,7 +19,7 @@ import (
 
 	"github.com/containerd/ttrpc"
 	metrics "github.com/docker/go-metrics"
-	grpc_prometheus "github.com/grpc-ecosystem/go-grpc-prometheus"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -125,12 +125,12 @@ func New(ctx context.Context, config *Config) (_ *Server, retErr error) {
 		return nil, err
 	}
 
-	if config.Metrics.GRPCHistogram {
-		grpc_prometheus.EnableHandlingTimeHistogram()
+	if err := registerMetrics(config.Metrics.GRPCHistogram); err != nil {
+		return nil, err
 	}
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(unaryInterceptor, grpc_prometheus.UnaryServerInterceptor),
-		grpc.ChainStreamInterceptor(streamInterceptor, grpc_prometheus.StreamServerInterceptor),
+		grpc.UnaryInterceptor(unaryInterceptor),
+		grpc.StreamInterceptor(streamInterceptor),
 		// Calls run on goroutines kept for them, whose stacks have grown
 		// already, rather than on a new goroutine each: a call's latency
 		// is most of what a client like ctr waits for, and a fresh stack
@@ -177,9 +177,33 @@ func New(ctx context.Context, config *Config) (_ *Server, retErr error) {
 		s.closePlugins(ctx)
 		return nil, err
 	}
-	grpc_prometheus.Register(s.grpc)
+	// Every method served has its series, at zero, from the start.
+	callMetrics.Add(s.grpc)
+	callMetrics.Add(s.tcp)
 	return s, nil
 }
+
+// registerMetrics puts the gRPC call counters, and the handling-time
+// histogram if config asks for it, on the registry /v1/metrics serves.
+// That happens once per process: the counters are the process's, shared by
+// both gRPC servers (and by every Server a test makes).
+func registerMetrics(histogram bool) error {
+	metricsOnce.Do(func() {
+		if histogram {
+			callMetrics.EnableHandlingTimeHistogram()
+			metricsErr = prometheus.Register(callMetrics.HandlingTimeHistogram())
+		}
+		if metricsErr == nil {
+			metricsErr = prometheus.Register(callMetrics)
+		}
+	})
+	return metricsErr
+}
+
+var (
+	metricsOnce sync.Once
+	metricsErr  error
+)
 
 func (s *Server) loadPlugins(ctx context.Context, registrations []*plugin.Registration) error {
 	var (
