@@ -20,8 +20,11 @@ build binaries: bin/containerd bin/containerd-shim-runc-v2 bin/ctr
 # nri_no_wasm: NRI without WebAssembly plugins, so that the daemon does
 # not set up a wazero runtime for them at start-up; NRI plugins run as
 # processes and over the socket. (wazero stays linked: NRI's api package
-# imports it.)
-DAEMON_TAGS := nri_no_wasm
+# imports it.) urfave_cli_no_docs and grpcnotrace, as for ctr below: the
+# daemon never writes its man page nor serves gRPC's request traces, and
+# without them it is 0.7 MB smaller, with less of it mapped and no
+# blackfriday tables or x/net/trace on its heap.
+DAEMON_TAGS := nri_no_wasm urfave_cli_no_docs grpcnotrace
 bin/containerd: FORCE
 	$(GO) build -tags '$(DAEMON_TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
 
