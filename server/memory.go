@@ -22,10 +22,11 @@ import (
 // So once the daemon has gone quiet after a burst, it collects twice and
 // gives every free page back. That costs two collections of a small heap,
 // a few milliseconds, once per burst, and nothing while the daemon is busy
-// or idle. It leaves the operator's GOGC and GOMEMLIMIT alone: they still
-// decide how the heap grows while the daemon works.
+// or idle. GOMEMLIMIT is left to the operator, and so is GOGC when set
+// (see minGoal for what is done when it is not).
 const (
-	// idlePoll is how often the allocation counter is read.
+	// idlePoll is how often the allocation counter and the live heap
+	// are read.
 	idlePoll = time.Second
 	// idleRate is the most a second may allocate for the daemon to count
 	// as quiet: its own background work (the garbage collection scheduler,
@@ -36,32 +37,64 @@ const (
 	burstSize = 4 << 20
 )
 
-// trimWhenIdle runs until ctx ends.
-func trimWhenIdle(ctx context.Context) {
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	allocated := func() uint64 {
-		metrics.Read(sample)
-		return sample[0].Value.Uint64()
+// The collector's goal is twice the live heap (GOGC=100), but no less
+// than 4 MiB. The daemon's live heap is small, 3 MiB when idle, so a busy
+// daemon collected whenever it had allocated another 3 or 4 MiB: under
+// Version from 64 callers that was many collections a second, and a third
+// of the daemon's CPU per call went to them and the allocation slow paths
+// they cause. So while the live heap is small, the goal is held at
+// minGoal instead (a GC percent of minGoal/live-1), which cut the CPU per
+// call by a third; from a live heap of half minGoal on it is GOGC=100
+// again. The heap a burst leaves is given back when it ends (above), so
+// the steady footprint is not raised. An operator's GOGC is left as it is.
+const minGoal = 16 << 20
+
+// manageMemory runs until ctx ends: it keeps the collector's goal at
+// least minGoal unless tuneGC is false, and gives memory back after
+// bursts.
+func manageMemory(ctx context.Context, tuneGC bool) {
+	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	read := func() (allocated, live uint64) {
+		metrics.Read(samples)
+		return samples[0].Value.Uint64(), samples[1].Value.Uint64()
 	}
 	t := time.NewTicker(idlePoll)
 	defer t.Stop()
-	last := allocated()
+	last, _ := read()
 	trimmed := last
+	percent := 100
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		now := allocated()
+		now, live := read()
+		if tuneGC {
+			if want := gcPercent(live); want != percent {
+				debug.SetGCPercent(want)
+				percent = want
+			}
+		}
 		quiet := now-last < idleRate
 		last = now
 		if quiet && now-trimmed >= burstSize {
 			trimMemory(ctx)
-			trimmed = allocated()
+			trimmed, _ = read()
 			last = trimmed
 		}
 	}
+}
+
+// gcPercent is the GC percent that puts the goal at minGoal for a live
+// heap of live bytes, at least 100, in steps of 50 so that a live heap
+// that wavers does not reset it every second.
+func gcPercent(live uint64) int {
+	if live == 0 || live >= minGoal/2 {
+		return 100
+	}
+	p := int(minGoal*100/live) - 100
+	return max(100, p/50*50)
 }
 
 // trimMemory collects twice, so that what sat unused in sync.Pools through

@@ -186,7 +186,7 @@ func New(ctx context.Context, config *Config) (_ *Server, retErr error) {
 	// Every method served has its series, at zero, from the start.
 	callMetrics.Add(s.grpc)
 	callMetrics.Add(s.tcp)
-	go trimWhenIdle(pctx)
+	go manageMemory(pctx, os.Getenv("GOGC") == "")
 	return s, nil
 }
 
