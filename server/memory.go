@@ -33,7 +33,10 @@ const (
 	// CRI's status loops) allocates far less.
 	idleRate = 256 << 10
 	// burstSize is how much must have been allocated since the last trim
-	// for another to be worth its collections.
+	// for another to be worth its collections; at least the live heap
+	// too, since a collection's cost grows with it: a daemon with a large
+	// heap polled by a kubelet every few seconds then collects at most
+	// twice as often as its GOGC would have it.
 	burstSize = 4 << 20
 )
 
@@ -78,7 +81,7 @@ func manageMemory(ctx context.Context, tuneGC bool) {
 		}
 		quiet := now-last < idleRate
 		last = now
-		if quiet && now-trimmed >= burstSize {
+		if quiet && now-trimmed >= max(burstSize, live) {
 			trimMemory(ctx)
 			trimmed, _ = read()
 			last = trimmed
