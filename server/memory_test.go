@@ -61,3 +61,31 @@ func TestManageMemorySetsGCPercent(t *testing.T) {
 		time.Sleep(idlePoll / 10)
 	}
 }
+
+// After a burst of allocation, once quiet, the daemon collects twice and
+// returns free memory (runtime.GC and FreeOSMemory are forced cycles).
+func TestManageMemoryTrimsAfterABurst(t *testing.T) {
+	forced := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go manageMemory(ctx, false)
+	time.Sleep(idlePoll) // the burst comes after its first reading
+	before := forced()
+	for range 64 {
+		sink = make([]byte, 256<<10)
+	}
+	sink = nil
+	deadline := time.Now().Add(20 * idlePoll)
+	for forced() < before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d forced collections after a burst, want 2", forced()-before)
+		}
+		time.Sleep(idlePoll / 10)
+	}
+}
+
+var sink []byte
