@@ -20,10 +20,16 @@ build binaries: bin/containerd bin/containerd-shim-runc-v2 bin/ctr
 # nri_no_wasm: NRI without WebAssembly plugins, so that the daemon does
 # not set up a wazero runtime for them at start-up; NRI plugins run as
 # processes and over the socket. (wazero stays linked: NRI's api package
-# imports it.)
-DAEMON_TAGS := nri_no_wasm
+# imports it.) urfave_cli_no_docs and grpcnotrace, as for ctr below: the
+# daemon never writes its man page nor serves gRPC's request traces, and
+# without them it is 0.7 MB smaller, with less of it mapped and no
+# blackfriday tables or x/net/trace on its heap.
+DAEMON_TAGS := nri_no_wasm urfave_cli_no_docs grpcnotrace
+# Static, like the shim and ctr (and containerd 2.x's release builds): the
+# daemon's only cgo is the standard library's optional DNS and user lookup,
+# and without it no libc is mapped into the daemon, 1.5 MB of its RSS.
 bin/containerd: FORCE
-	$(GO) build -tags '$(DAEMON_TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
+	CGO_ENABLED=0 $(GO) build -tags '$(DAEMON_TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/containerd
 
 # The runc shim, static as containerd builds its shims: without cgo no libc
 # is mapped into every one of the (many, long-lived) shim processes.

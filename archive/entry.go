@@ -127,11 +127,24 @@ func copyToFd(ctx context.Context, fd int, r io.Reader, size int64, buf []byte) 
 // bigFile is the size past which files are sized before being written.
 const bigFile = 64 << 20
 
-var zeros = make([]byte, bufSize)
+// zeros is what isZero compares with, a page at a time: an array in the
+// binary's zeroed data costs nothing until used, while the 1 MiB slice
+// made here at start-up was live heap in every daemon, a seventh of it
+// when idle, raising the collector's goal by twice that.
+var zeros [4096]byte
 
-// isZero reports whether b, at most bufSize long, is all zeros; memequal
-// stops at the first difference, so data costs next to nothing.
-func isZero(b []byte) bool { return bytes.Equal(b, zeros[:len(b)]) }
+// isZero reports whether b is all zeros; memequal stops at the first
+// difference, so data costs next to nothing.
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
 
 // dir creates a directory, or takes over the existing one at base, and
 // caches its descriptor for the entries in it that follow.

@@ -3,11 +3,9 @@ package server
 import (
 	"context"
 	"strings"
-	"sync"
-
-	"google.golang.org/grpc"
 
 	"github.com/llitfkitfk/containerd/log"
+	"github.com/llitfkitfk/containerd/server/grpcmetrics"
 )
 
 // moduleOverrides keeps the module names containerd logs with where they
@@ -35,34 +33,25 @@ func moduleOf(fullMethod string) string {
 	return name
 }
 
-// modules caches each method's module path, so that tagging a call costs
-// one context value and no string work.
-var modules sync.Map // full method -> module path
-
-func withModule(ctx context.Context, fullMethod string) context.Context {
-	m, ok := modules.Load(fullMethod)
-	if !ok {
-		path := "containerd"
-		if name := moduleOf(fullMethod); name != "" {
-			path += "/" + name
-		}
-		m, _ = modules.LoadOrStore(fullMethod, path)
+// modulePath is the module path a method's calls log under.
+func modulePath(fullMethod string) string {
+	if name := moduleOf(fullMethod); name != "" {
+		return "containerd/" + name
 	}
-	return log.WithModule(ctx, m.(string))
+	return "containerd"
 }
 
-func unaryInterceptor(ctx context.Context, req interface{}, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (interface{}, error) {
-	return handler(withModule(ctx, info.FullMethod), req)
-}
+// callMetrics counts the calls of both gRPC servers, as one set of series,
+// and knows each method's module: one table lookup per call finds both.
+var callMetrics = grpcmetrics.New(modulePath)
 
-func streamInterceptor(srv interface{}, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return handler(srv, &moduleStream{ServerStream: ss, ctx: withModule(ss.Context(), info.FullMethod)})
-}
+// The interceptors tag each call's log with its method's module and count
+// the call for Prometheus.
+var (
+	unaryInterceptor  = callMetrics.UnaryServerInterceptor(tagModule)
+	streamInterceptor = callMetrics.StreamServerInterceptor(tagModule)
+)
 
-// moduleStream carries the tagged context into a streaming handler.
-type moduleStream struct {
-	grpc.ServerStream
-	ctx context.Context
+func tagModule(ctx context.Context, m *grpcmetrics.Method) context.Context {
+	return log.WithModule(ctx, m.Module)
 }
-
-func (s *moduleStream) Context() context.Context { return s.ctx }

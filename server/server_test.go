@@ -130,7 +130,7 @@ func TestInterceptorTagsModule(t *testing.T) {
 		}
 	}
 	buf.Reset()
-	stream := &moduleStream{ctx: ctx}
+	stream := &ctxStream{ctx: ctx}
 	err := streamInterceptor(nil, stream, &grpc.StreamServerInfo{FullMethod: "/containerd.services.events.v1.Events/Subscribe"},
 		func(_ interface{}, ss grpc.ServerStream) error {
 			log.G(ss.Context()).Info("streaming")
@@ -143,6 +143,14 @@ func TestInterceptorTagsModule(t *testing.T) {
 		t.Errorf("stream logged %q", buf.String())
 	}
 }
+
+// ctxStream is a server stream that has only a context.
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *ctxStream) Context() context.Context { return s.ctx }
 
 // startServer makes a server from testConfig, serving gRPC on its address
 // until the test ends.

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	goevents "github.com/docker/go-events"
+	"github.com/sirupsen/logrus"
 
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
 	"github.com/llitfkitfk/containerd/filters"
+	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
@@ -119,6 +121,17 @@ func (e *Exchange) Subscribe(ctx context.Context, filters ...string) (<-chan *ev
 			close(errq)
 		}()
 		if err := s.deliver(ctx, evch); err != nil {
+			if err == errFellBehind {
+				// Said here, once per subscriber, rather than where the
+				// broadcaster finds the queue full: it must not wait on
+				// a log write, and a stalled subscriber is the operator's
+				// to know of (a client that stopped reading, or one too
+				// slow for the daemon's event rate).
+				log.G(ctx).WithFields(logrus.Fields{
+					"filters": filters,
+					"queued":  e.queueSize,
+				}).Warn("dropped an event subscriber that stopped reading: its queue of events was full")
+			}
 			errq <- err
 		}
 	}()

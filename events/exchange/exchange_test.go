@@ -1,19 +1,23 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/events"
+	"github.com/llitfkitfk/containerd/log"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
@@ -233,7 +237,10 @@ func TestForward(t *testing.T) {
 
 func TestStalledSubscriber(t *testing.T) {
 	e := NewExchange()
-	ctx, cancel := context.WithCancel(context.Background())
+	var logged bytes.Buffer
+	logger := logrus.New()
+	logger.SetOutput(&logged)
+	ctx, cancel := context.WithCancel(log.WithLogger(context.Background(), logrus.NewEntry(logger)))
 	defer cancel()
 	ch, errs := e.Subscribe(ctx) // never read
 	live, liveErrs := e.Subscribe(ctx, "topic==/done")
@@ -260,6 +267,11 @@ func TestStalledSubscriber(t *testing.T) {
 
 	if err := finished(t, ch, errs); !errdefs.IsUnavailable(err) {
 		t.Errorf("stalled subscriber ended with %v, want unavailable", err)
+	}
+	// The operator learns of it, once: the log is written before the
+	// error is sent, which finished has received.
+	if n := strings.Count(logged.String(), "dropped an event subscriber that stopped reading"); n != 1 {
+		t.Errorf("the drop was logged %d times, want once:\n%s", n, logged.String())
 	}
 	// The others are unaffected.
 	if v := value(t, receive(t, live)); v != "done" {
