@@ -44,7 +44,7 @@ type flavor struct {
 	label string
 	path  string
 	// containerd marks containerd's own daemons (2.x or 1.6), which need
-	// their CRI plugin off and their opt directory moved out of /opt.
+	// their opt directory moved out of /opt.
 	containerd bool
 	// shim is the containerd-shim-runc-v2 the daemon runs containers
 	// through, put first on its PATH; "" leaves PATH alone.
@@ -53,12 +53,14 @@ type flavor struct {
 
 // baseConfig is the config every daemon starts with: everything it writes
 // lives under dir, but for its state directory, and nothing is read from
-// /etc/containerd.
-func (f *flavor) baseConfig(dir, state string) string {
+// /etc/containerd. Every daemon, ours and containerd's alike, runs with its
+// CRI plugin disabled unless cri is set (the cri workload configures it):
+// no other workload uses it, containerd's would read the host's CNI
+// directories, and the daemons compared must run the same config.
+func (f *flavor) baseConfig(dir, state string, cri bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version = 2\nroot = %q\nstate = %q\n", filepath.Join(dir, "root"), state)
-	if f.containerd {
-		// CRI needs CNI and has no counterpart in our daemon.
+	if !cri {
 		b.WriteString("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n")
 	}
 	fmt.Fprintf(&b, "\n[grpc]\n  address = %q\n", filepath.Join(dir, "containerd.sock"))
@@ -209,7 +211,7 @@ func (b *bench) launch(ctx context.Context, d *daemon, extra string) (_ *daemon,
 		return nil, fmt.Errorf("socket path %s.ttrpc is %d bytes, over the %d that unix sockets allow: set TMPDIR to a shorter directory", d.address, n, maxSocketPath)
 	}
 	config := filepath.Join(dir, "config.toml")
-	text := f.baseConfig(dir, d.state)
+	text := f.baseConfig(dir, d.state, strings.Contains(extra, `"io.containerd.grpc.v1.cri"`))
 	if extra != "" {
 		text += "\n" + extra
 	}

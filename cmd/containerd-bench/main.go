@@ -328,7 +328,7 @@ func (b *bench) header(ctx context.Context, w io.Writer) error {
 	if b.distro != nil && b.distro.label == b.theirs.label {
 		b.distro.label += "(distro)"
 	}
-	fmt.Fprintf(w, "containerd's daemons run with their CRI plugin disabled (it needs CNI) and their opt dir in the temp dir\n")
+	fmt.Fprintf(w, "every daemon runs with its CRI plugin disabled but in the cri workload; containerd's have their opt dir in the temp dir\n")
 	fmt.Fprintf(w, "ours/X is ours/X for times and X/ours for rates: below 1 means ours is better; memory growth and error counts have no ratio\n")
 	fmt.Fprintf(w, "workloads with a column per daemon measure each in turn, each round led by another; two-column ones name whom they compare with\n")
 	return nil
