@@ -6,22 +6,18 @@ import (
 	"errors"
 	"io"
 	"math/rand"
-	"net"
 	"sync"
 	"testing"
-
-	"github.com/llitfkitfk/containerd/internal/testutil"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	contentapi "github.com/llitfkitfk/containerd/api/services/content/v1"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/content/local"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/namespaces"
 	"github.com/llitfkitfk/containerd/plugin"
 	"github.com/llitfkitfk/containerd/services"
@@ -88,21 +84,8 @@ func newProxy(t *testing.T) (content.Store, *counting, context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := grpc.NewServer()
-	if err := inst.(interface{ Register(*grpc.Server) error }).Register(server); err != nil {
-		t.Fatal(err)
-	}
-	l := bufconn.Listen(1 << 20)
-	go server.Serve(l)
-	t.Cleanup(server.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	lis := testutil.Listen(t, inst.(interface{ Register(*grpc.Server) error }).Register)
+	conn := testutil.Dial(t, lis, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))
 	cc := &counting{ContentClient: contentapi.NewContentClient(conn)}
 	return NewContentStore(cc), cc, namespaces.WithNamespace(context.Background(), "test")
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -14,14 +13,13 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	contentapi "github.com/llitfkitfk/containerd/api/services/content/v1"
 	"github.com/llitfkitfk/containerd/content"
 	"github.com/llitfkitfk/containerd/errdefs"
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"github.com/llitfkitfk/containerd/namespaces"
 )
 
@@ -116,19 +114,11 @@ func (d *scriptedDaemon) Write(stream contentapi.Content_WriteServer) error {
 
 func serveScripted(t *testing.T, d *scriptedDaemon) (content.Store, context.Context) {
 	t.Helper()
-	server := grpc.NewServer()
-	contentapi.RegisterContentServer(server, d)
-	l := bufconn.Listen(1 << 20)
-	go server.Serve(l)
-	t.Cleanup(server.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	lis := testutil.Listen(t, func(s *grpc.Server) error {
+		contentapi.RegisterContentServer(s, d)
+		return nil
+	})
+	conn := testutil.Dial(t, lis, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))
 	// A writer that waited for each answer would wait forever on a
 	// daemon that holds them: the deadline turns that into a failure.
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "test"), time.Minute)
