@@ -29,7 +29,36 @@ type NetNS struct {
 }
 
 // New makes a new network namespace mounted at dir/cni-<random>.
-func New(dir string) (_ *NetNS, err error) {
+func New(dir string) (*NetNS, error) {
+	return mountAt(dir, func(path string) error {
+		// Unshare on a thread of its own: the thread's network namespace
+		// changes, so it must never run other goroutines again. Leaving it
+		// locked when the goroutine ends makes the Go runtime end the
+		// thread.
+		errc := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread()
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				errc <- fmt.Errorf("unshare network namespace: %w", err)
+				return
+			}
+			errc <- bindNetNS(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()), path)
+		}()
+		return <-errc
+	})
+}
+
+// FromProcess mounts the network namespace process pid is in at
+// dir/cni-<random>, as New names its own, so that it outlives the process.
+func FromProcess(dir string, pid int) (*NetNS, error) {
+	return mountAt(dir, func(path string) error {
+		return bindNetNS(fmt.Sprintf("/proc/%d/ns/net", pid), path)
+	})
+}
+
+// mountAt makes a mount point dir/cni-<random> and has bind mount a
+// namespace on it; the mount point goes if bind fails.
+func mountAt(dir string, bind func(path string) error) (*NetNS, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("netns directory: %w", err)
 	}
@@ -38,39 +67,24 @@ func New(dir string) (_ *NetNS, err error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "cni-"+hex.EncodeToString(b[:]))
-	// The mount point; O_EXCL so that a namespace never lands on another's.
+	// O_EXCL so that a namespace never lands on another's.
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		return nil, fmt.Errorf("netns mount point: %w", err)
 	}
 	f.Close()
-	defer func() {
-		if err != nil {
-			os.Remove(path)
-		}
-	}()
-
-	// Unshare on a thread of its own: the thread's network namespace
-	// changes, so it must never run other goroutines again. Leaving it
-	// locked when the goroutine ends makes the Go runtime end the thread.
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare network namespace: %w", err)
-			return
-		}
-		self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("bind mount network namespace on %s: %w", path, err)
-			return
-		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+	if err := bind(path); err != nil {
+		os.Remove(path)
 		return nil, err
 	}
 	return &NetNS{path: path}, nil
+}
+
+func bindNetNS(src, path string) error {
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mount network namespace on %s: %w", path, err)
+	}
+	return nil
 }
 
 // Load returns the namespace mounted at path (after a restart); it may be

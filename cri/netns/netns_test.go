@@ -111,3 +111,31 @@ func TestClosedPlainFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FromProcess keeps a process's network namespace at a path of New's
+// shape; a process that does not exist leaves no mount point behind.
+func TestFromProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "netns")
+	n, err := FromProcess(dir, os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(filepath.Base(n.Path()), "cni-") || filepath.Dir(n.Path()) != dir {
+		t.Fatalf("path %s", n.Path())
+	}
+	if got, want := inode(t, n.Path()), inode(t, fmt.Sprintf("/proc/%d/ns/net", os.Getpid())); got != want {
+		t.Fatalf("mounted namespace %d, the process is in %d", got, want)
+	}
+	if err := n.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromProcess(dir, 1<<30); err == nil {
+		t.Fatal("a missing process's namespace was mounted")
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("mount points left behind: %v", left)
+	}
+}

@@ -1,17 +1,11 @@
 package server
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	goruntime "runtime"
 	"sync"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/llitfkitfk/containerd/cri/netns"
 )
@@ -102,34 +96,10 @@ func newPodNetNS(dir string, m *podIDMap) (*netns.NetNS, *usernsHolder, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ns, err := mountNetNSOf(dir, h.pid)
+	ns, err := netns.FromProcess(dir, h.pid)
 	if err != nil {
 		h.Close()
 		return nil, nil, err
 	}
 	return ns, h, nil
-}
-
-// mountNetNSOf bind mounts pid's network namespace at dir/cni-<random>,
-// as netns.New names its own.
-func mountNetNSOf(dir string, pid int) (_ *netns.NetNS, err error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("netns directory: %w", err)
-	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, "cni-"+hex.EncodeToString(b[:]))
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return nil, fmt.Errorf("netns mount point: %w", err)
-	}
-	f.Close()
-	src := fmt.Sprintf("/proc/%d/ns/net", pid)
-	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("bind mount network namespace on %s: %w", path, err)
-	}
-	return netns.Load(path), nil
 }
