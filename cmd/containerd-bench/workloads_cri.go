@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llitfkitfk/containerd/internal/testutil"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -55,8 +56,6 @@ const (
 	criPauseImage   = "bench.example.com/pause:bench"
 	criNamespace    = "k8s.io"
 	criStopTimeout  = 10 // seconds; the container exits on SIGTERM at once
-	criBridge       = "cri0"
-	criSubnet       = "10.88.0.0/16"
 	criCallDeadline = time.Minute
 )
 
@@ -199,7 +198,7 @@ func (b *bench) startCRI(ctx context.Context, f *flavor, runc, cniBin string, ar
 			return nil, err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(confDir, "10-bench.conflist"), []byte(criConflist(filepath.Join(dir, "ipam"))), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(confDir, "10-bench.conflist"), []byte(testutil.CRIConflist("bench", filepath.Join(dir, "ipam"))), 0o644); err != nil {
 		return nil, err
 	}
 	extra := criConfig(filepath.Join(dir, "opt"), runc, cniBin, confDir)
@@ -303,33 +302,6 @@ func startInNetNS(start func() (*daemon, error)) (*daemon, error) {
 	}()
 	r := <-ch
 	return r.d, r.err
-}
-
-// criConflist is the pods' network: a bridge that is their gateway,
-// addresses from host-local (its leases under ipamDir) and portmap, as the
-// CRI tests have it; the CRI adds the loopback plugin itself.
-func criConflist(ipamDir string) string {
-	return fmt.Sprintf(`{
-  "cniVersion": "1.0.0",
-  "name": "bench",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": %q,
-      "isGateway": true,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": %q,
-        "ranges": [[{"subnet": %q}]],
-        "routes": [{"dst": "0.0.0.0/0"}]
-      }
-    },
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-`, criBridge, ipamDir, criSubnet)
 }
 
 // criConfig is the config both daemons get beyond the base one: the same

@@ -112,7 +112,7 @@ func NewCRIDaemon(repoRoot, dir string, reg *Registry) (*CRIDaemon, error) {
 			return nil, err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(d.CNIConfDir, "10-cri-test.conflist"), []byte(d.conflist(dir)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(d.CNIConfDir, "10-cri-test.conflist"), []byte(CRIConflist("cri-test", filepath.Join(dir, "cni-ipam"))), 0o644); err != nil {
 		return nil, err
 	}
 	if err := WriteCRIHosts(d.RegistryConfigPath, reg); err != nil {
@@ -128,13 +128,15 @@ func NewCRIDaemon(repoRoot, dir string, reg *Registry) (*CRIDaemon, error) {
 	return d, nil
 }
 
-// conflist is the pods' network: a bridge that is the pods' gateway (so
-// that the host reaches pod IPs), host-local addresses from CRISubnet, and
-// portmap for hostPorts (critest reaches them on 127.0.0.1).
-func (d *CRIDaemon) conflist(dir string) string {
+// CRIConflist is a CNI network list named name for pods: a bridge
+// (CRIBridge) that is their gateway, so that the host reaches pod IPs,
+// host-local addresses from CRISubnet with their leases under ipamDir, and
+// portmap for hostPorts (critest reaches them on 127.0.0.1). The CRI adds
+// the loopback plugin itself.
+func CRIConflist(name, ipamDir string) string {
 	return fmt.Sprintf(`{
   "cniVersion": "1.0.0",
-  "name": "cri-test",
+  "name": %q,
   "plugins": [
     {
       "type": "bridge",
@@ -152,7 +154,7 @@ func (d *CRIDaemon) conflist(dir string) string {
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
-`, CRIBridge, filepath.Join(dir, "cni-ipam"), CRISubnet)
+`, name, CRIBridge, ipamDir, CRISubnet)
 }
 
 // configText is the daemon's config: containerd 1.x's version 2 layout,
