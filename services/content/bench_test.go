@@ -54,28 +54,23 @@ func BenchmarkWrite(b *testing.B) {
 func BenchmarkWriteLocal(b *testing.B) {
 	const size = 64 << 20
 	data := randomBytes(size, 9)
-	for _, depth := range []int{0, 2} {
-		b.Run(fmt.Sprintf("writeBehind=%d", depth), func(b *testing.B) {
-			old := writeBehind
-			writeBehind = depth
-			defer func() { writeBehind = old }()
-			store, err := local.NewStore(b.TempDir())
-			if err != nil {
+	eachWriteBehind(b, func(b *testing.B) {
+		store, err := local.NewStore(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		client := serveUnix(b, newService(store))
+		b.SetBytes(size)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			data[0]++ // a new blob every time
+			b.StartTimer()
+			if err := benchWrite(client, fmt.Sprintf("ref-%d", i), data, 1<<20); err != nil {
 				b.Fatal(err)
 			}
-			client := serveUnix(b, newService(store))
-			b.SetBytes(size)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				data[0]++ // a new blob every time
-				b.StartTimer()
-				if err := benchWrite(client, fmt.Sprintf("ref-%d", i), data, 1<<20); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkWriteProxy is BenchmarkWriteLocal through the Go client's
@@ -84,36 +79,31 @@ func BenchmarkWriteLocal(b *testing.B) {
 func BenchmarkWriteProxy(b *testing.B) {
 	const size = 64 << 20
 	data := randomBytes(size, 11)
-	for _, depth := range []int{0, 2} {
-		b.Run(fmt.Sprintf("writeBehind=%d", depth), func(b *testing.B) {
-			old := writeBehind
-			writeBehind = depth
-			defer func() { writeBehind = old }()
-			store, err := local.NewStore(b.TempDir())
+	eachWriteBehind(b, func(b *testing.B) {
+		store, err := local.NewStore(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cs := proxy.NewContentStore(serveUnix(b, newService(store)))
+		b.SetBytes(size)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			data[0]++ // a new blob every time
+			desc := ocispec.Descriptor{Digest: digest.FromBytes(data), Size: size}
+			b.StartTimer()
+			w, err := cs.Writer(nsCtx(), content.WithRef(fmt.Sprint("ref-", i)), content.WithDescriptor(desc))
 			if err != nil {
 				b.Fatal(err)
 			}
-			cs := proxy.NewContentStore(serveUnix(b, newService(store)))
-			b.SetBytes(size)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				data[0]++ // a new blob every time
-				desc := ocispec.Descriptor{Digest: digest.FromBytes(data), Size: size}
-				b.StartTimer()
-				w, err := cs.Writer(nsCtx(), content.WithRef(fmt.Sprint("ref-", i)), content.WithDescriptor(desc))
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := w.Write(data); err != nil {
-					b.Fatal(err)
-				}
-				if err := w.Commit(nsCtx(), size, desc.Digest); err != nil {
-					b.Fatal(err)
-				}
+			if _, err := w.Write(data); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+			if err := w.Commit(nsCtx(), size, desc.Digest); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkWriteOverlap stands in for a machine with a core to spare: the
@@ -123,24 +113,19 @@ func BenchmarkWriteProxy(b *testing.B) {
 func BenchmarkWriteOverlap(b *testing.B) {
 	const size = 64 << 20
 	data := randomBytes(size, 10)
-	for _, depth := range []int{0, 2} {
-		b.Run(fmt.Sprintf("writeBehind=%d", depth), func(b *testing.B) {
-			old := writeBehind
-			writeBehind = depth
-			defer func() { writeBehind = old }()
-			store := newFakeStore()
-			store.discard = true
-			store.delay = time.Millisecond
-			client := serveUnix(b, newService(store))
-			b.SetBytes(size)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := benchWrite(client, fmt.Sprintf("ref-%d", i), data, 1<<20); err != nil {
-					b.Fatal(err)
-				}
+	eachWriteBehind(b, func(b *testing.B) {
+		store := newFakeStore()
+		store.discard = true
+		store.delay = time.Millisecond
+		client := serveUnix(b, newService(store))
+		b.SetBytes(size)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := benchWrite(client, fmt.Sprintf("ref-%d", i), data, 1<<20); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+		}
+	})
 }
 
 func BenchmarkSHA256(b *testing.B) {
@@ -195,4 +180,17 @@ func serveUnix(b *testing.B, svc *service) api.ContentClient {
 		srv.Stop()
 	})
 	return api.NewContentClient(conn)
+}
+
+// eachWriteBehind runs bench as a sub-benchmark with write-behind off and
+// with two chunks in flight.
+func eachWriteBehind(b *testing.B, bench func(b *testing.B)) {
+	for _, depth := range []int{0, 2} {
+		b.Run(fmt.Sprintf("writeBehind=%d", depth), func(b *testing.B) {
+			old := writeBehind
+			writeBehind = depth
+			defer func() { writeBehind = old }()
+			bench(b)
+		})
+	}
 }
