@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/llitfkitfk/containerd/containers"
 	"github.com/llitfkitfk/containerd/content"
+	"github.com/llitfkitfk/containerd/content/local"
 	"github.com/llitfkitfk/containerd/errdefs"
 	"github.com/llitfkitfk/containerd/gc"
 	"github.com/llitfkitfk/containerd/images"
@@ -508,4 +510,58 @@ func TestContainerGarbageCollect(t *testing.T) {
 		}
 	}
 	check("after every container is deleted", nil, []string{"layer1", "k8s.io/c3/rootfs"}, nil, nil)
+}
+
+// walkHook is a backing store that runs after, once, when a walk of it
+// has listed its blobs.
+type walkHook struct {
+	content.Store
+	after func()
+}
+
+func (w *walkHook) Walk(ctx context.Context, fn content.WalkFunc, fs ...string) error {
+	err := w.Store.Walk(ctx, fn, fs...)
+	if after := w.after; after != nil {
+		w.after = nil
+		after()
+	}
+	return err
+}
+
+// The content cleanup walks the backing store without holding off
+// writers. A blob it found unreferenced, but which a namespace commits
+// while it walks, is kept: the candidates are checked again against the
+// records before anything is deleted.
+func TestContentCleanupKeepsBlobCommittedDuringWalk(t *testing.T) {
+	dir := t.TempDir()
+	backing, err := local.NewStore(filepath.Join(dir, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &walkHook{Store: backing}
+	db, err := Open(context.Background(), filepath.Join(dir, "meta.db"), hook, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cs := db.ContentStore()
+
+	// Namespace a drops its blob: the backing store keeps it, unnamed.
+	data := []byte("taken over while the collector walks")
+	desc := writeBlob(t, nsContext("a"), cs, data, nil)
+	if err := cs.Delete(nsContext("a"), desc.Digest); err != nil {
+		t.Fatal(err)
+	}
+	// Namespace b commits the same blob while the cleanup walks; it
+	// shares the backing blob, so only its record is written.
+	hook.after = func() {
+		writeBlob(t, nsContext("b"), cs, data, map[string]string{"containerd.io/gc.root": "1"})
+	}
+	collect(t, db)
+	if hook.after != nil {
+		t.Fatal("the collection did not walk the backing store")
+	}
+	if !visible(t, nsContext("b"), cs, desc) || !inBacking(t, backing, desc.Digest) {
+		t.Fatal("a blob committed during the cleanup's walk was deleted")
+	}
 }
