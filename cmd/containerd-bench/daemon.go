@@ -81,6 +81,9 @@ type daemon struct {
 	address      string // the gRPC socket
 	debugAddress string // pprof and expvar over HTTP
 	logPath      string
+	// cri runs the daemon with its CRI plugin, which baseConfig leaves out
+	// otherwise.
+	cri bool
 
 	// ready is the time from exec to the first answered Version call.
 	ready time.Duration
@@ -211,7 +214,7 @@ func (b *bench) launch(ctx context.Context, d *daemon, extra string) (_ *daemon,
 		return nil, fmt.Errorf("socket path %s.ttrpc is %d bytes, over the %d that unix sockets allow: set TMPDIR to a shorter directory", d.address, n, maxSocketPath)
 	}
 	config := filepath.Join(dir, "config.toml")
-	text := f.baseConfig(dir, d.state, strings.Contains(extra, `"io.containerd.grpc.v1.cri"`))
+	text := f.baseConfig(dir, d.state, d.cri)
 	if extra != "" {
 		text += "\n" + extra
 	}

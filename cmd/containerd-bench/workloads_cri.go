@@ -206,9 +206,9 @@ func (b *bench) startCRI(ctx context.Context, f *flavor, runc, cniBin string, ar
 	if err != nil {
 		return nil, err
 	}
-	// The images go in with ctr, and the daemon starts again on the same
-	// directory: our CRI reads the images of its namespace at start-up
-	// only (it does not follow image events), containerd's at any time.
+	// The images go in with ctr, through a daemon without its CRI; then
+	// the daemon starts again on the same directory with it, so that both
+	// daemons' CRIs start with the images in place.
 	for _, archive := range archives {
 		cmd := exec.CommandContext(ctx, *distroCtrPath, "-a", first.address, "-n", criNamespace,
 			"images", "import", "--snapshotter", "overlayfs", archive)
@@ -226,7 +226,7 @@ func (b *bench) startCRI(ctx context.Context, f *flavor, runc, cniBin string, ar
 		return nil, err
 	}
 	d, err := startInNetNS(func() (*daemon, error) {
-		return b.launch(ctx, &daemon{flavor: f, dir: first.dir}, extra)
+		return b.launch(ctx, &daemon{flavor: f, dir: first.dir, cri: true}, extra)
 	})
 	if err != nil {
 		return nil, err
